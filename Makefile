@@ -1,0 +1,61 @@
+# Entry points. Every target works from a fresh clone: those that need Python create .venv and
+# install into it, always through constraints.txt (torch==2.13.0, the CPU wheel).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -c constraints.txt
+# The benchmark environment holds the peer implementations; the package itself never imports them.
+BENCH_VENV := .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+
+# Tests and experiments read Tiny Shakespeare from a local copy when there is one beside the checkout.
+SHARED_DATA := $(abspath ../shared/data/tiny_shakespeare.txt)
+ifneq ($(wildcard $(SHARED_DATA)),)
+export TINY_SHAKESPEARE_PATH ?= $(SHARED_DATA)
+endif
+
+.PHONY: install test site serve bench notebooks results clean
+
+$(VENV)/.installed: setup.py constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PIP) -q -e '.[dev,docs]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# KaTeX (math typeset at build time) comes from the npm registry, pinned by utils/package-lock.json.
+utils/node_modules/.installed: utils/package.json utils/package-lock.json
+	cd utils && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+site: install utils/node_modules/.installed
+	$(PY) -m utils.build --out docs
+
+serve: site
+	@echo "Serving the site on http://127.0.0.1:8000"
+	$(PY) -m http.server 8000 --bind 127.0.0.1 --directory docs
+
+test: install utils/node_modules/.installed
+	$(PY) -m pytest -q tests
+
+notebooks: install
+	$(PY) -m utils.run_notebooks
+
+$(BENCH_VENV)/.installed: bench/requirements.txt constraints.txt
+	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install -q --upgrade pip
+	$(BENCH_PY) -m pip install -q -c constraints.txt -e .
+	$(BENCH_PY) -m pip install -q -c constraints.txt -r bench/requirements.txt
+	$(BENCH_PY) -m pip install -q -c constraints.txt --no-deps -r bench/requirements-nodeps.txt
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_PY) -m bench.run_all
+
+results: install
+	$(PY) -m bench.results
+
+clean:
+	rm -rf docs $(VENV) $(BENCH_VENV) utils/node_modules
