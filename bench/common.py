@@ -1,0 +1,106 @@
+"""
+Shared benchmark machinery: interleaved timing with medians, peak memory in a fresh process, and
+the report format. Every benchmark measures ours and the peers *in one run*, alternating between
+them, and reports ratios: absolute times on a shared 2-core machine drift, ratios measured side by
+side do not drift nearly as much.
+"""
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+# The configuration every model issue benchmarks at (issue "Foundation and Transformer-XL").
+CONFIG = dict(num_tokens=65, dim=128, heads=4, depth=4, ff=512, seq_len=32, mem_len=32, batch_size=8)
+
+
+def setup_threads(n: int = 2) -> None:
+    torch.set_num_threads(n)
+
+
+def machine() -> str:
+    """One line naming what the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads, Python {platform.python_version()}")
+
+
+def interleaved(fns: Dict[str, Callable[[], None]], rounds: int = 7, warmup: int = 2,
+                calls: int = 1) -> Dict[str, List[float]]:
+    """
+    Time each function `rounds` times, alternating between them round by round (A B C A B C ...),
+    after `warmup` untimed rounds. Each sample is the mean seconds of `calls` consecutive calls.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    samples: Dict[str, List[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            samples[name].append((time.perf_counter() - start) / calls)
+    return samples
+
+
+def median(xs: List[float]) -> float:
+    return statistics.median(xs)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_isolated(module: str, *args: str, timeout: int = 600) -> dict:
+    """
+    Run `python -m module args...` in a fresh process that prints one JSON object on its last line.
+    Used for peak memory, where a shared process's high-water mark would mix the models up.
+    """
+    out = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                         timeout=timeout, cwd=Path(__file__).resolve().parent.parent)
+    if out.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(args)} failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def write_report(name: str, title: str, rows: List[dict], columns: List[str], notes: str = "",
+                 extra: Optional[dict] = None) -> Path:
+    """Write `results/<name>.json` and `results/<name>.md` (a markdown table with the machine named)."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    meta = dict(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), config=CONFIG)
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(dict(meta=meta, rows=rows, extra=extra or {}),
+                                                         indent=2))
+    lines = [f"### {title}", "", f"Measured {meta['date']} on {meta['machine']}.", ""]
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + "---|" * len(columns))
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+    if notes:
+        lines += ["", notes]
+    path = RESULTS_DIR / f"{name}.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)

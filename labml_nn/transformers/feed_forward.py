@@ -1,0 +1,72 @@
+r"""
+---
+title: Position-wise feed-forward network
+summary: The two-layer network each transformer layer applies to every position, with a choice of activation and the gated (GLU) variants.
+---
+
+# Position-wise feed-forward network
+
+After attention has mixed information *between* positions, every layer applies the same small
+network to each position on its own (Vaswani et al., [Attention Is All You Need](https://arxiv.org/abs/1706.03762)):
+
+$$\operatorname{FFN}(x) = f(x W_1 + b_1)\, W_2 + b_2$$
+
+with $W_1$ of shape $d_{model} \times d_{ff}$ (usually $d_{ff} = 4\, d_{model}$) and an activation $f$:
+ReLU in the original paper, GELU in most models since.
+
+Shazeer's [GLU variants](https://arxiv.org/abs/2002.05202) multiply the activated branch by a second,
+linear one:
+
+$$\operatorname{FFN}_{GLU}(x) = \big(f(x W_1) \otimes x V\big)\, W_2$$
+
+With $f$ = sigmoid this is GLU, with ReLU *ReGLU*, with GELU *GEGLU* and with SiLU (Swish) *SwiGLU*.
+The gated forms train to lower perplexity at the same number of parameters; pass `glu=True`.
+
+| symbol | meaning | code | shape |
+|---|---|---|---|
+| $x$ | input | `x` | `[batch_size, seq_len, dim]` |
+| $d_{ff}$ | hidden size | `d_ff` | |
+| $f$ | activation | `activation` | |
+| $W_1$, $V$ | first layer and gate | `w1`, `v` | `[dim, d_ff]` |
+| $W_2$ | second layer | `w2` | `[d_ff, dim]` |
+"""
+
+from torch import nn
+import torch
+
+# The activations a caller can name; `sigmoid` with `glu=True` is Dauphin et al.'s original GLU.
+ACTIVATIONS = {
+    'relu': nn.ReLU,
+    'gelu': nn.GELU,
+    'silu': nn.SiLU,
+    'sigmoid': nn.Sigmoid,
+}
+
+
+class FeedForward(nn.Module):
+    r"""
+    $\operatorname{FFN}(x) = f(x W_1 + b_1) W_2 + b_2$, or the gated
+    $\big(f(x W_1 + b_1) \otimes (x V + c)\big) W_2 + b_2$ with `glu=True`.
+    Maps `[batch_size, seq_len, dim]` to the same shape.
+    """
+
+    def __init__(self, dim: int, d_ff: int, dropout: float = 0.0, activation: str = 'gelu',
+                 glu: bool = False, bias: bool = True):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.w1 = nn.Linear(dim, d_ff, bias=bias)
+        self.activation = ACTIVATIONS[activation]()
+        # The gate's linear branch $x V + c$; absent in the plain network.
+        self.v = nn.Linear(dim, d_ff, bias=bias) if glu else None
+        # Dropout on the hidden layer, as in the original Transformer.
+        self.dropout = nn.Dropout(dropout)
+        self.w2 = nn.Linear(d_ff, dim, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # `[batch_size, seq_len, d_ff]`
+        hidden = self.activation(self.w1(x))
+        if self.v is not None:
+            hidden = hidden * self.v(x)
+        # back to `[batch_size, seq_len, dim]`
+        return self.w2(self.dropout(hidden))

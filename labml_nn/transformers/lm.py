@@ -1,0 +1,101 @@
+r"""
+---
+title: The language-model contract
+summary: Input checks, memory bookkeeping and sampling shared by every memory transformer's user-facing model.
+---
+
+# The language-model contract
+
+Transformer-XL, the Compressive Transformer and the Feedback Transformer all expose the same
+user-facing model, so that experiments, benchmarks and notebooks can swap one for another:
+
+* `model(x)`: token ids `x`, a `LongTensor` `[batch_size, seq_len]`, give logits
+  `[batch_size, seq_len, num_tokens]`;
+* `model(x, memory=m, return_memory=True)` gives `(logits, new_memory)`; the new memory is detached
+  from the graph, so a long stream can be trained segment by segment without the graph growing;
+* `model.generate(prompt, length, temperature=1.0, top_k=None)` continues a prompt.
+
+The pieces they share live here, in one place: the checks that turn bad input into a clear error,
+the update of a per-layer memory, and the sampling of the next token.
+"""
+
+from typing import List, Optional, Sequence
+
+import torch
+
+
+def check_tokens(x: torch.Tensor, num_tokens: int, name: str = 'x') -> None:
+    """Raise a clear `TypeError`/`ValueError` unless `x` is an integer tensor `[batch_size, seq_len]` of ids in `[0, num_tokens)`."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids [batch_size, seq_len], got {type(x).__name__}")
+    if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids (torch.long), got dtype {x.dtype}")
+    if x.dim() != 2:
+        raise ValueError(f"{name} must have shape [batch_size, seq_len], got {tuple(x.shape)} "
+                         f"({x.dim()} dimensions)")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one sequence and one token, got shape {tuple(x.shape)}")
+    low, high = int(x.min()), int(x.max())
+    if low < 0 or high >= num_tokens:
+        raise ValueError(f"token ids in {name} must lie in [0, {num_tokens}), got values from {low} to {high}")
+
+
+def check_layer_memory(memory: Sequence[torch.Tensor], depth: int, batch_size: int, dim: int,
+                       name: str = 'memory') -> List[torch.Tensor]:
+    """
+    Check a per-layer memory: a list of `depth` tensors, each `[batch_size, mem_len, dim]`.
+    Returns it as a list; raises an error that names the expected and the received shape.
+    """
+    if isinstance(memory, torch.Tensor) or not isinstance(memory, (list, tuple)):
+        raise TypeError(f"{name} must be the list of per-layer tensors returned with return_memory=True, "
+                        f"got {type(memory).__name__}")
+    if len(memory) != depth:
+        raise ValueError(f"{name} must hold one tensor per layer ({depth} layers), got {len(memory)}: "
+                         f"was it made by a model of another depth?")
+    for layer, mem in enumerate(memory):
+        if not isinstance(mem, torch.Tensor):
+            raise TypeError(f"{name}[{layer}] must be a tensor, got {type(mem).__name__}")
+        if mem.dim() != 3 or mem.shape[0] != batch_size or mem.shape[2] != dim:
+            raise ValueError(f"{name}[{layer}] must have shape [batch_size={batch_size}, mem_len, dim={dim}], "
+                             f"got {tuple(mem.shape)}: was it made for another batch size or model?")
+    return list(memory)
+
+
+def append_memory(mem: Optional[torch.Tensor], new: torch.Tensor, mem_len: int) -> torch.Tensor:
+    r"""
+    Append the positions `new`, `[batch_size, seq_len, dim]`, to `mem`, `[batch_size, m, dim]`, keep the
+    newest `mem_len` and cut them from the graph: the result is `[batch_size, min(m + seq_len, mem_len), dim]`.
+
+    Detaching is what makes the memory a *stop-gradient* $\operatorname{SG}(\cdot)$ in Transformer-XL's
+    equations: gradients never flow into the previous segment.
+    """
+    full = new if mem is None else torch.cat([mem, new], dim=1)
+    return full[:, full.shape[1] - min(mem_len, full.shape[1]):].detach()
+
+
+def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[int] = None) -> torch.Tensor:
+    r"""
+    Draw the next token from `logits`, `[batch_size, num_tokens]`; returns `[batch_size]` ids.
+
+    Sampling is from $\operatorname{softmax}(\text{logits} / T)$ restricted to the `top_k` most likely
+    tokens; `top_k=1` is greedy decoding and does not draw at all.
+    """
+    if top_k is not None and top_k == 1:
+        return logits.argmax(dim=-1)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float('-inf'))
+    return torch.multinomial(logits.softmax(dim=-1), 1).squeeze(-1)
+
+
+def check_generate_args(prompt: torch.Tensor, num_tokens: int, length: int, temperature: float,
+                        top_k: Optional[int]) -> None:
+    """The checks every `generate` makes before it starts."""
+    check_tokens(prompt, num_tokens, 'prompt')
+    if not isinstance(length, int) or length < 0:
+        raise ValueError(f"length must be a non-negative int, got {length!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0 (use top_k=1 for greedy decoding), got {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be None or a positive int, got {top_k!r}")

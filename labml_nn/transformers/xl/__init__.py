@@ -1,0 +1,180 @@
+r"""
+---
+title: Transformer-XL
+summary: A transformer language model that carries a memory of earlier segments and attends to it with relative positions.
+---
+
+# Transformer-XL
+
+A plain transformer language model is trained on fixed-length segments and sees nothing before the
+start of its segment: its context is cut into pieces, and at evaluation it must recompute every
+position for every new token. Dai et al.'s Transformer-XL
+([arXiv:1901.02860](https://arxiv.org/abs/1901.02860)) keeps the hidden states that each layer computed
+for the previous segment and lets the next segment attend to them. For segment $\tau + 1$, layer $l$
+attends over
+
+$$\tilde{h}^{l-1}_{\tau+1} = \big[\operatorname{SG}(m^{l-1}_{\tau}) \circ h^{l-1}_{\tau+1}\big]$$
+
+where $m^{l-1}_\tau$ is the memory of layer $l$'s input, the last `mem_len` positions, $\circ$
+concatenates along the sequence and $\operatorname{SG}$ stops the gradient. The queries come from
+the segment alone; keys and values come from memory and segment. Since layer $l$'s memory was itself
+computed by attending to older memory, the reach grows with depth: up to about
+$\text{depth} \times \text{mem\_len}$ positions back.
+
+Reusing states makes absolute positions meaningless, so the layers use
+[relative multi-head attention](relative_mha.html). This page puts the pieces together:
+a layer, the stack with a memory per layer, and the language model readers use:
+
+```python
+from labml_nn.transformers.xl import TransformerXL
+
+model = TransformerXL(num_tokens=65, dim=128, depth=4, heads=4, mem_len=32)
+logits, memory = model(x1, return_memory=True)               # x1: [batch_size, seq_len]
+logits, memory = model(x2, memory=memory, return_memory=True)  # x2 continues x1
+text = model.generate(prompt, length=100, top_k=1)
+```
+
+| symbol | meaning | code | shape |
+|---|---|---|---|
+| $h^{l-1}_{\tau+1}$ | input of layer $l$ for the current segment | `h` | `[batch_size, seq_len, dim]` |
+| $m^{l-1}_\tau$ | memory of layer $l$ | `memory[l]` | `[batch_size, mem_len, dim]` |
+| $L$ | memory length | `mem_len` | |
+"""
+
+from typing import List, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from labml_nn.transformers.feed_forward import FeedForward
+from labml_nn.transformers.lm import (append_memory, check_generate_args, check_layer_memory,
+                                      check_tokens, sample_next)
+from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
+
+# A key/value cache for one layer: keys and values, each `[batch_size, heads, cached_len, dim_head]`.
+KVCache = Tuple[torch.Tensor, torch.Tensor]
+
+
+class TransformerXLLayer(nn.Module):
+    r"""
+    One layer: relative attention over $[\operatorname{SG}(m) \circ h]$, then the feed-forward network,
+    each as a pre-norm residual block. Maps `[batch_size, seq_len, dim]` to the same shape.
+    """
+
+    def __init__(self, dim: int, heads: int, dim_head: int, d_ff: int, attn_dropout: float = 0.0,
+                 ff_dropout: float = 0.0, ff_glu: bool = False):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(dim)
+        self.attn = RelativeMultiHeadAttention(dim, heads, dim_head, attn_dropout)
+        self.ff_norm = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim, d_ff, ff_dropout, glu=ff_glu)
+
+    def forward(self, h: torch.Tensor, mem: Optional[torch.Tensor] = None) -> torch.Tensor:
+        r"""
+        `h` is this layer's input for the segment, `[batch_size, seq_len, dim]`; `mem` is the memory,
+        `[batch_size, mem_len, dim]`, of this layer's input for earlier positions (already detached).
+        """
+        # The memory holds layer *inputs*, so it is normalised together with the segment: the keys of a
+        # remembered position are exactly what they were when that position was the segment.
+        z = self.attn_norm(h if mem is None else torch.cat([mem, h], dim=1))
+        seq_len = h.shape[1]
+        z_mem, z_seg = z[:, :-seq_len], z[:, -seq_len:]
+        h = h + self.attn(z_seg, mem=z_mem if mem is not None else None)
+        return h + self.ff(self.ff_norm(h))
+
+    def forward_cached(self, h: torch.Tensor, cache: Optional[KVCache], cache_len: int
+                       ) -> Tuple[torch.Tensor, KVCache]:
+        r"""
+        The same computation as `forward`, for generation: instead of the memory's hidden states it
+        takes their keys and values, already projected, and returns the cache extended by the
+        segment `h` and cut to the newest `cache_len` positions. This is what lets generation compute
+        each position's keys and values once instead of once per new token.
+        """
+        z = self.attn_norm(h)
+        k, v = self.attn.keys_values(z)
+        if cache is not None:
+            # `[batch_size, heads, cached_len + seq_len, dim_head]`
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        h = h + self.attn.attend(self.attn.queries(z), k, v)
+        h = h + self.ff(self.ff_norm(h))
+        start = k.shape[2] - min(cache_len, k.shape[2])
+        return h, (k[:, :, start:], v[:, :, start:])
+
+
+class TransformerXL(nn.Module):
+    r"""
+    The Transformer-XL language model: token embedding, `depth` [layers](#TransformerXLLayer) each with
+    its own memory, a final layer norm and the output projection.
+
+    * `model(x)` → logits `[batch_size, seq_len, num_tokens]` for token ids `x`, `[batch_size, seq_len]`;
+    * `model(x, memory=m, return_memory=True)` → `(logits, new_memory)`, where `new_memory` is a list of
+      `depth` detached tensors `[batch_size, mem_len, dim]` (fewer positions until `mem_len` have
+      been seen). `memory=None` starts from an empty memory.
+    * `mem_len=0` gives the same model without memory: a baseline of the same size.
+    """
+
+    def __init__(self, *, num_tokens: int, dim: int, depth: int, heads: int, dim_head: Optional[int] = None,
+                 mem_len: int, ff_mult: int = 4, attn_dropout: float = 0.0, ff_dropout: float = 0.0,
+                 ff_glu: bool = False):
+        super().__init__()
+        if dim_head is None:
+            if dim % heads != 0:
+                raise ValueError(f"dim ({dim}) must be divisible by heads ({heads}), or pass dim_head")
+            dim_head = dim // heads
+        if mem_len < 0:
+            raise ValueError(f"mem_len must be >= 0, got {mem_len}")
+        self.num_tokens, self.dim, self.depth, self.mem_len = num_tokens, dim, depth, mem_len
+        self.token_emb = nn.Embedding(num_tokens, dim)
+        self.layers = nn.ModuleList([
+            TransformerXLLayer(dim, heads, dim_head, dim * ff_mult, attn_dropout, ff_dropout, ff_glu)
+            for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.to_logits = nn.Linear(dim, num_tokens)
+
+    def forward(self, x: torch.Tensor, memory: Optional[List[torch.Tensor]] = None,
+                return_memory: bool = False
+                ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
+        check_tokens(x, self.num_tokens)
+        if memory is not None:
+            memory = check_layer_memory(memory, self.depth, x.shape[0], self.dim)
+        # $h^0$, `[batch_size, seq_len, dim]`. No position embedding: positions enter only as distances,
+        # inside attention.
+        h = self.token_emb(x)
+        new_memory = []
+        for l, layer in enumerate(self.layers):
+            mem = memory[l] if memory is not None else None
+            # The new memory of layer $l$ is its input: the old memory followed by this segment's
+            # $h^{l-1}$, cut to the newest `mem_len` positions and detached.
+            if return_memory:
+                new_memory.append(append_memory(mem, h, self.mem_len))
+            h = layer(h, mem)
+        logits = self.to_logits(self.norm(h))
+        return (logits, new_memory) if return_memory else logits
+
+    @torch.no_grad()
+    def generate(self, prompt: torch.Tensor, length: int, temperature: float = 1.0,
+                 top_k: Optional[int] = None) -> torch.Tensor:
+        r"""
+        Continue `prompt`, `[batch_size, prompt_len]`, by `length` tokens; returns
+        `[batch_size, prompt_len + length]`.
+
+        The prompt is run as one segment, then each new token as a segment of one with the memory of
+        the last `mem_len` positions: exactly what calling the model token by token with
+        `memory=` computes. Each layer keeps the *keys and values* of its memory rather than its hidden
+        states, so a new token costs one position's work in every layer and nothing is recomputed.
+        """
+        check_generate_args(prompt, self.num_tokens, length, temperature, top_k)
+        was_training = self.training
+        self.eval()
+        caches: List[Optional[KVCache]] = [None] * self.depth
+        out, tokens = [prompt], prompt
+        for _ in range(length):
+            h = self.token_emb(tokens)
+            for l, layer in enumerate(self.layers):
+                h, caches[l] = layer.forward_cached(h, caches[l], self.mem_len)
+            # Only the last position's logits are needed: `[batch_size, num_tokens]`.
+            logits = self.to_logits(self.norm(h[:, -1]))
+            tokens = sample_next(logits, temperature, top_k)[:, None]
+            out.append(tokens)
+        self.train(was_training)
+        return torch.cat(out, dim=1)

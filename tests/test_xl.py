@@ -1,0 +1,215 @@
+"""Tests that state the claims of the Transformer-XL and relative-attention pages."""
+import pytest
+import torch
+
+from labml_nn.transformers.mha import MultiHeadAttention, causal_mask
+from labml_nn.transformers.xl import TransformerXL
+from labml_nn.transformers.xl.relative_mha import (RelativeMultiHeadAttention, relative_shift,
+                                                   sinusoidal_embeddings)
+
+
+def make_model(mem_len=16, **kw):
+    torch.manual_seed(0)
+    args = dict(num_tokens=23, dim=32, depth=3, heads=4, mem_len=mem_len)
+    args.update(kw)
+    return TransformerXL(**args).double().eval()
+
+
+def explicit_relative_scores(attn: RelativeMultiHeadAttention, x, mem):
+    """The four terms of A^rel_{i,j}, one query/key pair at a time, straight from the paper."""
+    h = x if mem is None else torch.cat([mem, x], 1)
+    m = 0 if mem is None else mem.shape[1]
+    q = attn.queries(x)
+    k, _ = attn.keys_values(h)
+    batch, heads, seq_len, _ = q.shape
+    key_len = k.shape[2]
+    W_kR = attn.to_r.weight  # [heads * dim_head, dim]
+    scores = torch.full((batch, heads, seq_len, key_len), float('nan'), dtype=x.dtype)
+    for i in range(seq_len):
+        for j in range(m + i + 1):
+            delta = m + i - j
+            R = sinusoidal_embeddings(torch.tensor([delta]), attn.dim)[0].to(x.dtype)
+            r = (W_kR @ R).view(heads, -1)
+            for b in range(batch):
+                for hd in range(heads):
+                    qi, kj = q[b, hd, i], k[b, hd, j]
+                    a = qi @ kj
+                    bb = qi @ r[hd]
+                    c = attn.u[hd] @ kj
+                    d = attn.v[hd] @ r[hd]
+                    scores[b, hd, i, j] = a + bb + c + d
+    return scores
+
+
+@pytest.mark.parametrize("seq_len,mem_len", [(5, 0), (4, 3), (1, 6), (1, 0)])
+def test_relative_scores_equal_the_four_terms(seq_len, mem_len):
+    torch.manual_seed(1)
+    attn = RelativeMultiHeadAttention(dim=8, heads=2, dim_head=4).double()
+    with torch.no_grad():
+        attn.u.normal_()
+        attn.v.normal_()
+    x = torch.randn(2, seq_len, 8, dtype=torch.double)
+    mem = torch.randn(2, mem_len, 8, dtype=torch.double) if mem_len else None
+    h = x if mem is None else torch.cat([mem, x], 1)
+    k, _ = attn.keys_values(h)
+    fast = attn.scores(attn.queries(x), k)
+    slow = explicit_relative_scores(attn, x, mem)
+    allowed = ~causal_mask(seq_len, mem_len + seq_len)
+    torch.testing.assert_close(fast[..., allowed], slow[..., allowed], rtol=1e-10, atol=1e-10)
+
+
+def test_relative_shift_matches_worked_example():
+    # The page's example: 3 queries, 1 memory position, distances 3 2 1 0 in each row.
+    x = torch.tensor([[13., 12, 11, 10], [23, 22, 21, 20], [33, 32, 31, 30]])  # "q{i+1}, distance d" -> 10*(i+1)+d
+    shifted = relative_shift(x)
+    m = 1
+    for i in range(3):
+        for j in range(m + i + 1):
+            assert shifted[i, j] == 10 * (i + 1) + (m + i - j)
+
+
+def test_mha_with_memory_matches_sdpa():
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(dim=16, heads=4, dim_head=4).double()
+    x, mem = torch.randn(2, 5, 16).double(), torch.randn(2, 3, 16).double()
+    out = attn(x, mem=mem)
+    k, v = attn.keys_values(torch.cat([mem, x], 1))
+    ref = torch.nn.functional.scaled_dot_product_attention(attn.queries(x), k, v, attn_mask=~causal_mask(5, 8))
+    ref = attn.to_out(ref.transpose(1, 2).reshape(2, 5, 16))
+    torch.testing.assert_close(out, ref)
+
+
+def test_two_segments_with_memory_equal_one_pass():
+    model = make_model(mem_len=10)
+    x = torch.randint(0, 23, (2, 18))
+    full = model(x)
+    first, memory = model(x[:, :10], return_memory=True)
+    second = model(x[:, 10:], memory=memory)
+    torch.testing.assert_close(torch.cat([first, second], 1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_token_by_token_equals_one_pass():
+    model = make_model(mem_len=12)
+    x = torch.randint(0, 23, (3, 13))
+    full = model(x)
+    memory, steps = None, []
+    for t in range(x.shape[1]):
+        logits, memory = model(x[:, t:t + 1], memory=memory, return_memory=True)
+        steps.append(logits)
+    torch.testing.assert_close(torch.cat(steps, 1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_memory_keeps_last_mem_len_positions_of_every_layer():
+    model = make_model(mem_len=6)
+    x = torch.randint(0, 23, (2, 10))
+    _, memory = model(x[:, :4], return_memory=True)
+    assert [tuple(m.shape) for m in memory] == [(2, 4, 32)] * 3
+    _, memory = model(x[:, 4:], memory=memory, return_memory=True)
+    assert [tuple(m.shape) for m in memory] == [(2, 6, 32)] * 3
+    # Layer 0's memory is the embedding of the last 6 tokens.
+    torch.testing.assert_close(memory[0], model.token_emb(x[:, -6:]))
+    assert all(not m.requires_grad for m in memory)
+
+
+def test_causality():
+    model = make_model(mem_len=4)
+    x = torch.randint(0, 23, (2, 12))
+    y = x.clone()
+    y[:, 7:] = (y[:, 7:] + 5) % 23
+    a, b = model(x), model(y)
+    torch.testing.assert_close(a[:, :7], b[:, :7])
+    assert not torch.allclose(a[:, 7:], b[:, 7:])
+
+
+def test_memory_is_detached_and_every_parameter_trains():
+    torch.manual_seed(0)
+    model = TransformerXL(num_tokens=11, dim=16, depth=2, heads=2, mem_len=8)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    data = torch.randint(0, 11, (2, 40))
+    memory = None
+    for s in range(4):
+        x, y = data[:, s * 8:(s + 1) * 8], data[:, s * 8 + 1:(s + 1) * 8 + 1]
+        logits, memory = model(x, memory=memory, return_memory=True)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 11), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()  # would fail with "backward through the graph a second time" if memory kept its graph
+        for name, p in model.named_parameters():
+            assert p.requires_grad, name
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+        opt.step()
+
+
+def test_greedy_generate_equals_argmax_of_full_forwards():
+    model = make_model(mem_len=16)
+    prompt = torch.randint(0, 23, (2, 5))
+    out = model.generate(prompt, length=10, top_k=1)
+    assert out.shape == (2, 15)
+    seq = prompt
+    for _ in range(10):
+        nxt = model(seq)[:, -1].argmax(-1, keepdim=True)
+        seq = torch.cat([seq, nxt], 1)
+    assert torch.equal(out, seq)
+
+
+def test_generate_beyond_memory_equals_token_by_token_with_memory():
+    model = make_model(mem_len=4)
+    prompt = torch.randint(0, 23, (1, 3))
+    out = model.generate(prompt, length=8, top_k=1)
+    logits, memory = model(prompt, return_memory=True)
+    seq = prompt
+    for _ in range(8):
+        nxt = logits[:, -1].argmax(-1, keepdim=True)
+        seq = torch.cat([seq, nxt], 1)
+        logits, memory = model(nxt, memory=memory, return_memory=True)
+    assert torch.equal(out, seq)
+
+
+def test_generate_sampling_respects_top_k_and_restores_mode():
+    model = make_model().train()
+    out = model.generate(torch.zeros(4, 1, dtype=torch.long), length=5, temperature=0.7, top_k=3)
+    assert out.shape == (4, 6) and out.dtype == torch.long
+    assert model.training
+
+
+@pytest.mark.parametrize("bad,err,words", [
+    (torch.tensor([[1, 2, 23]]), ValueError, "[0, 23)"),
+    (torch.tensor([[-1, 2]]), ValueError, "[0, 23)"),
+    (torch.rand(2, 3), TypeError, "integer"),
+    (torch.tensor([1, 2, 3]), ValueError, "[batch_size, seq_len]"),
+    (torch.zeros(1, 2, 3, dtype=torch.long), ValueError, "[batch_size, seq_len]"),
+    ([[1, 2]], TypeError, "torch.Tensor"),
+])
+def test_bad_tokens_get_clear_errors(bad, err, words):
+    model = make_model()
+    with pytest.raises(err, match=".*".join(map(__import__('re').escape, [words]))):
+        model(bad)
+
+
+def test_bad_memory_gets_clear_errors():
+    model = make_model()
+    x = torch.randint(0, 23, (2, 4))
+    _, memory = model(x, return_memory=True)
+    with pytest.raises(ValueError, match="batch_size=3"):
+        model(torch.randint(0, 23, (3, 4)), memory=memory)
+    with pytest.raises(ValueError, match="3 layers"):
+        model(x, memory=memory[:2])
+    with pytest.raises(TypeError, match="list of per-layer tensors"):
+        model(x, memory=torch.stack(memory))
+
+
+def test_bad_generate_arguments():
+    model = make_model()
+    p = torch.zeros(1, 2, dtype=torch.long)
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate(p, 3, temperature=0)
+    with pytest.raises(ValueError, match="top_k"):
+        model.generate(p, 3, top_k=0)
+    with pytest.raises(ValueError, match="length"):
+        model.generate(p, -1)
+
+
+def test_constructor_errors():
+    with pytest.raises(ValueError, match="divisible"):
+        TransformerXL(num_tokens=5, dim=10, depth=1, heads=3, mem_len=2)
+    with pytest.raises(ValueError, match="mem_len"):
+        TransformerXL(num_tokens=5, dim=8, depth=1, heads=2, mem_len=-1)

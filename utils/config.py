@@ -1,0 +1,41 @@
+"""Site configuration: the one place that names the repository, its branch and the notebooks."""
+
+# Where "view source" and "open in Colab" links point.
+REPO_URL = "https://github.com/labml-memory/labml_nn"
+BRANCH = "main"
+
+# The package whose modules become pages; its folder is the site root.
+PACKAGE = "labml_nn"
+
+SITE_TITLE = "labml_nn"
+SITE_DESCRIPTION = "Annotated PyTorch implementations of the memory transformers"
+
+# Paper folder (relative to the repository root) -> notebook name in notebooks/<name>.ipynb.
+# A page uses the entry of its own folder or of the nearest folder above it.
+NOTEBOOKS = {
+    "labml_nn/transformers/xl": "transformer_xl",
+    "labml_nn/transformers/compressive": "compressive_transformer",
+    "labml_nn/transformers/feedback": "feedback_transformer",
+}
+
+
+def source_url(repo_path: str) -> str:
+    """The repository page of a file, `repo_path` relative to the repository root."""
+    return f"{REPO_URL}/blob/{BRANCH}/{repo_path}"
+
+
+def colab_url(notebook: str) -> str:
+    """Colab's URL that opens `notebooks/<notebook>.ipynb` straight from the repository."""
+    owner_repo = REPO_URL.removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/notebooks/{notebook}.ipynb"
+
+
+def notebook_for(repo_dir: str) -> "str | None":
+    """The notebook of the nearest paper folder at or above `repo_dir`, or None."""
+    parts = repo_dir.strip("/").split("/")
+    while parts and parts != [""]:
+        name = NOTEBOOKS.get("/".join(parts))
+        if name:
+            return name
+        parts.pop()
+    return None

@@ -1,0 +1,144 @@
+r"""Prose as Markdown with math, in two passes so that all math of a build is typeset at once.
+
+`parse` reads one block of prose (a docstring, a comment block, a readme) and collects its
+formulas, headings, links and plain text; `render` turns it into HTML once `math_html` holds the
+typeset formulas. Math is `$...$` inline and `$$...$$` for display (markdown-it-py's dollar-math
+plugin); a `$` is only math when it hugs its formula (`$x$`, not `$ 5`), is not next to a digit on
+its outer side (`$5 and $10` is money), and is not escaped (`\$`). Code spans keep their dollars.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Callable
+
+from markdown_it import MarkdownIt
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+from .highlight import highlight_block
+
+MATH_TYPES = {"math_inline": False, "math_inline_double": True, "math_block": True, "math_block_label": True}
+
+
+@dataclass
+class Formula:
+    tex: str
+    display: bool
+    path: str
+    line: int
+
+
+@dataclass
+class Heading:
+    level: int
+    text: str
+    anchor: str
+
+
+@dataclass
+class Parsed:
+    tokens: list
+    path: str
+    formulas: list[Formula] = field(default_factory=list)
+    headings: list[Heading] = field(default_factory=list)
+    links: list[tuple[str, int]] = field(default_factory=list)  # (href as rendered, source line)
+    plain: str = ""
+
+
+def slugify(text: str) -> str:
+    """A readable, stable anchor from heading text: lowercase words joined by hyphens."""
+    text = unicodedata.normalize("NFKD", text)
+    text = re.sub(r"[^\w\s-]", "", text.lower(), flags=re.UNICODE)
+    return re.sub(r"[\s_-]+", "-", text).strip("-") or "section"
+
+
+def _plain(children) -> str:
+    out = []
+    for tok in children or []:
+        if tok.type in ("text", "code_inline") or tok.type in MATH_TYPES:
+            out.append(tok.content)
+        elif tok.type in ("softbreak", "hardbreak"):
+            out.append(" ")
+        elif tok.children:
+            out.append(_plain(tok.children))
+    return "".join(out)
+
+
+class Markdown:
+    """One configured parser/renderer; `math_html` maps (tex, display) to KaTeX's HTML."""
+
+    def __init__(self):
+        self.md = (
+            MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False,
+                                      "highlight": lambda code, lang, attrs: highlight_block(code, lang)})
+            .use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True,
+                 allow_labels=True)
+            .enable("table")
+            .enable("strikethrough")
+        )
+        self.math_html: dict[tuple[str, bool], str] = {}
+        for name, display in MATH_TYPES.items():
+            self.md.add_render_rule(name, self._math_rule(display))
+
+    def _math_rule(self, display: bool):
+        def rule(renderer, tokens, idx, options, env):
+            html = self.math_html[(tokens[idx].content.strip(), display)]
+            return f'<div class="math-display">{html}</div>\n' if display else html
+        return rule
+
+    def parse(self, text: str, path: str, first_line: int, anchors: set[str],
+              resolve_link: Callable[[str, int], str] | None = None) -> Parsed:
+        """Parse prose whose first line is line `first_line` of `path`.
+
+        Headings get ids unique within `anchors` (the page's set, updated here); every link and
+        image address goes through `resolve_link(href, line)`."""
+        tokens = self.md.parse(text)
+        parsed = Parsed(tokens=tokens, path=path)
+        plain = []
+        for i, tok in enumerate(tokens):
+            line = first_line + (tok.map[0] if tok.map else 0)
+            if tok.type in MATH_TYPES:
+                parsed.formulas.append(Formula(tok.content.strip(), True, path, line + 1))
+                plain.append(tok.content)
+            if tok.type == "heading_open":
+                title = _plain(tokens[i + 1].children)
+                anchor = base = slugify(title)
+                n = 1
+                while anchor in anchors:
+                    n += 1
+                    anchor = f"{base}-{n}"
+                anchors.add(anchor)
+                tok.attrSet("id", anchor)
+                parsed.headings.append(Heading(int(tok.tag[1]), title, anchor))
+            if tok.type == "fence" or tok.type == "code_block":
+                plain.append(tok.content)
+            if tok.type != "inline":
+                continue
+            plain.append(_plain(tok.children))
+            offset = 0
+            for child in self._walk(tok.children):
+                if child.type in ("softbreak", "hardbreak"):
+                    offset += 1
+                elif child.type in MATH_TYPES:
+                    parsed.formulas.append(Formula(child.content.strip(), MATH_TYPES[child.type], path, line + offset))
+                    offset += child.content.count("\n")
+                elif child.type in ("link_open", "image") and resolve_link is not None:
+                    attr = "href" if child.type == "link_open" else "src"
+                    href = resolve_link(child.attrGet(attr) or "", line + offset)
+                    child.attrSet(attr, href)
+                    parsed.links.append((href, line + offset))
+                elif child.type == "text":
+                    offset += child.content.count("\n")
+        parsed.plain = " ".join(p.strip() for p in plain if p.strip())
+        return parsed
+
+    @staticmethod
+    def _walk(children):
+        for child in children or []:
+            yield child
+            if child.children and child.type != "image":
+                yield from Markdown._walk(child.children)
+
+    def render(self, parsed: Parsed) -> str:
+        return self.md.renderer.render(parsed.tokens, self.md.options, {})
