@@ -48,7 +48,9 @@ $(BENCH_VENV)/.installed: bench/requirements.txt constraints.txt
 	$(BENCH_PY) -m pip install -q --upgrade pip
 	$(BENCH_PY) -m pip install -q -c constraints.txt -e .
 	$(BENCH_PY) -m pip install -q -c constraints.txt -r bench/requirements.txt
-	$(BENCH_PY) -m pip install -q -c constraints.txt --no-deps -r bench/requirements-nodeps.txt
+	# labml-nn's release has the same top-level name as this package: it goes into its own folder and
+	# bench/common.py imports it under a swapped module table (see import_labml_nn_release).
+	$(BENCH_PY) -m pip install -q -c constraints.txt --no-deps --target $(BENCH_VENV)/peers -r bench/requirements-nodeps.txt
 	touch $@
 
 bench: $(BENCH_VENV)/.installed

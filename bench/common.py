@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path(__file__).resolve().parent / "reports"
 
 # The configuration every model issue benchmarks at (issue "Foundation and Transformer-XL").
 CONFIG = dict(num_tokens=65, dim=128, heads=4, depth=4, ff=512, seq_len=32, mem_len=32, batch_size=8)
@@ -83,7 +83,7 @@ def run_isolated(module: str, *args: str, timeout: int = 600) -> dict:
 
 def write_report(name: str, title: str, rows: List[dict], columns: List[str], notes: str = "",
                  extra: Optional[dict] = None) -> Path:
-    """Write `results/<name>.json` and `results/<name>.md` (a markdown table with the machine named)."""
+    """Write `reports/<name>.json` and `reports/<name>.md` (a markdown table with the machine named)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     meta = dict(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), config=CONFIG)
     (RESULTS_DIR / f"{name}.json").write_text(json.dumps(dict(meta=meta, rows=rows, extra=extra or {}),
@@ -104,3 +104,41 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
     return str(v)
+
+
+# labml-nn 0.5.1 is a peer whose top-level package has the same name as ours. `make bench` installs it
+# into its own folder; this is where that folder is.
+LABML_NN_RELEASE_DIR = Path(__file__).resolve().parent.parent / ".venv-bench" / "peers"
+
+
+def import_labml_nn_release(*modules: str) -> dict:
+    """
+    Import modules of the labml-nn 0.5.1 release beside this repository's `labml_nn`.
+
+    Both packages are called `labml_nn`, so the release is imported with this package's modules taken
+    out of `sys.modules` and the release's folder first on `sys.path`; afterwards the module table is
+    put back. Classes keep references to their own modules, so both can then be used in one process.
+    Returns `{module_name: module}`.
+    """
+    import importlib
+
+    if not (LABML_NN_RELEASE_DIR / "labml_nn").is_dir():
+        raise RuntimeError(f"labml-nn 0.5.1 is not installed in {LABML_NN_RELEASE_DIR}: run `make bench`, "
+                           "which installs it there")
+    # The release calls `labml.tracker.debug`, which labml 0.5.3 no longer has; it only logs, so a
+    # no-op stands in for it.
+    from labml import tracker
+    if not hasattr(tracker, "debug"):
+        tracker.debug = lambda *args, **kwargs: None
+    ours = {k: v for k, v in sys.modules.items() if k == "labml_nn" or k.startswith("labml_nn.")}
+    for k in ours:
+        del sys.modules[k]
+    sys.path.insert(0, str(LABML_NN_RELEASE_DIR))
+    try:
+        loaded = {m: importlib.import_module(m) for m in modules}
+    finally:
+        sys.path.remove(str(LABML_NN_RELEASE_DIR))
+        for k in [k for k in sys.modules if k == "labml_nn" or k.startswith("labml_nn.")]:
+            del sys.modules[k]
+        sys.modules.update(ours)
+    return loaded

@@ -213,3 +213,23 @@ def test_constructor_errors():
         TransformerXL(num_tokens=5, dim=10, depth=1, heads=3, mem_len=2)
     with pytest.raises(ValueError, match="mem_len"):
         TransformerXL(num_tokens=5, dim=8, depth=1, heads=2, mem_len=-1)
+
+
+def test_inference_position_key_cache_follows_weight_updates():
+    torch.manual_seed(0)
+    attn = RelativeMultiHeadAttention(dim=8, heads=2, dim_head=4)
+    with torch.no_grad():
+        cached = attn.position_keys(5, torch.device('cpu')).clone()
+        attn.to_r.weight.add_(1.0)  # an in-place update, like an optimiser step
+        after = attn.position_keys(3, torch.device('cpu'))
+    fresh = attn.position_keys(3, torch.device('cpu'))  # with grad: never cached
+    torch.testing.assert_close(after, fresh)
+    assert not torch.allclose(cached[:, -3:], fresh)
+
+
+def test_eval_without_grad_equals_eval_with_grad():
+    model = make_model(mem_len=8)
+    x = torch.randint(0, 23, (2, 9))
+    with torch.no_grad():
+        a = model(x)
+    torch.testing.assert_close(a, model(x).detach())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from html import escape
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -18,6 +19,7 @@ from mdit_py_plugins.dollarmath import dollarmath_plugin
 
 from .highlight import highlight_block
 
+PUNCTUATION = re.compile(r"[.,;:!?)\]'’”]*")
 MATH_TYPES = {"math_inline": False, "math_inline_double": True, "math_block": True, "math_block_label": True}
 
 
@@ -84,7 +86,18 @@ class Markdown:
     def _math_rule(self, display: bool):
         def rule(renderer, tokens, idx, options, env):
             html = self.math_html[(tokens[idx].content.strip(), display)]
-            return f'<div class="math-display">{html}</div>\n' if display else html
+            if tokens[idx].type in ("math_block", "math_block_label"):
+                return f'<div class="math-display">{html}</div>\n'
+            if display:
+                return f'<span class="math-display">{html}</span>'
+            # Keep punctuation right after inline math on the formula's line.
+            after = tokens[idx + 1] if idx + 1 < len(tokens) else None
+            if after is not None and after.type == "text":
+                punct = PUNCTUATION.match(after.content).group(0)
+                if punct:
+                    after.content = after.content[len(punct):]
+                    return f'<span class="nowrap">{html}{escape(punct)}</span>'
+            return html
         return rule
 
     def parse(self, text: str, path: str, first_line: int, anchors: set[str],

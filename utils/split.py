@@ -165,6 +165,20 @@ class _Splitter:
                 found.append(row)
         return found
 
+    def header_colons(self) -> list[tuple[int, int]]:
+        """Positions of the `:` tokens outside brackets (those that end def/class headers)."""
+        depth = 0
+        found = []
+        for tok in self.tokens:
+            if tok.type == tokenize.OP:
+                if tok.string in "([{":
+                    depth += 1
+                elif tok.string in ")]}":
+                    depth -= 1
+                elif tok.string == ":" and depth == 0:
+                    found.append(tok.start)
+        return found
+
     # -- definitions --------------------------------------------------------------------------
 
     def definitions(self) -> list[tuple[int, str, str, ast.AST]]:
@@ -195,10 +209,13 @@ class _Splitter:
         defs = self.definitions()
         self.function_names = {name for _, name, kind, _ in defs if kind != "class"}
         self.body_first = {start: node.body[0].lineno for start, _, _, node in defs}
+        # Comments between a decorator and the end of its def/class line stay code.
+        colons = self.header_colons()
         header_lines: set[int] = set()
         for start, _, _, node in defs:
-            body_start = node.body[0].lineno
-            header_lines.update(range(start, body_start if body_start > node.lineno else node.lineno + 1))
+            colon_line = next((row for row, col in colons if (row, col) > (node.lineno, node.col_offset)),
+                              node.lineno)
+            header_lines.update(range(start, colon_line + 1))
 
         prose: list[Prose] = []
         front_matter: dict[str, str] = {}

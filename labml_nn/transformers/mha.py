@@ -36,6 +36,7 @@ computation into small methods so that
 | $A$ | attention scores | `scores` | `[batch_size, heads, seq_len, mem_len + seq_len]` |
 """
 
+import functools
 from typing import Optional, Tuple
 
 import torch
@@ -43,13 +44,15 @@ from einops import rearrange
 from torch import nn
 
 
+@functools.lru_cache(maxsize=64)
 def causal_mask(seq_len: int, key_len: int, device: Optional[torch.device] = None) -> torch.Tensor:
     r"""
     The causal mask for `seq_len` queries that follow `key_len - seq_len` memory positions.
 
     Query $i$ sits at key position $m + i$ with $m$ = `key_len - seq_len`, so it may see keys
     $j \le m + i$. Returns a boolean `[seq_len, key_len]` tensor that is `True` where attention is
-    **forbidden**; with no memory it is the familiar strictly upper triangle.
+    **forbidden**; with no memory it is the familiar strictly upper triangle. Masks are kept per shape
+    and device, since every layer and every step asks for the same few.
     """
     mem_len = key_len - seq_len
     return torch.ones(seq_len, key_len, dtype=torch.bool, device=device).triu(mem_len + 1)
@@ -114,11 +117,13 @@ class MultiHeadAttention(nn.Module):
         Returns `[batch_size, seq_len, dim]`.
         """
         seq_len, key_len = q.shape[-2], k.shape[-2]
-        if mask is None:
+        # A single query at the last position may see every key: nothing to mask.
+        if mask is None and seq_len > 1:
             mask = causal_mask(seq_len, key_len, q.device)
         # `[batch_size, heads, seq_len, key_len]`
         scores = self.scores(q, k) * self.scale
-        scores = scores.masked_fill(mask, float('-inf'))
+        if mask is not None:
+            scores = scores.masked_fill(mask, float('-inf'))
         attn = self.dropout(scores.softmax(dim=-1))
         # `[batch_size, heads, seq_len, dim_head]` → `[batch_size, seq_len, heads * dim_head]`
         out = rearrange(attn @ v, 'b h n d -> b n (h d)')

@@ -49,6 +49,7 @@ $0 \dots m + n - 1$ and query $i$ sits at key position $m + i$; its distance to 
 $\delta = m + i - j$.
 """
 
+import functools
 import math
 
 import torch
@@ -77,6 +78,15 @@ def sinusoidal_embeddings(positions: torch.Tensor, dim: int) -> torch.Tensor:
     # `[n, dim / 2]`
     angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+@functools.lru_cache(maxsize=32)
+def descending_sinusoids(key_len: int, dim: int, device: torch.device) -> torch.Tensor:
+    r"""
+    $R_\delta$ for $\delta = \text{key\_len} - 1, \dots, 1, 0$, as `[key_len, dim]`. It depends only on the
+    lengths, so it is computed once per length and kept (callers must not modify it in place).
+    """
+    return sinusoidal_embeddings(torch.arange(key_len - 1, -1, -1, device=device), dim)
 
 
 def relative_shift(x: torch.Tensor) -> torch.Tensor:
@@ -108,6 +118,9 @@ def relative_shift(x: torch.Tensor) -> torch.Tensor:
     are future keys, masked. Query $q_2$ sits at position $3$ and sees distances $3, 2, 1, 0$.
     """
     *lead, seq_len, key_len = x.shape
+    # A single query is the last position: its row needs no move.
+    if seq_len == 1:
+        return x
     # 1. `[..., seq_len, key_len + 1]`: each row now starts with a zero.
     x = F.pad(x, (1, 0))
     # 2. Read the same numbers as `[..., key_len + 1, seq_len]`: each padded row is one element
@@ -137,15 +150,31 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         # `attend`.)
         self.u = nn.Parameter(torch.zeros(heads, dim_head))
         self.v = nn.Parameter(torch.zeros(heads, dim_head))
+        # Position keys computed without gradients (generation, evaluation), with what they depend on.
+        self._r_cache = None
+        self._r_cache_key = None
 
     def position_keys(self, key_len: int, device: torch.device) -> torch.Tensor:
         r"""
         $r_\delta = W_{k,R} R_\delta$ for the distances $\delta = \text{key\_len} - 1, \dots, 1, 0$,
         in that (descending) order, as `[heads, key_len, dim_head]`.
         """
-        distances = torch.arange(key_len - 1, -1, -1, device=device)
-        R = sinusoidal_embeddings(distances, self.dim).to(self.to_r.weight.dtype)
-        return rearrange(self.to_r(R), 'n (h d) -> h n d', h=self.heads)
+        W = self.to_r.weight
+        if torch.is_grad_enabled():
+            R = descending_sinusoids(key_len, self.dim, device).to(W.dtype)
+            return rearrange(self.to_r(R), 'n (h d) -> h n d', h=self.heads)
+        # Without gradients, e.g. when generating one token at a time, the position keys depend only on
+        # $W_{k,R}$ and the length, so they are computed once. The distances are in descending order, so
+        # the keys for a shorter length are the last `key_len` rows of those for a longer one. The key
+        # includes the weight's version counter, which every in-place update (an optimiser step,
+        # `load_state_dict`) advances.
+        cache_key = (W.data_ptr(), W._version, W.dtype, device)
+        if self._r_cache is None or self._r_cache_key != cache_key or self._r_cache.shape[1] < key_len:
+            length = max(key_len, 2 * (self._r_cache.shape[1] if self._r_cache_key == cache_key else 0))
+            R = descending_sinusoids(length, self.dim, device).to(W.dtype)
+            self._r_cache = rearrange(self.to_r(R), 'n (h d) -> h n d', h=self.heads)
+            self._r_cache_key = cache_key
+        return self._r_cache[:, self._r_cache.shape[1] - key_len:]
 
     def scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         r"""

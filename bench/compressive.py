@@ -1,0 +1,246 @@
+"""
+Compressive Transformer: training-step and generation throughput, ours against
+compressive-transformer-pytorch 0.4.0 and labml-nn 0.5.1, measured side by side in one process.
+
+Run inside the benchmark environment: `python -m bench.compressive`.
+
+All three models are built at `CONFIG` (vocab 65, dim 128, 4 heads, 4 layers, feed-forward 512,
+segments of 32, memory 32, batch 8, no dropout) with a compressed memory of 16 and compression rate 4.
+
+* **Training step**: forward, the language-model loss plus the attention-reconstruction loss,
+  backward and an AdamW step, carrying the memory from one segment to the next, as each library's
+  own training loop does.
+* **Generation**: a 32-token prompt continued by 64 tokens, so that positions are evicted and
+  compressed along the way. Ours uses `generate` (cached keys and values); compressive-transformer-pytorch
+  uses its `AutoregressiveWrapper.generate`, which reruns the current segment for every token;
+  labml-nn has no generator, so it is driven token by token with its memory, the way its experiment samples.
+
+labml-nn's package is also called `labml_nn`, so it is installed outside the environment's
+site-packages (in `.venv-bench/peers`, or `$LABML_NN_PEER`) and imported under our own package's
+name only for the moment of the import.
+"""
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.common import CONFIG, interleaved, machine, median, setup_threads, write_report
+from labml_nn.transformers.compressive import CompressiveTransformer
+
+CMEM_LEN, CMEM_RATIO = 16, 4
+PROMPT_LEN, GEN_LEN = 32, 64
+PEER_PATH = Path(os.environ.get('LABML_NN_PEER', Path(__file__).resolve().parent.parent / '.venv-bench' / 'peers'))
+
+
+def import_labml_nn_peer(module: str):
+    """Import `module` from the released labml-nn, leaving our `labml_nn` in place afterwards."""
+    def ours_in(modules):
+        return {k: v for k, v in modules.items() if k == 'labml_nn' or k.startswith('labml_nn.')}
+
+    # Shim: labml-nn 0.5.1's attention calls `labml.tracker.debug`, which the labml release that
+    # installs beside it no longer has; it only records tensors for debugging, so a no-op will do.
+    from labml import tracker
+    if not hasattr(tracker, 'debug'):
+        tracker.debug = lambda *args, **kwargs: None
+
+    saved = ours_in(sys.modules)
+    for k in saved:
+        del sys.modules[k]
+    sys.path.insert(0, str(PEER_PATH))
+    try:
+        return importlib.import_module(module)
+    finally:
+        sys.path.remove(str(PEER_PATH))
+        for k in ours_in(sys.modules):
+            del sys.modules[k]
+        sys.modules.update(saved)
+
+
+# ---------------------------------------------------------------------------------------------
+# The three models behind one small interface: `train_step()` and `generate(prompt)`.
+# ---------------------------------------------------------------------------------------------
+
+def batch(seed: int, length: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, CONFIG['num_tokens'], (CONFIG['batch_size'], length), generator=g)
+
+
+class Ours:
+    name = 'ours'
+
+    def __init__(self):
+        torch.manual_seed(0)
+        self.model = CompressiveTransformer(num_tokens=CONFIG['num_tokens'], dim=CONFIG['dim'],
+                                            depth=CONFIG['depth'], heads=CONFIG['heads'],
+                                            mem_len=CONFIG['mem_len'], cmem_len=CMEM_LEN, cmem_ratio=CMEM_RATIO,
+                                            ff_mult=CONFIG['ff'] // CONFIG['dim'])
+        # The paper's split: the compression functions have their own optimiser.
+        self.opt = torch.optim.AdamW(self.model.main_parameters(), lr=1e-4)
+        self.compression_opt = torch.optim.AdamW(self.model.compression_parameters(), lr=1e-4)
+        self.memory = None
+        self.data = batch(1, CONFIG['seq_len'] + 1)
+
+    def train_step(self):
+        x, y = self.data[:, :-1], self.data[:, 1:]
+        logits, self.memory, aux = self.model(x, memory=self.memory, return_memory=True, return_aux_loss=True)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        self.opt.zero_grad(set_to_none=True)
+        self.compression_opt.zero_grad(set_to_none=True)
+        (loss + aux).backward()
+        self.opt.step()
+        self.compression_opt.step()
+
+    def generate(self, prompt):
+        return self.model.generate(prompt, GEN_LEN, top_k=1)
+
+
+class LucidrainsPeer:
+    name = 'compressive-transformer-pytorch 0.4.0'
+
+    def __init__(self):
+        from compressive_transformer_pytorch import AutoregressiveWrapper
+        from compressive_transformer_pytorch import CompressiveTransformer as Peer
+        torch.manual_seed(0)
+        # Its defaults otherwise (GRU-gated residuals, enhanced recurrence, feed-forward 4 x dim = 512).
+        self.model = Peer(num_tokens=CONFIG['num_tokens'], dim=CONFIG['dim'], seq_len=CONFIG['seq_len'],
+                          depth=CONFIG['depth'], heads=CONFIG['heads'], mem_len=CONFIG['mem_len'],
+                          cmem_len=CMEM_LEN, cmem_ratio=CMEM_RATIO)
+        self.wrapper = AutoregressiveWrapper(self.model)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
+        self.memory = None
+        self.data = batch(1, CONFIG['seq_len'] + 1)
+
+    def train_step(self):
+        x, y = self.data[:, :-1], self.data[:, 1:]
+        logits, self.memory, aux = self.model(x, memories=self.memory)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        self.opt.zero_grad(set_to_none=True)
+        (loss + aux.sum()).backward()
+        self.opt.step()
+
+    def generate(self, prompt):
+        return self.wrapper.generate(prompt, GEN_LEN)
+
+
+class LabmlMemory(NamedTuple):
+    mem: List[torch.Tensor]
+    c_mem: List[torch.Tensor]
+
+
+class LabmlPeer:
+    """
+    labml-nn's layers and attention-reconstruction loss, sequence-first as it expects, with the memory
+    bookkeeping its experiment performs between steps (append, compress the oldest whole groups of c,
+    keep the newest `c_mem_len` compressed slots) written out here.
+    """
+    name = 'labml-nn 0.5.1'
+
+    def __init__(self):
+        comp = import_labml_nn_peer('labml_nn.transformers.compressive')
+        rel = import_labml_nn_peer('labml_nn.transformers.xl.relative_mha')
+        ff = import_labml_nn_peer('labml_nn.transformers.feed_forward')
+        torch.manual_seed(0)
+        d = CONFIG['dim']
+        layer = comp.CompressiveTransformerLayer(
+            d_model=d, self_attn=rel.RelativeMultiHeadAttention(CONFIG['heads'], d, 0.0),
+            feed_forward=ff.FeedForward(d, CONFIG['ff'], 0.0), dropout_prob=0.0,
+            compress=comp.Conv1dCompression(CMEM_RATIO, d))
+        self.emb = nn.Embedding(CONFIG['num_tokens'], d)
+        self.transformer = comp.CompressiveTransformer(layer, CONFIG['depth'])
+        self.head = nn.Linear(d, CONFIG['num_tokens'])
+        self.modules = nn.ModuleList([self.emb, self.transformer, self.head])
+        self.ar_loss = comp.AttentionReconstructionLoss(self.transformer.layers)
+        self.opt = torch.optim.AdamW(self.modules.parameters(), lr=1e-4)
+        self.memory: Optional[LabmlMemory] = None
+        self.data = batch(1, CONFIG['seq_len'] + 1).t().contiguous()  # [seq_len + 1, batch_size]
+
+    def forward(self, x: torch.Tensor, memory: Optional[LabmlMemory]):
+        """`x`: `[seq_len, batch_size]` → logits, the new memory, and the states to compress."""
+        mem, c_mem = (memory.mem, memory.c_mem) if memory is not None else ([], [])
+        n_mem = (mem[0].shape[0] if mem else 0) + (c_mem[0].shape[0] if c_mem else 0)
+        n = x.shape[0]
+        # True where attention is allowed: `[seq_len, n_mem + seq_len, 1]`.
+        mask = torch.cat([torch.ones(n, n_mem, dtype=torch.bool),
+                          torch.ones(n, n, dtype=torch.bool).tril()], dim=1)[:, :, None]
+        out, new_states = self.transformer(self.emb(x), mem, c_mem, mask)
+        memory, to_compress = self.update_memory(mem, c_mem, new_states)
+        return self.head(out), memory, new_states, to_compress
+
+    @torch.no_grad()
+    def update_memory(self, mem, c_mem, new_states):
+        mem = [torch.cat([m, s]) for m, s in zip(mem, new_states)] if mem else list(new_states)
+        over = mem[0].shape[0] - CONFIG['mem_len']
+        if over <= 0:
+            return LabmlMemory(mem, c_mem), []
+        n_old = -(-over // CMEM_RATIO) * CMEM_RATIO
+        to_compress = [m[:n_old] for m in mem]
+        mem = [m[n_old:] for m in mem]
+        new_c = [layer.compress(old) for layer, old in zip(self.transformer.layers, to_compress)]
+        c_mem = [torch.cat([c, nc])[-CMEM_LEN:] for c, nc in zip(c_mem, new_c)] if c_mem else new_c
+        return LabmlMemory(mem, c_mem), to_compress
+
+    def train_step(self):
+        x, y = self.data[:-1], self.data[1:]
+        logits, self.memory, states, to_compress = self.forward(x, self.memory)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        if to_compress:
+            loss = loss + self.ar_loss(states, to_compress)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+    @torch.no_grad()
+    def generate(self, prompt):
+        tokens, memory, out = prompt.t(), None, [prompt]
+        for _ in range(GEN_LEN):
+            logits, memory, _, _ = self.forward(tokens, memory)
+            tokens = logits[-1:].argmax(-1)  # [1, batch_size]
+            out.append(tokens.t())
+        return torch.cat(out, dim=1)
+
+
+def main() -> None:
+    setup_threads(2)
+    models = [Ours(), LucidrainsPeer(), LabmlPeer()]
+    tokens_per_step = CONFIG['batch_size'] * CONFIG['seq_len']
+    train: Dict[str, List[float]] = interleaved({m.name: m.train_step for m in models}, rounds=9, warmup=3, calls=3)
+
+    prompt = batch(2, PROMPT_LEN)
+    for m in models:
+        for attr in ('model', 'modules'):
+            if hasattr(m, attr):
+                getattr(m, attr).eval()
+    gen = interleaved({m.name: (lambda m=m: m.generate(prompt)) for m in models}, rounds=5, warmup=1)
+
+    ours_train = tokens_per_step / median(train['ours'])
+    ours_gen = CONFIG['batch_size'] * GEN_LEN / median(gen['ours'])
+    rows = []
+    for m in models:
+        train_tps = tokens_per_step / median(train[m.name])
+        gen_tps = CONFIG['batch_size'] * GEN_LEN / median(gen[m.name])
+        rows.append({'model': m.name, 'train tokens/s': train_tps, 'train: ours ×': ours_train / train_tps,
+                     'generate tokens/s': gen_tps, 'generate: ours ×': ours_gen / gen_tps})
+    for row in rows:
+        print(f"{row['model']:<40} train {row['train tokens/s']:>9,.0f} tok/s (ours ×{row['train: ours ×']:.2f})   "
+              f"generate {row['generate tokens/s']:>8,.0f} tok/s (ours ×{row['generate: ours ×']:.2f})")
+    notes = (f"Compressed memory {CMEM_LEN}, compression rate {CMEM_RATIO}. Training step: forward, LM loss + "
+             f"attention-reconstruction loss, backward, AdamW step, memory carried (medians of 9 interleaved "
+             f"rounds of 3 steps). Generation: prompt {PROMPT_LEN}, {GEN_LEN} new tokens, batch "
+             f"{CONFIG['batch_size']} (medians of 5 interleaved rounds). 'ours ×' is our throughput over the "
+             f"row's. compressive-transformer-pytorch reruns the current segment for every generated token; "
+             f"labml-nn is run token by token with its memory (no key/value cache); ours caches keys and values. "
+             f"compressive-transformer-pytorch detaches its key/value projection weights in place when it first "
+             f"computes its reconstruction loss, so from then on its training step skips their gradients.")
+    path = write_report('compressive', 'Compressive Transformer throughput', rows,
+                        ['model', 'train tokens/s', 'train: ours ×', 'generate tokens/s', 'generate: ours ×'],
+                        notes=notes)
+    print(f"{machine()}\nwrote {path}")
+
+
+if __name__ == '__main__':
+    main()

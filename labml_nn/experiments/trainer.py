@@ -1,0 +1,537 @@
+r"""
+---
+title: The training loop, written out
+summary: One explicit training loop for every memory transformer in this project: contiguous streams, memory carried across steps, AdamW with warm-up and cosine decay, validation in bits per character, samples, atomic checkpoints, exact resume and DistributedDataParallel.
+---
+
+# The training loop, written out
+
+This page is the whole training procedure of every experiment in the project. It is written as one
+loop you can read from top to bottom (`Trainer.run`) rather than a framework of callbacks, because the
+interesting part of training a memory transformer is precisely the part a framework hides: **the
+memory is state that outlives a step**.
+
+At step $t$ the model reads segment $x_t$ `[batch_size, seq_len]` together with the memory $m_{t-1}$
+it returned at step $t - 1$, and returns logits and a new memory $m_t$:
+
+$$\text{logits}_t, m_t = f_\theta(x_t, m_{t-1}).$$
+
+The gradient stops at $m_{t-1}$ (the models return it detached), so a step costs the same however long
+the run; but the memory must be carried from step to step, over the validation text as well, across a
+`--resume`, and it must belong to the same text as $x_t$, which is why the batches come from
+[contiguous streams](data.html).
+
+## What a step does
+
+1. take the next window of every stream, clearing the memory if the streams started over;
+2. compute the cross-entropy loss $\mathcal{L} = -\frac{1}{BT}\sum \log p_\theta(y \mid x, m)$;
+3. set the learning rate from the schedule, back-propagate, clip the gradient norm, step AdamW.
+
+Validation reports **bits per character**, $\text{bpc} = \mathcal{L}_\text{valid} / \ln 2$, the
+number of bits an ideal coder driven by the model would spend per character of held-out text.
+A model that knows nothing spends $\log_2 65 \approx 6$; a good small model about $1.5$.
+
+## The schedule
+
+A linear warm-up over $w$ steps, then a cosine decay to $\rho \cdot \eta$:
+
+$$\eta_t = \begin{cases} \eta\, t / w & t < w \\
+\rho\eta + (1 - \rho)\,\eta\,\frac{1}{2}\left(1 + \cos \pi\, p_t\right) & t \ge w \end{cases}$$
+
+where $p_t \in [0, 1]$ is the progress through the run after the warm-up. The progress is counted in
+steps, or, when a time budget is set, in whichever of steps and seconds runs out first: that way a
+model trained for "ten minutes" also finishes its decay, which is what a fair wall-clock comparison
+needs.
+
+## Resuming exactly
+
+A checkpoint holds everything the next step depends on: weights, optimiser moments, the step (the
+schedule is a pure function of it), the stream position, the memory and the random-number states
+of `random`, `numpy` and `torch`. Resuming a killed run therefore ends on the same weights as a run
+that was never interrupted; the tests check this to the bit. Validation and sampling run inside
+`torch.random.fork_rng`, so how often we look at the model never changes how it trains.
+
+## Several processes
+
+Started by `torchrun --nproc_per_node=N`, each process reads its own block of streams, keeps its own
+memory, and `DistributedDataParallel` averages the gradients, so all processes hold the same weights
+after every step. The batch size is per process; $N$ processes read $N$ times the text per step.
+"""
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from labml_nn.experiments.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from labml_nn.experiments.config import TrainConfig, config_to_dict, parse_config
+from labml_nn.experiments.data import DataError, StreamBatcher, Vocabulary, load_text, prepare
+
+
+class UsageError(Exception):
+    """A mistake in how a run was started (for example `--resume` with nothing to resume)."""
+
+
+# ## Small helpers
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator that training draws from."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    """The state of every random-number generator, for the checkpoint."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """Apply `fn` to every tensor in nested lists, tuples and dicts.
+
+    The models' memory is opaque to us (a list of tensors for Transformer-XL, something richer for
+    the compressive model); this is all we need of it: to move it between devices for a checkpoint.
+    """
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(map_tensors(v, fn) for v in value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(map_tensors(v, fn) for v in value)
+    if isinstance(value, dict):
+        return {k: map_tensors(v, fn) for k, v in value.items()}
+    return value
+
+
+def learning_rate(config: TrainConfig, peak: float, step: int, progress: float) -> float:
+    r"""$\eta_t$ from the equation above; `progress` is the fraction of the run done, in $[0, 1]$."""
+    if step < config.warmup_steps:
+        return peak * (step + 1) / config.warmup_steps
+    # Progress after the warm-up, so that the cosine starts at its peak.
+    warm = min(config.warmup_steps / max(config.steps, 1), 0.99)
+    p = min(max((progress - warm) / (1 - warm), 0.0), 1.0)
+    floor = config.min_lr_ratio * peak
+    return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+@dataclass
+class Distributed:
+    """Where this process sits among the processes `torchrun` started (one process: rank 0 of 1)."""
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_type: str) -> Distributed:
+    """Join the process group if `torchrun` (or a test) set `WORLD_SIZE` above 1.
+
+    `torchrun` sets `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR` and `MASTER_PORT`. NCCL is the
+    backend for GPUs, gloo the one for CPUs.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size(),
+                       local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        # One GPU per process, chosen by the process's rank on its machine.
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+# Builds the keyword arguments of the model's constructor from the configuration and the vocabulary
+# size. The checkpoint stores the result, so `sample` can rebuild the model without the experiment.
+ModelKwargs = Callable[[Any, int], Dict[str, Any]]
+
+
+@dataclass
+class ParamGroup:
+    """Parameters stepped by one optimiser, with their own peak learning rate."""
+    name: str
+    params: List[nn.Parameter]
+    lr: float
+
+
+def class_path(cls: type) -> str:
+    """`module:QualName`, enough to import the class again."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+# ## The trainer
+
+class Trainer:
+    """Trains `model_class(**model_kwargs(config, len(vocab)))` on the text, as described above.
+
+    Experiments that train differently override one of three small methods:
+
+    * `param_groups`: which parameters each optimiser takes (the compressive model has two);
+    * `training_loss`: the loss to back-propagate (the compressive model adds its reconstruction loss);
+    * `seq_len_at`: the segment length at a step (the feedback model's curriculum).
+    """
+
+    def __init__(self, config: TrainConfig, model_class: type, model_kwargs: ModelKwargs):
+        self.config = c = config
+        self.model_class = model_class
+        if c.threads > 0:
+            torch.set_num_threads(c.threads)
+        self.device = resolve_device(c.device, int(os.environ.get("LOCAL_RANK", "0")))
+        self.dist = init_distributed(self.device.type)
+        if self.dist.world_size > 1 and self.device.type == "cpu" and c.threads <= 0:
+            # Processes on one CPU share its cores; without this each would start a thread per core.
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world_size))
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+        self.run_dir = Path(c.checkpoint_dir) / c.name
+
+        # The checkpoint we continue from, if any. Its vocabulary wins over the text's, so that a
+        # resumed model's outputs keep their meaning.
+        self.resume_from: Optional[dict] = None
+        if c.resume:
+            path = latest_checkpoint(self.run_dir)
+            if path is None:
+                raise UsageError(f"--resume: there is no checkpoint in {self.run_dir} to resume from. "
+                                 f"Start without --resume, or pass the --name and --checkpoint-dir "
+                                 f"of the run to continue.")
+            self.resume_from = load_checkpoint(path, map_location=self.device)
+            self.resume_path = path
+
+        # ### Data
+        data = prepare(load_text(c.data or None, c.data_url), c.valid_fraction)
+        self.vocab = data.vocab
+        if self.resume_from is not None:
+            self.vocab = Vocabulary.from_state(self.resume_from["vocab"])
+        self.train_batches = StreamBatcher(data.train, c.batch_size, self.dist.rank, self.dist.world_size)
+        self.valid_batches = StreamBatcher(data.valid, c.batch_size, self.dist.rank, self.dist.world_size)
+
+        # ### Model
+        # Every process seeds the same generator before building the model, so all start from the
+        # same weights (`DistributedDataParallel` would copy rank 0's anyway).
+        seed_everything(c.seed)
+        self.model_kwargs = model_kwargs(c, len(self.vocab))
+        self.module: nn.Module = model_class(**self.model_kwargs).to(self.device)
+        if self.resume_from is not None:
+            self._check_same_model(self.resume_from)
+            self.module.load_state_dict(self.resume_from["model"])
+        # `self.model` is what we call to train: the module itself, or its DDP wrapper that averages
+        # gradients across processes during `backward()`.
+        self.model: nn.Module = self.module
+        if self.dist.world_size > 1:
+            self.model = nn.parallel.DistributedDataParallel(
+                self.module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=self.find_unused_parameters)
+
+        # ### Optimisers
+        # Biases and normalisation gains (1-D parameters) are not decayed: shrinking them towards
+        # zero is not regularisation, it is just a different model.
+        self.groups = self.param_groups()
+        self.optimisers = [
+            torch.optim.AdamW([{"params": [p for p in g.params if p.dim() >= 2], "weight_decay": c.weight_decay},
+                               {"params": [p for p in g.params if p.dim() < 2], "weight_decay": 0.0}],
+                              lr=g.lr, betas=(0.9, 0.99))
+            for g in self.groups]
+
+        # ### State that a checkpoint carries
+        self.step = 0
+        self.tokens = 0
+        self.train_time = 0.0
+        self.memory: Any = None
+        self.valid_bpc: Optional[float] = None
+        if self.resume_from is not None:
+            self._restore(self.resume_from)
+            self.resume_from = None
+
+    # `DistributedDataParallel` must be told when some parameters may get no gradient in a step.
+    find_unused_parameters = False
+
+    def _check_same_model(self, checkpoint: dict) -> None:
+        if checkpoint["model_class"] != class_path(self.model_class) or checkpoint["model_kwargs"] != self.model_kwargs:
+            raise UsageError(f"--resume: {self.resume_path} holds a {checkpoint['model_class']} with "
+                             f"{checkpoint['model_kwargs']}, but this run builds a {class_path(self.model_class)} "
+                             f"with {self.model_kwargs}. Use the same model options as the run you resume.")
+
+    # ### The three methods experiments override
+
+    def param_groups(self) -> List[ParamGroup]:
+        """One optimiser for all parameters."""
+        return [ParamGroup("model", list(self.module.parameters()), self.config.lr)]
+
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, memory: Any) -> Tuple[torch.Tensor, Any, Dict[str, float]]:
+        """The loss to back-propagate for inputs `x` and targets `y`, both `[batch_size, seq_len]`.
+
+        Returns the loss, the new memory and the numbers to report.
+        """
+        logits, memory = self.model(x, memory=memory, return_memory=True)
+        # `[batch_size, seq_len, num_tokens]` against `[batch_size, seq_len]`, averaged over all.
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        return loss, memory, {"loss.train": loss.item()}
+
+    def seq_len_at(self, step: int) -> int:
+        """The segment length at `step`: constant here."""
+        return self.config.seq_len
+
+    # ### Evaluation
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Bits per character on the validation streams, carrying the memory across them just as
+        training does. Each process reads its own streams; the sums are added across processes."""
+        c = self.config
+        self.module.eval()
+        memory = None
+        nll = torch.zeros((), dtype=torch.float64, device=self.device)
+        count = torch.zeros((), dtype=torch.float64, device=self.device)
+        windows = self.valid_batches.num_windows(c.seq_len)
+        if c.valid_windows > 0:
+            windows = min(windows, c.valid_windows)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            for i, (x, y) in enumerate(self.valid_batches.windows(c.seq_len)):
+                if i >= windows:
+                    break
+                logits, memory = self.module(x.to(self.device), memory=memory, return_memory=True)
+                nll += F.cross_entropy(logits.flatten(0, 1), y.to(self.device).flatten(), reduction="sum").double()
+                count += y.numel()
+        if self.dist.world_size > 1:
+            dist.all_reduce(nll)
+            dist.all_reduce(count)
+        self.module.train()
+        # Nats to bits.
+        return (nll / count).item() / math.log(2)
+
+    @torch.no_grad()
+    def sample(self) -> str:
+        """Continue the prompt with `sample_length` sampled characters."""
+        c = self.config
+        self.module.eval()
+        prompt = self.vocab.encode(c.prompt or "\n")[None, :].to(self.device)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            out = self.module.generate(prompt, c.sample_length, temperature=c.temperature)
+        self.module.train()
+        return self.vocab.decode(out[0].tolist())
+
+    # ### Checkpoints
+
+    def state_dict(self) -> dict:
+        """Everything needed to rebuild the model (`sample`) and to continue the run (`--resume`).
+
+        The memory and the random states differ between processes, so they are gathered from every
+        process into `per_process`; the weights and optimiser moments are the same everywhere.
+        """
+        own = {"memory": map_tensors(self.memory, lambda t: t.detach().cpu()),
+               "rng": rng_state(), "data": self.train_batches.state_dict()}
+        per_process = [own]
+        if self.dist.world_size > 1:
+            per_process = [None] * self.dist.world_size
+            dist.all_gather_object(per_process, own)
+        return {
+            "model_class": class_path(self.model_class),
+            "model_kwargs": self.model_kwargs,
+            "config": config_to_dict(self.config),
+            "vocab": self.vocab.to_state(),
+            "model": self.module.state_dict(),
+            "optimisers": [o.state_dict() for o in self.optimisers],
+            "step": self.step,
+            "tokens": self.tokens,
+            "train_time": self.train_time,
+            "valid_bpc": self.valid_bpc,
+            "world_size": self.dist.world_size,
+            "per_process": per_process,
+        }
+
+    def _restore(self, state: dict) -> None:
+        for optimiser, saved in zip(self.optimisers, state["optimisers"]):
+            optimiser.load_state_dict(saved)
+        self.step, self.tokens, self.train_time = state["step"], state["tokens"], state["train_time"]
+        self.valid_bpc = state.get("valid_bpc")
+        if state["world_size"] == self.dist.world_size:
+            own = state["per_process"][self.dist.rank]
+            self.train_batches.load_state_dict(own["data"])
+            self.memory = map_tensors(own["memory"], lambda t: t.to(self.device))
+            set_rng_state(own["rng"])
+        else:
+            # The streams are cut differently with a different number of processes, so neither the
+            # positions nor the memories fit; we restart the streams and say so.
+            self.log(f"resuming with {self.dist.world_size} processes from a run with "
+                     f"{state['world_size']}: the data streams start over with an empty memory")
+
+    def save(self) -> None:
+        # Every process takes part in gathering the state; only the first writes it.
+        state = self.state_dict()
+        if self.dist.is_main:
+            save_checkpoint(state, self.run_dir, self.step, keep=self.config.keep_checkpoints)
+
+    # ### Reporting
+
+    def log(self, message: str) -> None:
+        if self.dist.is_main:
+            if self.config.labml:
+                from labml import logger
+                logger.log(message)
+            else:
+                print(message, flush=True)
+
+    def report(self, values: Dict[str, float]) -> None:
+        """Send numbers to labml's tracker (which draws them beside the progress bar)."""
+        if self.dist.is_main and self.config.labml:
+            from labml import tracker
+            tracker.save(self.step, values)
+
+    # ### The loop
+
+    def run(self) -> dict:
+        """Train until `steps` (or the time budget, or `stop_at`), then validate, sample and save.
+
+        Returns the final metrics, which `--summary` also writes as JSON.
+        """
+        c = self.config
+        if self.dist.is_main and c.labml:
+            from labml import experiment, monit, tracker
+            # The log directory is `./logs` under the current directory, not beside this file.
+            experiment.create(name=c.name, python_file=os.getcwd(), writers={"screen", "file"})
+            experiment.configs(config_to_dict(c))
+            tracker.set_scalar("loss.*", True)
+            tracker.set_scalar("bpc.*", True)
+            tracker.set_scalar("lr", False)
+            with experiment.start():
+                return self._run(lambda steps: monit.loop(steps))
+        return self._run(lambda steps: steps)
+
+    def _run(self, loop: Callable[[range], Any]) -> dict:
+        c = self.config
+        n_params = sum(p.numel() for p in self.module.parameters())
+        self.log(f"{c.name}: {self.model_class.__name__} with {n_params:,} parameters, "
+                 f"{self.dist.world_size} process(es), {len(self.vocab)} characters, "
+                 f"starting at step {self.step} of {c.steps}")
+        last = min(c.steps, c.stop_at) if c.stop_at > 0 else c.steps
+        for _ in loop(range(self.step, last)):
+            if self.out_of_time():
+                break
+            self.train_step()
+            if c.valid_interval > 0 and self.step % c.valid_interval == 0 and self.step < c.steps:
+                self.valid_bpc = self.validate()
+                self.report({"bpc.valid": self.valid_bpc})
+                if self.dist.is_main and c.labml:
+                    from labml import tracker
+                    tracker.new_line()
+            if c.sample_interval > 0 and self.step % c.sample_interval == 0 and self.step < c.steps:
+                sample = self.sample()
+                self.log(f"--- sample at step {self.step} ---\n{sample}\n---")
+            if c.checkpoint_interval > 0 and self.step % c.checkpoint_interval == 0:
+                self.save()
+
+        # A run stopped by `--stop-at` saves where it is and leaves the rest for `--resume`.
+        finished = self.step >= c.steps or self.out_of_time()
+        if finished:
+            self.valid_bpc = self.validate()
+            self.log(f"step {self.step}: validation {self.valid_bpc:.4f} bits per character")
+            self.log(f"--- sample ---\n{self.sample()}\n---")
+        self.save()
+        summary = {"name": c.name, "model": self.model_class.__name__, "parameters": n_params,
+                   "step": self.step, "tokens": self.tokens, "train_seconds": round(self.train_time, 2),
+                   "valid_bpc": self.valid_bpc, "finished": finished,
+                   "checkpoint": str(latest_checkpoint(self.run_dir))}
+        if c.summary and self.dist.is_main:
+            Path(c.summary).parent.mkdir(parents=True, exist_ok=True)
+            Path(c.summary).write_text(json.dumps(summary, indent=2))
+        return summary
+
+    def out_of_time(self) -> bool:
+        return self.config.time_budget > 0 and self.train_time >= self.config.time_budget
+
+    def progress(self) -> float:
+        """The fraction of the run done: by steps, or by seconds when that runs out first."""
+        c = self.config
+        done = self.step / max(c.steps, 1)
+        if c.time_budget > 0:
+            done = max(done, self.train_time / c.time_budget)
+        return min(done, 1.0)
+
+    def train_step(self) -> None:
+        c = self.config
+        started = time.perf_counter()
+        seq_len = self.seq_len_at(self.step)
+        x, y, wrapped = self.train_batches.next(seq_len)
+        if wrapped:
+            # The streams started again from the beginning of the text: the memory describes the
+            # end of the text, which does not precede its beginning.
+            self.memory = None
+        x, y = x.to(self.device), y.to(self.device)
+
+        for group, optimiser in zip(self.groups, self.optimisers):
+            lr = learning_rate(c, group.lr, self.step, self.progress())
+            for param_group in optimiser.param_groups:
+                param_group["lr"] = lr
+
+        loss, self.memory, metrics = self.training_loss(x, y, self.memory)
+        for optimiser in self.optimisers:
+            optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        for group, optimiser in zip(self.groups, self.optimisers):
+            if c.grad_clip > 0:
+                norm = torch.nn.utils.clip_grad_norm_(group.params, c.grad_clip)
+                metrics[f"grad_norm.{group.name}"] = norm.item()
+            optimiser.step()
+
+        self.step += 1
+        self.tokens += x.numel() * self.dist.world_size
+        # In a multi-process run every process must agree on when the time budget runs out, or
+        # one would wait forever for the others' gradients: we use the slowest process's clock.
+        elapsed = torch.tensor(time.perf_counter() - started)
+        if self.dist.world_size > 1 and c.time_budget > 0:
+            dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)
+        self.train_time += elapsed.item()
+        metrics["lr"] = self.optimisers[0].param_groups[0]["lr"]
+        self.report(metrics)
+
+    def close(self) -> None:
+        if self.dist.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+# ## The command line
+
+def run_experiment(config_class: Type[TrainConfig], model_class: type, model_kwargs: ModelKwargs,
+                   argv: Optional[Sequence[str]] = None, trainer_class: Type[Trainer] = Trainer,
+                   description: Optional[str] = None) -> dict:
+    """Parse the options, train, and turn the errors a person must fix into one clear message."""
+    config = parse_config(config_class, argv, description)
+    try:
+        trainer = trainer_class(config, model_class, model_kwargs)
+        try:
+            return trainer.run()
+        finally:
+            trainer.close()
+    except (DataError, UsageError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2)

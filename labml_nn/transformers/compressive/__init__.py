@@ -1,0 +1,405 @@
+r"""
+---
+title: Compressive Transformer
+summary: Transformer-XL whose evicted memories are compressed into a second, coarser memory by a learned convolution, trained with an attention-reconstruction loss.
+paper: https://arxiv.org/abs/1911.05507
+---
+
+# Compressive Transformer
+
+[Transformer-XL](../xl/index.html) keeps the last $n_m$ hidden states of every layer as memory and
+throws a state away once it is older than that. Rae et al.'s Compressive Transformer
+([arXiv:1911.05507](https://arxiv.org/abs/1911.05507)) keeps it in a coarser form instead: the states
+pushed out of the memory are squeezed $c$ to $1$ by a learned *compression function* $f_c$ and
+appended to a second FIFO, the **compressed memory** of $n_{cm}$ slots. Each layer then attends over
+
+$$\big[\operatorname{SG}(cm^{l-1}) \circ \operatorname{SG}(m^{l-1}) \circ h^{l-1}\big]$$
+
+(compressed memory, memory, segment; $\circ$ concatenates along the sequence). The attention cost
+grows by $n_{cm}$ keys, while the reach of one layer grows from $n_m$ to $n_m + c\, n_{cm}$ positions.
+
+Compression only ever acts on memory, which is a stop-gradient: the language-model loss cannot train
+$f_c$. The paper trains it with a local auxiliary loss instead, the **attention reconstruction loss**:
+the compressed memories should give the same attention output as the states they replace,
+
+$$\mathcal{L}^{attn} = \sum_{l} \big\| \operatorname{attn}(h^{l}, old\_mem^{l})
+ - \operatorname{attn}(h^{l}, f_c^{l}(old\_mem^{l})) \big\|_2^2$$
+
+with $\operatorname{attn}(h, m) = \operatorname{softmax}\big((h W_q)(m W_k)^\top / \sqrt{d_k}\big)(m W_v)$,
+*content-based* attention with no position terms, and gradients stopped everywhere except into
+$f_c$. The loss is lossy on purpose: what no query attends to may be forgotten.
+
+This page shows what compression adds to Transformer-XL, in reading order: the compression function,
+the memory bookkeeping, the reconstruction loss, the layer (a Transformer-XL layer given
+$[cm \circ m]$ as its memory) and the language model. The [paper page](readme.html) has the results.
+
+```python
+from labml_nn.transformers.compressive import CompressiveTransformer
+
+model = CompressiveTransformer(num_tokens=65, dim=128, depth=4, heads=4,
+                               mem_len=32, cmem_len=16, cmem_ratio=4)
+main_opt = torch.optim.AdamW(model.main_parameters())
+compression_opt = torch.optim.AdamW(model.compression_parameters())
+logits, memory, aux_loss = model(x, memory=memory, return_memory=True, return_aux_loss=True)
+(lm_loss(logits) + aux_loss).backward()   # the two losses reach disjoint parameters
+```
+
+| symbol | meaning | code | shape |
+|---|---|---|---|
+| $n_s$ | segment length | `seq_len` | |
+| $n_m$ | memory length | `mem_len` | |
+| $n_{cm}$ | compressed-memory length | `cmem_len` | |
+| $c$ | compression rate | `compression_rate` (`cmem_ratio` in the model's arguments) | |
+| $h^{l-1}$ | input of layer $l$ for the segment | `h` | `[batch_size, seq_len, dim]` |
+| $m^{l-1}$ | memory of layer $l$ | `memory.mem[l]` | `[batch_size, mem_len, dim]` |
+| $cm^{l-1}$ | compressed memory of layer $l$ | `memory.cmem[l]` | `[batch_size, cmem_len, dim]` |
+| $old\_mem$ | the positions pushed out of the memory by this segment | `evicted` | `[batch_size, n_evicted, dim]` |
+| $f_c$ | compression function of a layer | `layer.compress` | `[batch_size, n, dim]` → `[batch_size, n / c, dim]` |
+
+**Positions.** A compressed slot is treated as one position, directly in front of the memory: with
+$n_{cm}$ compressed slots and $n_m$ memory positions, key $j$ runs over
+$0 \dots n_{cm} + n_m + n_s - 1$, query $i$ sits at key position $n_{cm} + n_m + i$ and the
+[relative attention](../xl/relative_mha.html) sees compressed slot $j$ at distance $n_{cm} + n_m + i - j$.
+A slot stands for $c$ positions, so this understates how old it is; the network learns what the
+distance of a compressed slot means, exactly as the paper's model does, since it too attends over the
+plain concatenation.
+"""
+
+from typing import Iterator, List, NamedTuple, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from labml_nn.transformers.lm import (check_generate_args, check_layer_memory, check_tokens,
+                                      sample_next)
+from labml_nn.transformers.xl import KVCache, TransformerXLLayer
+
+
+class CompressiveMemory(NamedTuple):
+    r"""
+    Everything the model carries from one segment to the next, one entry per layer, all detached:
+
+    * `mem[l]`, $m^{l}$, `[batch_size, mem_len, dim]` (fewer positions until `mem_len` have been seen;
+      up to `compression_rate - 1` more while they wait to be compressed, see [`evict`](#evict));
+    * `cmem[l]`, $cm^{l}$, `[batch_size, cmem_len, dim]` (fewer slots until `cmem_len` have been made).
+    """
+    mem: List[torch.Tensor]
+    cmem: List[torch.Tensor]
+
+
+class ConvCompression(nn.Module):
+    r"""
+    The compression function $f_c: \mathbb{R}^{n \times d} \to \mathbb{R}^{n/c \times d}$, a 1D
+    convolution over time whose kernel size and stride are both the compression rate $c$: each
+    compressed slot is a learned linear map of $c$ consecutive memories, and no two slots share one.
+
+    The paper compares several choices of $f_c$ on Enwik8 (bits per character, lower is better):
+    max pooling (0.986), mean pooling (0.982), keeping the most-attended memories ("most-used", 0.980),
+    a dilated convolution with the attention-reconstruction loss (0.977) and this 1D convolution,
+    trained without a local loss by back-propagating through time (0.996), with an auto-encoding loss
+    (0.984) or with the attention-reconstruction loss (0.973). The last is the best of the table and is
+    what this page implements.
+    """
+
+    def __init__(self, dim: int, compression_rate: int):
+        super().__init__()
+        self.compression_rate = compression_rate
+        self.conv = nn.Conv1d(dim, dim, kernel_size=compression_rate, stride=compression_rate)
+
+    def forward(self, mem: torch.Tensor) -> torch.Tensor:
+        r"""`mem`, `[batch_size, n, dim]` with $n$ a multiple of $c$, → `[batch_size, n / c, dim]`."""
+        if mem.shape[1] % self.compression_rate != 0:
+            raise ValueError(f"the number of memories to compress must be a multiple of the compression rate "
+                             f"{self.compression_rate}, got {mem.shape[1]}")
+        # `nn.Conv1d` wants channels before time: `[batch_size, dim, n]`.
+        compressed = self.conv(rearrange(mem, 'b n d -> b d n'))
+        return rearrange(compressed, 'b d n -> b n d')
+
+
+def evict(mem: Optional[torch.Tensor], h: torch.Tensor, mem_len: int, compression_rate: int,
+          compress: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    r"""
+    Append the segment `h`, `[batch_size, seq_len, dim]`, to the memory `mem` and split the result into
+    the positions the memory keeps and the positions it evicts, oldest first:
+    `(kept, evicted)`, both detached.
+
+    The memory keeps the newest `mem_len` positions. Everything older is evicted, which covers a
+    segment longer than the memory: then the whole old memory and the oldest part of the segment go.
+
+    **A count that is not a multiple of $c$.** The paper's $f_c$ maps $n_s$ memories to
+    $\lfloor n_s / c \rfloor$ and assumes $c$ divides $n_s$. We compress only whole groups of $c$:
+    the $r < c$ evicted positions left over stay in the memory, in front of the newest `mem_len`, and
+    are compressed with the next ones to leave. So the memory holds between `mem_len` and
+    `mem_len + c - 1` positions, nothing is padded and nothing is dropped, and the groups always start
+    at a multiple of $c$ counted from the start of the stream, whatever the segment length. Padding
+    the group with zeros instead would, when generating one token at a time, turn every evicted token
+    into a compressed slot of its own: compression rate 1, and inputs $f_c$ never saw in training.
+
+    With `compress=False` (no compressed memory) the evicted positions are simply dropped, as in
+    Transformer-XL, and the memory keeps exactly `mem_len`.
+    """
+    full = h if mem is None else torch.cat([mem, h], dim=1)
+    n_over = max(full.shape[1] - mem_len, 0)
+    # Whole groups of $c$ only: the remainder waits in the memory.
+    n_evicted = (n_over // compression_rate) * compression_rate if compress else n_over
+    return full[:, n_evicted:].detach(), full[:, :n_evicted].detach()
+
+
+def append_compressed(cmem: Optional[torch.Tensor], new: torch.Tensor, cmem_len: int) -> torch.Tensor:
+    r"""The compressed memory's FIFO: append the new slots `new` and keep the newest `cmem_len`."""
+    full = new if cmem is None else torch.cat([cmem, new], dim=1)
+    return full[:, full.shape[1] - min(cmem_len, full.shape[1]):]
+
+
+def frozen_linear(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    r"""`linear(x)` with its weight and bias cut from the graph: gradients reach `x`, never `linear`."""
+    bias = None if linear.bias is None else linear.bias.detach()
+    return F.linear(x, linear.weight.detach(), bias)
+
+
+def frozen_layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+    r"""`norm(x)` with its gain and bias cut from the graph."""
+    weight = None if norm.weight is None else norm.weight.detach()
+    bias = None if norm.bias is None else norm.bias.detach()
+    return F.layer_norm(x, norm.normalized_shape, weight, bias, norm.eps)
+
+
+class CompressiveLayer(TransformerXLLayer):
+    r"""
+    A [Transformer-XL layer](../xl/index.html#TransformerXLLayer) with its own compression function
+    $f_c$. Its forward pass *is* the Transformer-XL layer's, given $[cm \circ m]$ as its memory; what
+    this class adds is $f_c$ and the layer's term of the attention reconstruction loss.
+    """
+
+    def __init__(self, dim: int, heads: int, dim_head: int, d_ff: int, compression_rate: int,
+                 attn_dropout: float = 0.0, ff_dropout: float = 0.0):
+        super().__init__(dim, heads, dim_head, d_ff, attn_dropout, ff_dropout)
+        self.compress = ConvCompression(dim, compression_rate)
+
+    def forward(self, h: torch.Tensor, mem: Optional[torch.Tensor] = None,
+                cmem: Optional[torch.Tensor] = None) -> torch.Tensor:
+        r"""
+        Attend from the segment `h`, `[batch_size, seq_len, dim]`, over
+        $[cm \circ m \circ h]$; `cmem` is `[batch_size, n_cm, dim]`, `mem` `[batch_size, n_m, dim]`.
+        Putting the compressed memory in front of the memory *is* the position convention of this
+        page: the relative attention sees `n_cm + n_m` memory positions.
+        """
+        parts = [t for t in (cmem, mem) if t is not None and t.shape[1] > 0]
+        context = torch.cat(parts, dim=1) if len(parts) > 1 else (parts[0] if parts else None)
+        return super().forward(h, context)
+
+    def content_attention(self, q: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
+        r"""
+        $\operatorname{softmax}\big(q (\operatorname{LN}(m) W_k)^\top / \sqrt{d_k}\big)(\operatorname{LN}(m) W_v)$:
+        the layer's attention of the queries `q`, `[batch_size, heads, seq_len, dim_head]`, over the
+        memories `mem`, `[batch_size, n, dim]`, with no position terms, no mask (every memory is in the
+        past of every query) and no output projection. All of the layer's weights are frozen, so
+        gradients reach `mem` only. The memories are normalised first, as the layer does before
+        attending, so that the loss compares what the layer would really see.
+        Returns `[batch_size, heads, seq_len, dim_head]`.
+        """
+        z = frozen_layer_norm(self.attn_norm, mem)
+        k, v = rearrange(frozen_linear(self.attn.to_kv, z), 'b n (two h d) -> two b h n d',
+                         two=2, h=self.attn.heads)
+        attn = (q @ k.transpose(-2, -1) * self.attn.scale).softmax(dim=-1)
+        return attn @ v
+
+    def reconstruction_loss(self, h: torch.Tensor, evicted: torch.Tensor,
+                            compressed: torch.Tensor) -> torch.Tensor:
+        r"""
+        This layer's term of $\mathcal{L}^{attn}$, the mean squared error between
+        $\operatorname{attn}(h, old\_mem)$ and $\operatorname{attn}(h, f_c(old\_mem))$ over exactly the
+        `evicted` positions, `[batch_size, n, dim]`; `compressed` is $f_c$(`evicted`),
+        `[batch_size, n / c, dim]`, still attached to $f_c$'s parameters. `h`, `[batch_size, seq_len, dim]`,
+        is the layer's input for the segment.
+
+        The stop-gradients: `h` and `evicted` are detached, and every weight of the layer is used
+        frozen, so the only path for the gradient is through `compressed` into $f_c$. (Detaching a
+        weight in place instead, `weight.detach_()`, would freeze it for the language-model loss as
+        well, for good.)
+        """
+        h, evicted = h.detach(), evicted.detach()
+        q = rearrange(frozen_linear(self.attn.to_q, frozen_layer_norm(self.attn_norm, h)),
+                      'b n (h d) -> b h n d', h=self.attn.heads)
+        target = self.content_attention(q, evicted)
+        return F.mse_loss(self.content_attention(q, compressed), target)
+
+
+class CompressiveTransformer(nn.Module):
+    r"""
+    The Compressive Transformer language model: token embedding, `depth`
+    [compressive layers](#CompressiveLayer), a final layer norm and the output projection, in the same
+    contract as [Transformer-XL](../xl/index.html#TransformerXL):
+
+    * `model(x)` → logits `[batch_size, seq_len, num_tokens]` for token ids `x`, `[batch_size, seq_len]`;
+    * `model(x, memory=m, return_memory=True)` → `(logits, new_memory)`, a detached
+      [`CompressiveMemory`](#CompressiveMemory); `memory=None` starts with both memories empty;
+    * `model(x, memory=m, return_memory=True, return_aux_loss=True)` → `(logits, new_memory, aux_loss)`
+      where `aux_loss` is $\mathcal{L}^{attn}$, **summed** over the layers as in the paper's
+      Algorithm 2, each layer's term a mean over its elements. It is a zero when this segment evicted
+      nothing, and its gradient reaches only `compression_parameters()`.
+
+    `cmem_len=0` gives back Transformer-XL with the same weights (nothing is compressed).
+    """
+
+    def __init__(self, *, num_tokens: int, dim: int, depth: int, heads: int, dim_head: Optional[int] = None,
+                 mem_len: int, cmem_len: int, cmem_ratio: int = 4, ff_mult: int = 4,
+                 attn_dropout: float = 0.0, ff_dropout: float = 0.0):
+        super().__init__()
+        if dim_head is None:
+            if dim % heads != 0:
+                raise ValueError(f"dim ({dim}) must be divisible by heads ({heads}), or pass dim_head")
+            dim_head = dim // heads
+        if mem_len < 0:
+            raise ValueError(f"mem_len must be >= 0, got {mem_len}")
+        if cmem_len < 0:
+            raise ValueError(f"cmem_len must be >= 0, got {cmem_len}")
+        if not isinstance(cmem_ratio, int) or cmem_ratio < 1:
+            raise ValueError(f"cmem_ratio (the compression rate c) must be a positive int, got {cmem_ratio!r}")
+        self.num_tokens, self.dim, self.depth = num_tokens, dim, depth
+        self.mem_len, self.cmem_len, self.compression_rate = mem_len, cmem_len, cmem_ratio
+        self.token_emb = nn.Embedding(num_tokens, dim)
+        self.layers = nn.ModuleList([
+            CompressiveLayer(dim, heads, dim_head, dim * ff_mult, cmem_ratio, attn_dropout, ff_dropout)
+            for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.to_logits = nn.Linear(dim, num_tokens)
+
+    def compression_parameters(self) -> Iterator[nn.Parameter]:
+        r"""The parameters of every layer's $f_c$: trained by $\mathcal{L}^{attn}$ alone, with their own optimiser."""
+        for layer in self.layers:
+            yield from layer.compress.parameters()
+
+    def main_parameters(self) -> Iterator[nn.Parameter]:
+        r"""Every other parameter: trained by the language-model loss alone."""
+        compression = {id(p) for p in self.compression_parameters()}
+        return (p for p in self.parameters() if id(p) not in compression)
+
+    def check_memory(self, memory: CompressiveMemory, batch_size: int
+                     ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        r"""Raise a clear error unless `memory` is a `CompressiveMemory` for this model and batch size."""
+        if not isinstance(memory, CompressiveMemory):
+            raise TypeError(f"memory must be the CompressiveMemory(mem, cmem) returned with return_memory=True, "
+                            f"got {type(memory).__name__}")
+        mem = check_layer_memory(memory.mem, self.depth, batch_size, self.dim, 'memory.mem')
+        cmem = check_layer_memory(memory.cmem, self.depth, batch_size, self.dim, 'memory.cmem')
+        return mem, cmem
+
+    def forward(self, x: torch.Tensor, memory: Optional[CompressiveMemory] = None,
+                return_memory: bool = False, return_aux_loss: bool = False):
+        check_tokens(x, self.num_tokens)
+        if memory is not None:
+            mems, cmems = self.check_memory(memory, x.shape[0])
+        else:
+            mems, cmems = [None] * self.depth, [None] * self.depth
+        compress = self.cmem_len > 0
+        # $h^0$, `[batch_size, seq_len, dim]`; positions enter only as distances, inside attention.
+        h = self.token_emb(x)
+        new_mem, new_cmem, aux_losses = [], [], []
+        for l, layer in enumerate(self.layers):
+            mem, cmem = mems[l], cmems[l]
+            # The segment's layer input is what the memory stores and what the reconstruction loss
+            # queries with.
+            h_in = h
+            h = layer(h, mem, cmem)
+            if not (return_memory or return_aux_loss):
+                continue
+            # Algorithm 1 of the paper: the memory takes in the segment and pushes its oldest
+            # positions out; they are compressed and appended to the compressed memory.
+            # `evicted` is `[batch_size, n_evicted, dim]`, a multiple of $c$ positions.
+            kept, evicted = evict(mem, h_in, self.mem_len, self.compression_rate, compress)
+            if compress and evicted.shape[1] > 0:
+                if return_aux_loss:
+                    # One call of $f_c$ serves both: attached for the loss, detached for the memory.
+                    compressed = layer.compress(evicted)
+                    aux_losses.append(layer.reconstruction_loss(h_in, evicted, compressed))
+                else:
+                    with torch.no_grad():
+                        compressed = layer.compress(evicted)
+                cmem = append_compressed(cmem, compressed.detach(), self.cmem_len)
+            new_mem.append(kept)
+            new_cmem.append(cmem if cmem is not None else h_in.new_zeros(h_in.shape[0], 0, self.dim))
+        logits = self.to_logits(self.norm(h))
+        outputs = (logits,)
+        if return_memory:
+            outputs += (CompressiveMemory(new_mem, new_cmem),)
+        if return_aux_loss:
+            # Before the first eviction the loss is a zero that still accepts `.backward()`, so a
+            # training loop needs no special case.
+            aux_loss = (torch.stack(aux_losses).sum() if aux_losses else
+                        torch.zeros((), dtype=logits.dtype, device=x.device,
+                                    requires_grad=torch.is_grad_enabled()))
+            outputs += (aux_loss,)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    @torch.no_grad()
+    def generate(self, prompt: torch.Tensor, length: int, temperature: float = 1.0,
+                 top_k: Optional[int] = None) -> torch.Tensor:
+        r"""
+        Continue `prompt`, `[batch_size, prompt_len]`, by `length` tokens; returns
+        `[batch_size, prompt_len + length]`.
+
+        Computes exactly what running the prompt as one segment and then each new token as a segment of
+        one with `memory=` computes, evictions and compressions included, without recomputing anything:
+        each layer keeps the keys and values of its compressed memory and of its memory, as well as the
+        memory's hidden states (which $f_c$ needs when they are evicted). A new token costs one position
+        in every layer; every $c$ tokens, once the memory is full, a layer compresses $c$ evicted states
+        into one slot and projects that slot to a key and a value, once.
+        """
+        check_generate_args(prompt, self.num_tokens, length, temperature, top_k)
+        was_training = self.training
+        self.eval()
+        compress = self.cmem_len > 0
+        # Per layer: the compressed memory's keys and values, the memory's keys and values, the
+        # memory's hidden states `[batch_size, n_m, dim]`.
+        cmem_kv: List[Optional[KVCache]] = [None] * self.depth
+        mem_kv: List[Optional[KVCache]] = [None] * self.depth
+        mem_h: List[Optional[torch.Tensor]] = [None] * self.depth
+        out, tokens = [prompt], prompt
+        for _ in range(length):
+            h = self.token_emb(tokens)
+            for l, layer in enumerate(self.layers):
+                h, cmem_kv[l], mem_kv[l], mem_h[l] = self._step_cached(
+                    layer, h, cmem_kv[l], mem_kv[l], mem_h[l], compress)
+            # Only the last position's logits are needed: `[batch_size, num_tokens]`.
+            logits = self.to_logits(self.norm(h[:, -1]))
+            tokens = sample_next(logits, temperature, top_k)[:, None]
+            out.append(tokens)
+        self.train(was_training)
+        return torch.cat(out, dim=1)
+
+    def _step_cached(self, layer: CompressiveLayer, h: torch.Tensor, cmem_kv: Optional[KVCache],
+                     mem_kv: Optional[KVCache], mem_h: Optional[torch.Tensor], compress: bool):
+        r"""
+        One layer of `generate`: the layer's output for the segment `h` and its updated caches. The
+        Transformer-XL layer's `forward_cached` does the attention over the cached keys and values
+        $[cm \circ m]$ and appends the segment's; this method then does the same bookkeeping as
+        `forward`, on keys and values.
+        """
+        n_cm = 0 if cmem_kv is None else cmem_kv[0].shape[2]
+        if cmem_kv is None and mem_kv is None:
+            cache = None
+        else:
+            # `[batch_size, heads, n_cm + n_m, dim_head]`, compressed memory in front.
+            parts = [c for c in (cmem_kv, mem_kv) if c is not None]
+            cache = (torch.cat([c[0] for c in parts], dim=2), torch.cat([c[1] for c in parts], dim=2))
+        key_len = (0 if cache is None else cache[0].shape[2]) + h.shape[1]
+        # Keep every key: eviction is decided below, by the same rule as `forward`.
+        out, (k, v) = layer.forward_cached(h, cache, key_len)
+        # `[batch_size, heads, n_m + seq_len, dim_head]`: the memory's keys and values with the segment's.
+        k, v = k[:, :, n_cm:], v[:, :, n_cm:]
+        kept, evicted = evict(mem_h, h, self.mem_len, self.compression_rate, compress)
+        n_evicted = evicted.shape[1]
+        mem_kv = (k[:, :, n_evicted:], v[:, :, n_evicted:])
+        if compress and n_evicted > 0:
+            # `[batch_size, n_evicted / c, dim]`, then its keys and values, each
+            # `[batch_size, heads, n_evicted / c, dim_head]`.
+            compressed = layer.compress(evicted)
+            ck, cv = layer.attn.keys_values(layer.attn_norm(compressed))
+            if cmem_kv is not None:
+                ck, cv = torch.cat([cmem_kv[0], ck], dim=2), torch.cat([cmem_kv[1], cv], dim=2)
+            start = ck.shape[2] - min(self.cmem_len, ck.shape[2])
+            cmem_kv = (ck[:, :, start:], cv[:, :, start:])
+        return out, cmem_kv, mem_kv, kept

@@ -1,0 +1,107 @@
+r"""
+---
+title: Training the Compressive Transformer on Tiny Shakespeare
+summary: A character-level Compressive Transformer, whose compression network is trained by its own attention-reconstruction loss and its own optimiser.
+---
+
+# Training the Compressive Transformer on Tiny Shakespeare
+
+```bash
+python -m labml_nn.transformers.compressive.experiment          # a few minutes on a 2-core CPU
+python -m labml_nn.transformers.compressive.experiment --help   # every option with its default
+python -m labml_nn.experiments.sample --checkpoint checkpoints/compressive --prompt "ROMEO:"
+```
+
+The [Compressive Transformer](index.html) keeps Transformer-XL's memory of the last `mem_len`
+hidden states, and instead of discarding the states that fall out of it, compresses every
+`cmem_ratio` $= c$ of them into one and keeps `cmem_len` of those. With the defaults below
+($T = 64$, $M = 32$, $c = 4$, `cmem_len` $= 16$) each layer attends over $64$ current,
+$32$ remembered and $16$ compressed states, the last standing for $64$ older characters.
+
+## Two losses, two optimisers
+
+The model has two jobs, and the paper trains them apart
+([Rae et al., 2019](https://arxiv.org/abs/1911.05507)):
+
+* the language model minimises the cross-entropy $\mathcal{L}_\text{LM}$;
+* the compression function $f_c$ minimises the *attention-reconstruction loss*
+  $$\mathcal{L}_\text{attn} = \sum_{l} \big\| \text{attn}(h^{(l)}, m^{(l)}) - \text{attn}(h^{(l)}, f_c(m^{(l)})) \big\|_2^2,$$
+  how much the layer's attention output changes when it reads the compressed memories instead of
+  the old memories they replace. The compression is judged by what the attention needs, not by how
+  well it could rebuild the memories themselves.
+
+The reconstruction loss's gradient reaches only the compression parameters, and the language-model
+loss does not reach them (the memories are stored detached). So a single `backward()` of
+$\mathcal{L}_\text{LM} + \mathcal{L}_\text{attn}$ gives each parameter exactly the gradient of its own
+loss, and we step the two parameter sets with **two AdamW optimisers**: each gets its own learning
+rate, its own moment estimates and its own gradient clipping, so a large reconstruction error
+early on can neither shrink the language model's clipped step nor inflate its Adam statistics.
+
+Everything else (streams, schedule, validation, checkpoints with both optimisers, resume, DDP) is
+the [shared trainer](../../experiments/trainer.html); this page overrides two of its methods.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from labml_nn.experiments.config import TrainConfig, option
+from labml_nn.experiments.trainer import ParamGroup, Trainer, run_experiment
+from labml_nn.transformers.compressive import CompressiveTransformer
+
+
+@dataclass
+class Config(TrainConfig):
+    """Train a character-level Compressive Transformer on Tiny Shakespeare."""
+    name: str = option("compressive", "name of the run; checkpoints go to CHECKPOINT_DIR/NAME")
+    dim: int = option(128, "model width")
+    depth: int = option(4, "number of layers")
+    heads: int = option(4, "attention heads")
+    dim_head: int = option(32, "width of each head")
+    mem_len: int = option(32, "uncompressed hidden states kept per layer")
+    cmem_len: int = option(16, "compressed memories kept per layer")
+    cmem_ratio: int = option(4, "old memories compressed into one, the compression rate c")
+    attn_dropout: float = option(0.0, "dropout on the attention weights")
+    ff_dropout: float = option(0.0, "dropout in the feed-forward blocks")
+    compression_lr: float = option(1e-3, "peak learning rate of the compression network's optimiser")
+
+
+def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
+    """The constructor arguments of `CompressiveTransformer`; the checkpoint stores them."""
+    return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, heads=c.heads, dim_head=c.dim_head,
+                mem_len=c.mem_len, cmem_len=c.cmem_len, cmem_ratio=c.cmem_ratio,
+                attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout)
+
+
+class CompressiveTrainer(Trainer):
+    """The shared trainer with a second optimiser for the compression network."""
+
+    # Until the first memories are evicted there is nothing to compress, so the compression
+    # parameters get no gradient; `DistributedDataParallel` must be told to expect that.
+    find_unused_parameters = True
+
+    def param_groups(self) -> List[ParamGroup]:
+        compression = list(self.module.compression_parameters())
+        ids = {id(p) for p in compression}
+        others = [p for p in self.module.parameters() if id(p) not in ids]
+        return [ParamGroup("model", others, self.config.lr),
+                ParamGroup("compression", compression, self.config.compression_lr)]
+
+    def training_loss(self, x: torch.Tensor, y: torch.Tensor, memory: Any) -> Tuple[torch.Tensor, Any, Dict[str, float]]:
+        logits, memory, reconstruction = self.model(x, memory=memory, return_memory=True, return_aux_loss=True)
+        # `[batch_size, seq_len, num_tokens]` against `[batch_size, seq_len]`.
+        lm_loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        # The two gradients do not overlap (see above), so the sum back-propagates each loss into
+        # its own parameters only.
+        return lm_loss + reconstruction, memory, {"loss.train": lm_loss.item(),
+                                                  "loss.reconstruction": float(reconstruction)}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    return run_experiment(Config, CompressiveTransformer, model_kwargs, argv, trainer_class=CompressiveTrainer)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+r"""
+---
+title: Feedback Transformer
+summary: A transformer in which every layer attends to one memory built from all layers of the past steps, trained token by token, with shared keys and values cached in a buffer.
+---
+
+# Feedback Transformer
+
+In a transformer, layer $l$ of step $t$ attends to layer $l - 1$ of the earlier steps: the lowest
+layers never see what the highest layers concluded about the past, and a computation can only be
+as deep as the stack. Fan et al. ([Addressing Some Limitations of Transformers with Feedback
+Memory](https://arxiv.org/abs/2002.09402)) give every layer the *same* memory, built from all layers
+of each past step. With $x^l_t$ the input of layer $l + 1$ at step $t$ ($x^0_t$ the token embedding,
+$x^N_t$ the output of the last of $N$ layers), the memory vector of step $t$ is
+
+$$\mathbf{m}_t = \sum_{l=0}^{N} \operatorname{softmax}(w)_l \; x^l_t$$
+
+with learned scalars $w$, and the attention of every layer reads the memory of the $L$ previous steps:
+
+$$z^l_t = \operatorname{Attn}\big(x^{l-1}_t,\; [\mathbf{m}_{t-L}, \dots, \mathbf{m}_{t-1}]\big),
+\qquad x^l_t = \operatorname{FF}(z^l_t)$$
+
+(each with its pre-norm residual). **The exact attention set:** the query of step $t$ in every layer
+sees the memory entries of steps $t - L \dots t - 1$, at distances $1 \dots L$, and nothing of step $t$
+itself: $\mathbf{m}_t$ needs the output of the last layer, which does not exist yet. This is the
+paper's equation and its reference implementation. The first step of a stream has an empty memory;
+there its attention block adds nothing and the residual carries $x^{l-1}_t$ through.
+
+The memory makes the model recurrent: step $t$ cannot start before step $t - 1$ has gone through
+all layers, so training runs token by token, several times slower than a parallel transformer. In
+exchange, prediction is cheap: the memory *is* the cache of a generator, and the top layer's
+abstractions of the past are available to the bottom layer of the present.
+
+## Two variants
+
+1. As first described, each layer $l$ projects the memory with its own $W^l_K, W^l_V$.
+   (`shared_kv=False`)
+2. In the updated paper all layers share $W_K, W_V$. Then the keys and values of step $t$ are the
+   same for every layer and every later step: they are computed once, when $\mathbf{m}_t$ is
+   formed, and cached. (`shared_kv=True`, the default.) The cache grows by one entry per step, which
+   needs care during training; that is the subject of the [key/value buffer](kv_buffer.html).
+
+## Positions
+
+Attention uses Transformer-XL's [relative scores](../xl/relative_mha.html) with one change: since
+every key lies strictly in the past, distances run $1 \dots L$, not $0 \dots L - 1$. For a one-token
+step, key $j$ of a window of $P$ memory entries is at distance $P - j$. (A bias indexed by
+*key position within the segment* would give every memory entry the same position when the segment
+is one token long; the tests check that ours do not.)
+
+## Windows: `seq_len > 1`
+
+`seq_len=1` is the paper's model. With `seq_len = n > 1` the model processes windows of $n$ tokens in
+parallel and updates the memory between windows, trading exactness for speed. Inside a window, the
+memory of the earlier window positions is not formed yet; position $i$ attends to the memory before
+the window and, in place of $\mathbf{m}_j$ for the window positions $j < i$, to the part of it that
+is formed: $\sum_{l' < l} \operatorname{softmax}(w)_{l'} x^{l'}_j$, the weighted sum of the layers below.
+Every key still lies strictly in the past. Steps per segment drop from $T$ to $T / n$, so
+training is about $n$ times faster per token on hardware that is latency-bound, but the window's
+positions lose the feedback from each other's top layers: the longer the window, the closer the
+model is to a Transformer-XL. Use it to train cheaply and check quality with `seq_len=1`.
+
+```python
+from labml_nn.transformers.feedback import FeedbackTransformer
+
+model = FeedbackTransformer(num_tokens=20000, dim=512, depth=6, seq_len=1, mem_len=256,
+                            dim_head=64, heads=8, attn_dropout=0.1, ff_dropout=0.1)
+logits = model(x)                                             # [batch_size, T, num_tokens]
+out1, mem1 = model(x1, return_memory=True)                    # mem1: [batch_size, mem_len, dim]
+out2, mem2 = model(x2, memory=mem1, return_memory=True)       # x2 continues x1
+text = model.generate(prompt, length=100, top_k=1)
+```
+
+| symbol | meaning | code | shape |
+|---|---|---|---|
+| $x^l_t$ | input of layer $l + 1$ at step $t$ | `x` | `[batch_size, n, dim]` |
+| $w$ | memory weights over the $N + 1$ layer outputs | `layer_weights` | `[depth + 1]` |
+| $\mathbf{m}_t$ | memory vector of step $t$ | `m` | `[batch_size, n, dim]` |
+| $L$ | memory length | `mem_len` | |
+| $n$ | tokens processed in parallel (1: exact) | `seq_len` | |
+| $W_K, W_V$ | memory projections, shared or per layer | `memory_kv` | |
+| | keys and values of the memory window | `kv` | `[batch_size, heads, P, 2 * dim_head]` |
+"""
+
+from typing import List, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from labml_nn.transformers.feed_forward import FeedForward
+from labml_nn.transformers.feedback.kv_buffer import KVHistory
+from labml_nn.transformers.lm import append_memory, check_generate_args, check_tokens, sample_next
+from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention, sinusoidal_embeddings
+
+
+class FeedbackAttention(RelativeMultiHeadAttention):
+    r"""
+    [Relative attention](../xl/relative_mha.html) whose keys all lie strictly in the past.
+
+    Only two things change. The keys and values come from the memory through a
+    [`MemoryKV`](#MemoryKV) projection, so this module has no `to_kv` of its own. And the position
+    keys are for distances $\text{key\_len}, \dots, 1$ instead of $\text{key\_len} - 1, \dots, 0$:
+    with the inherited relative shift and causal mask, query $i$ of a window that follows $P$ memory
+    entries sees key $j$ at distance $P + i - j$, and never itself.
+    """
+
+    def __init__(self, dim: int, heads: int, dim_head: int, max_distance: int, dropout: float = 0.0):
+        super().__init__(dim, heads, dim_head, dropout)
+        self.to_kv = None
+        # $R_\delta$ for $\delta = $ `max_distance` $\dots 1$, computed once: the position keys of every
+        # step are a slice of this table.
+        distances = torch.arange(max_distance, 0, -1)
+        self.register_buffer('R', sinusoidal_embeddings(distances, dim), persistent=False)
+
+    def position_keys(self, key_len: int, device: torch.device) -> torch.Tensor:
+        r"""$r_\delta = W_{k,R} R_\delta$ for $\delta = \text{key\_len}, \dots, 1$, as `[heads, key_len, dim_head]`."""
+        if key_len > self.R.shape[0]:
+            raise ValueError(f"{key_len} keys exceed the {self.R.shape[0]} distances this attention was built for")
+        return rearrange(self.to_r(self.R[self.R.shape[0] - key_len:]), 'n (h d) -> h n d', h=self.heads)
+
+
+class MemoryKV(nn.Module):
+    r"""
+    Keys and values of memory vectors: $[K \,|\, V] = \operatorname{LN}(\mathbf{m}) [W_K \,|\, W_V]$,
+    mapping `[batch_size, n, dim]` to `[batch_size, heads, n, 2 * dim_head]` with each head's key and
+    value side by side, the layout the [key/value buffer](kv_buffer.html) stores.
+    """
+
+    def __init__(self, dim: int, heads: int, dim_head: int):
+        super().__init__()
+        self.heads = heads
+        # The memory mixes layers of different scales; the norm puts it on the scale the
+        # projections expect, as the pre-norm of a Transformer-XL layer does for its memory.
+        self.norm = nn.LayerNorm(dim)
+        # Columns are grouped per head, $[k\,v]$ within each, so splitting heads is a view.
+        self.to_kv = nn.Linear(dim, heads * 2 * dim_head, bias=False)
+
+    def forward(self, m: torch.Tensor) -> torch.Tensor:
+        return rearrange(self.to_kv(self.norm(m)), 'b n (h kv) -> b h n kv', h=self.heads)
+
+
+class FeedbackLayer(nn.Module):
+    r"""
+    One layer: $z = x + \operatorname{Attn}(\operatorname{LN}(x), \text{memory})$, then
+    $z + \operatorname{FF}(\operatorname{LN}(z))$. Maps `[batch_size, n, dim]` to the same shape.
+    """
+
+    def __init__(self, dim: int, heads: int, dim_head: int, d_ff: int, max_distance: int,
+                 attn_dropout: float = 0.0, ff_dropout: float = 0.0):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(dim)
+        self.attn = FeedbackAttention(dim, heads, dim_head, max_distance, attn_dropout)
+        self.ff_norm = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim, d_ff, ff_dropout)
+
+    def forward(self, x: torch.Tensor, kv: Optional[torch.Tensor]) -> torch.Tensor:
+        r"""
+        `x` is the layer input for a window of $n$ steps, `[batch_size, n, dim]`; `kv` holds the keys
+        and values of everything they may attend to, `[batch_size, heads, P + n - 1, 2 * dim_head]`:
+        $P$ memory entries, then the stand-ins for the window's first $n - 1$ positions (none when
+        $n = 1$). `None` when there is nothing at all (the first token of a stream).
+        """
+        if kv is not None:
+            n = x.shape[1]
+            q = self.attn.queries(self.attn_norm(x))
+            k, v = kv.split(self.attn.dim_head, dim=-1)
+            if kv.shape[2] > n - 1:
+                x = x + self.attn.attend(q, k, v)
+            else:
+                # No memory before the window: position 0 has no past, its attention adds nothing.
+                # The others see the stand-ins before them.
+                x = x + F.pad(self.attn.attend(q[:, :, 1:], k, v), (0, 0, 1, 0))
+        return x + self.ff(self.ff_norm(x))
+
+
+class FeedbackTransformer(nn.Module):
+    r"""
+    The Feedback Transformer language model.
+
+    * `model(x)` → logits `[batch_size, T, num_tokens]` for token ids `x`, `[batch_size, T]`;
+    * `model(x, memory=m, return_memory=True)` → `(logits, new_memory)`: the memory is the tensor of
+      memory vectors $\mathbf{m}$ of the last `mem_len` steps, `[batch_size, mem_len, dim]` (fewer until
+      `mem_len` steps have been seen), detached from the graph. `memory=None` starts a new stream.
+    * `shared_kv` picks the variant; `seq_len` the number of tokens processed in parallel (1: exact).
+    * `kv_buffer=False` accumulates keys and values with `torch.cat` instead of the
+      [custom function](kv_buffer.html): the same numbers, slower; kept for the tests and the benchmark.
+    """
+
+    def __init__(self, *, num_tokens: int, dim: int, depth: int, mem_len: int, seq_len: int = 1,
+                 heads: int = 8, dim_head: Optional[int] = None, ff_mult: int = 4,
+                 attn_dropout: float = 0.0, ff_dropout: float = 0.0, shared_kv: bool = True,
+                 kv_buffer: bool = True):
+        super().__init__()
+        if dim_head is None:
+            if dim % heads != 0:
+                raise ValueError(f"dim ({dim}) must be divisible by heads ({heads}), or pass dim_head")
+            dim_head = dim // heads
+        if mem_len < 1 or seq_len < 1 or depth < 1:
+            raise ValueError(f"mem_len, seq_len and depth must be >= 1, got mem_len={mem_len}, "
+                             f"seq_len={seq_len}, depth={depth}")
+        self.num_tokens, self.dim, self.depth = num_tokens, dim, depth
+        self.mem_len, self.seq_len, self.shared_kv, self.kv_buffer = mem_len, seq_len, shared_kv, kv_buffer
+        self.token_emb = nn.Embedding(num_tokens, dim)
+        # Query $i$ of a window sees memory up to $L + i$ steps back.
+        max_distance = mem_len + seq_len - 1
+        self.layers = nn.ModuleList([
+            FeedbackLayer(dim, heads, dim_head, dim * ff_mult, max_distance, attn_dropout, ff_dropout)
+            for _ in range(depth)])
+        # Variant 2: one projection for all layers; variant 1: one per layer.
+        self.memory_kv = nn.ModuleList([MemoryKV(dim, heads, dim_head)
+                                        for _ in range(1 if shared_kv else depth)])
+        # $w$, one logit per layer output $x^0 \dots x^N$; zeros start the memory as their plain mean.
+        self.layer_weights = nn.Parameter(torch.zeros(depth + 1))
+        self.norm = nn.LayerNorm(dim)
+        self.to_logits = nn.Linear(dim, num_tokens)
+
+    def projection_of(self, layer: int) -> int:
+        """The index of the memory projection (and key/value history) that layer `layer` reads."""
+        return 0 if self.shared_kv else layer
+
+    def check_memory(self, memory: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """Check a memory from `return_memory=True` and keep its newest `mem_len` steps."""
+        if isinstance(memory, (list, tuple)):
+            raise TypeError(f"memory must be one tensor [batch_size, mem_len, dim={self.dim}] shared by all "
+                            f"layers, got a list of {len(memory)}: a per-layer memory from another model?")
+        if not isinstance(memory, torch.Tensor):
+            raise TypeError(f"memory must be the tensor returned with return_memory=True, "
+                            f"got {type(memory).__name__}")
+        if memory.dim() != 3 or memory.shape[0] != batch_size or memory.shape[2] != self.dim:
+            raise ValueError(f"memory must have shape [batch_size={batch_size}, mem_len, dim={self.dim}], got "
+                             f"{tuple(memory.shape)}: was it made for another batch size or model?")
+        return memory[:, max(0, memory.shape[1] - self.mem_len):]
+
+    def start_histories(self, memory: Optional[torch.Tensor], batch_size: int, capacity: int
+                        ) -> Tuple[List[KVHistory], List[Optional[torch.Tensor]]]:
+        r"""
+        One [key/value history](kv_buffer.html) per memory projection, with room for `capacity` new
+        steps after the memory, and the windows the first step attends to. The keys and values of a
+        memory from an earlier call are computed here, once, with the current weights.
+        """
+        past = 0 if memory is None else memory.shape[1]
+        attn = self.layers[0].attn
+        histories = [KVHistory(batch_size, attn.heads, 2 * attn.dim_head, past + capacity, self.mem_len,
+                               self.token_emb.weight, self.kv_buffer) for _ in self.memory_kv]
+        if past == 0:
+            return histories, [None] * len(histories)
+        return histories, self.commit(histories, memory)
+
+    def commit(self, histories: List[KVHistory], m: torch.Tensor) -> List[torch.Tensor]:
+        r"""Add the keys and values of the memory vectors `m`, `[batch_size, n, dim]`; returns the new windows."""
+        return [history.append(project(m)) for history, project in zip(histories, self.memory_kv)]
+
+    def window(self, x: torch.Tensor, windows: List[Optional[torch.Tensor]], w: torch.Tensor
+               ) -> Tuple[torch.Tensor, torch.Tensor]:
+        r"""
+        Run a window of $n$ steps, embeddings `x`, `[batch_size, n, dim]`, through all layers against the
+        memory windows `windows`. `w` is $\operatorname{softmax}(w)$. Returns the last layer's output and
+        the memory vectors $\mathbf{m}$, both `[batch_size, n, dim]`.
+        """
+        n = x.shape[1]
+        # $\mathbf{m}$ accumulates layer by layer: $\operatorname{softmax}(w)_0\, x^0$ first.
+        m = w[0] * x
+        for l, layer in enumerate(self.layers):
+            kv = windows[self.projection_of(l)]
+            if n > 1:
+                # The window's own memory is not formed yet; positions $0 \dots n-2$ lend the part of it that
+                # is, for the positions after them to attend to.
+                stand_ins = self.memory_kv[self.projection_of(l)](m[:, :-1])
+                kv = stand_ins if kv is None else torch.cat([kv, stand_ins], dim=2)
+            x = layer(x, kv)
+            m = torch.addcmul(m, w[l + 1], x)
+        return x, m
+
+    def forward(self, x: torch.Tensor, memory: Optional[torch.Tensor] = None, return_memory: bool = False
+                ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        check_tokens(x, self.num_tokens)
+        batch_size, T = x.shape
+        if memory is not None:
+            memory = self.check_memory(memory, batch_size)
+        # `[batch_size, T, dim]`: embeddings of all steps at once; no position embedding, positions enter
+        # only as distances inside attention.
+        h = self.token_emb(x)
+        histories, windows = self.start_histories(memory, batch_size, T)
+        w = self.layer_weights.softmax(dim=0)
+        outputs, memories = [], []
+        for start in range(0, T, self.seq_len):
+            out, m = self.window(h[:, start:start + self.seq_len], windows, w)
+            outputs.append(out)
+            memories.append(m)
+            # The keys and values of the new memory, for the steps that follow; the last window's are
+            # needed only by the next call, which computes them from the returned memory.
+            if start + self.seq_len < T:
+                windows = self.commit(histories, m)
+        logits = self.to_logits(self.norm(torch.cat(outputs, dim=1)))
+        if not return_memory:
+            return logits
+        return logits, append_memory(memory, torch.cat(memories, dim=1), self.mem_len)
+
+    @torch.no_grad()
+    def generate(self, prompt: torch.Tensor, length: int, temperature: float = 1.0,
+                 top_k: Optional[int] = None) -> torch.Tensor:
+        r"""
+        Continue `prompt`, `[batch_size, prompt_len]`, by `length` tokens; returns
+        `[batch_size, prompt_len + length]`, the same tokens that calling the model on the growing
+        sequence would pick.
+
+        The keys and values of each step's memory are computed once and kept in the history: a new
+        token costs one step through the layers. With `seq_len = n > 1` the model's windows start at
+        multiples of $n$, so the unfinished window (at most $n - 1$ earlier tokens) is run again with
+        each new token, and committed to the memory once it is full.
+        """
+        check_generate_args(prompt, self.num_tokens, length, temperature, top_k)
+        was_training = self.training
+        self.eval()
+        histories, windows = self.start_histories(None, prompt.shape[0], prompt.shape[1] + length)
+        w = self.layer_weights.softmax(dim=0)
+        # The unfinished window: `[batch_size, k, dim]` with $1 \le k \le n$, starting at a multiple of $n$.
+        pending = self.token_emb(prompt)
+        # Commit the prompt's full windows, all but the one the first new token's logits come from.
+        while pending.shape[1] > self.seq_len:
+            _, m = self.window(pending[:, :self.seq_len], windows, w)
+            windows = self.commit(histories, m)
+            pending = pending[:, self.seq_len:]
+        out = [prompt]
+        for _ in range(length):
+            top, m = self.window(pending, windows, w)
+            # `[batch_size, num_tokens]`, for the last position only
+            logits = self.to_logits(self.norm(top[:, -1]))
+            tokens = sample_next(logits, temperature, top_k)[:, None]
+            out.append(tokens)
+            if pending.shape[1] == self.seq_len:
+                # The window is full: its memory joins the history and the new token starts the next one.
+                windows = self.commit(histories, m)
+                pending = self.token_emb(tokens)
+            else:
+                pending = torch.cat([pending, self.token_emb(tokens)], dim=1)
+        self.train(was_training)
+        return torch.cat(out, dim=1)

@@ -1,0 +1,95 @@
+r"""
+---
+title: Training the Feedback Transformer on Tiny Shakespeare
+summary: A character-level Feedback Transformer trained with a short-to-long segment curriculum, so that the slow token-by-token recurrence is cheap while the model learns the basics.
+---
+
+# Training the Feedback Transformer on Tiny Shakespeare
+
+```bash
+python -m labml_nn.transformers.feedback.experiment          # a few minutes on a 2-core CPU
+python -m labml_nn.transformers.feedback.experiment --help   # every option with its default
+python -m labml_nn.experiments.sample --checkpoint checkpoints/feedback --prompt "ROMEO:"
+```
+
+The [Feedback Transformer](index.html) lets every layer attend to a single memory built from *all*
+layers of the past steps, so even the lowest layer sees the highest-level representations of what
+came before. The price is recurrence: token $t$ cannot be computed before token $t - 1$ has gone
+through every layer, so a segment of $T$ tokens costs $T$ sequential steps instead of one parallel
+pass. On a CPU that makes this model several times slower per character than
+[Transformer-XL](../xl/experiment.html), which is why its defaults are smaller.
+
+## A short-to-long curriculum
+
+Since the cost of a step grows with its segment length, we begin with short segments, whose steps
+are cheap, and lengthen them as training goes on. The curriculum is our choice for a small CPU
+budget, made for speed; see the [Feedback Transformer paper](https://arxiv.org/abs/2002.09402) for
+the authors' own training setup. Over the first `curriculum_steps` steps the segment length doubles from `curriculum_start_len` up to
+`seq_len`, in equal stages:
+
+$$T_t = \min\Big(T,\; T_0 \cdot 2^{\lfloor t / s \rfloor}\Big), \qquad
+s = \frac{\text{curriculum\_steps}}{\lceil \log_2 (T / T_0) \rceil + 1}.$$
+
+The memory makes this painless: it is carried from segment to segment whatever their lengths, and
+the [streams](../../experiments/data.html) advance by exactly the characters read, so no text is
+skipped or read twice. Validation always uses the full `seq_len`. `--curriculum-steps 0` turns the
+curriculum off.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence
+
+from labml_nn.experiments.config import TrainConfig, option
+from labml_nn.experiments.trainer import Trainer, run_experiment
+from labml_nn.transformers.feedback import FeedbackTransformer
+
+
+@dataclass
+class Config(TrainConfig):
+    """Train a character-level Feedback Transformer on Tiny Shakespeare."""
+    name: str = option("feedback", "name of the run; checkpoints go to CHECKPOINT_DIR/NAME")
+    seq_len: int = option(32, "characters per segment (the longest, once the curriculum is over)")
+    steps: int = option(1500, "training steps (the learning-rate schedule spans them)")
+    dim: int = option(128, "model width")
+    depth: int = option(4, "number of layers")
+    heads: int = option(4, "attention heads")
+    dim_head: int = option(32, "width of each head")
+    mem_len: int = option(64, "past steps of the shared feedback memory")
+    shared_kv: bool = option(True, "compute keys and values of the memory once, shared by all layers")
+    attn_dropout: float = option(0.0, "dropout on the attention weights")
+    ff_dropout: float = option(0.0, "dropout in the feed-forward blocks")
+    curriculum_steps: int = option(300, "steps over which segments grow to seq_len (0: no curriculum)")
+    curriculum_start_len: int = option(8, "segment length at the start of the curriculum")
+
+
+def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
+    """The constructor arguments of `FeedbackTransformer`; the checkpoint stores them."""
+    return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, seq_len=c.seq_len, mem_len=c.mem_len,
+                dim_head=c.dim_head, heads=c.heads, attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout,
+                shared_kv=c.shared_kv)
+
+
+def curriculum_seq_len(step: int, seq_len: int, start_len: int, curriculum_steps: int) -> int:
+    r"""$T_t$ from the equation above."""
+    if curriculum_steps <= 0 or start_len >= seq_len:
+        return seq_len
+    stages = math.ceil(math.log2(seq_len / start_len)) + 1
+    stage = step * stages // curriculum_steps
+    return min(seq_len, start_len * 2 ** stage)
+
+
+class FeedbackTrainer(Trainer):
+    """The shared trainer with segments that grow over the first steps."""
+
+    def seq_len_at(self, step: int) -> int:
+        c = self.config
+        return curriculum_seq_len(step, c.seq_len, c.curriculum_start_len, c.curriculum_steps)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    return run_experiment(Config, FeedbackTransformer, model_kwargs, argv, trainer_class=FeedbackTrainer)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+r"""
+---
+title: Training Transformer-XL on Tiny Shakespeare
+summary: A character-level Transformer-XL trained on Tiny Shakespeare with contiguous streams, so that its segment-level memory holds the text it just read.
+---
+
+# Training Transformer-XL on Tiny Shakespeare
+
+```bash
+python -m labml_nn.transformers.xl.experiment                  # about 5 minutes on a 2-core CPU
+python -m labml_nn.transformers.xl.experiment --mem-len 0      # the same model without memory
+python -m labml_nn.transformers.xl.experiment --help           # every option with its default
+torchrun --nproc_per_node=2 -m labml_nn.transformers.xl.experiment   # DistributedDataParallel
+python -m labml_nn.experiments.sample --checkpoint checkpoints/xl --prompt "ROMEO:" --length 200
+```
+
+This page only chooses a [Transformer-XL](index.html) and its size; everything else, the
+[contiguous streams](../../experiments/data.html) that make the memory useful and the
+[training loop](../../experiments/trainer.html) that carries the memory from step to step, is shared
+by the three memory transformers of this project.
+
+With `seq_len` $T = 64$ and `mem_len` $M = 64$, each of the `depth` $= 4$ layers attends to up to
+$T + M = 128$ positions, and because each layer's memory holds the previous segment's hidden states
+of the layer below, the longest path back through the memory reaches about
+$\text{depth} \times M = 256$ characters: four times what the model sees in one segment, at the
+cost of one segment. Setting `--mem-len 0` gives the same model with no memory, the baseline that
+[the results](../../../bench/results/results.md) compare against.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence
+
+from labml_nn.experiments.config import TrainConfig, option
+from labml_nn.experiments.trainer import run_experiment
+from labml_nn.transformers.xl import TransformerXL
+
+
+@dataclass
+class Config(TrainConfig):
+    """Train a character-level Transformer-XL on Tiny Shakespeare."""
+    name: str = option("xl", "name of the run; checkpoints go to CHECKPOINT_DIR/NAME")
+    dim: int = option(128, "model width")
+    depth: int = option(4, "number of layers")
+    heads: int = option(4, "attention heads")
+    dim_head: int = option(32, "width of each head")
+    mem_len: int = option(64, "hidden states kept per layer (0: no memory)")
+    attn_dropout: float = option(0.0, "dropout on the attention weights")
+    ff_dropout: float = option(0.0, "dropout in the feed-forward blocks")
+
+
+def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
+    """The constructor arguments of `TransformerXL`; the checkpoint stores them."""
+    return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, heads=c.heads, dim_head=c.dim_head,
+                mem_len=c.mem_len, attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    return run_experiment(Config, TransformerXL, model_kwargs, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The whole build on a fixture repository and on this one: pages, links, anchors, self-checks."""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest_site import REPO, fixture_repo, need_katex
+from utils.build import build
+from utils.check import check_site
+from utils.errors import SiteError
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    need_katex()
+    root = fixture_repo(tmp_path_factory.mktemp("repo"))
+    out = tmp_path_factory.mktemp("site") / "docs"
+    build(root, out)
+    return out
+
+
+def fixture_repo_text(name: str) -> str:
+    from conftest_site import FIXTURE
+    import textwrap
+    return textwrap.dedent(FIXTURE[name]).lstrip("\n")
+
+
+def page(site: Path, name: str) -> str:
+    return (site / name).read_text(encoding="utf-8")
+
+
+def test_pages_follow_the_url_scheme(site):
+    for name in ["index.html", "labml_nn.html", "paper/index.html", "paper/readme.html",
+                 "paper/attention.html", "loose/index.html", "loose/thing.html", "search_index.js",
+                 "static/site.css", "static/pygments.css", "static/katex/katex.min.css"]:
+        assert (site / name).is_file(), name
+    assert list((site / "static/katex/fonts").glob("KaTeX_Main-Regular.woff2"))
+
+
+def test_source_links_are_rewritten_to_pages(site):
+    home = page(site, "index.html")
+    assert 'href="paper/readme.html"' in home and 'href="paper/attention.html"' in home
+    assert 'href="labml_nn.html"' in home
+    assert 'href="attention.html"' in page(site, "paper/readme.html")
+    assert 'href="readme.html"' in page(site, "paper/attention.html")
+
+
+def test_anchors_from_qualified_names_headings_and_lines(site):
+    html = page(site, "paper/attention.html")
+    for anchor in ["Attention", "Attention.forward", "Attention.__init__", "helper", "shapes"]:
+        assert f'id="{anchor}"' in html, anchor
+    # every code line carries its real number
+    source = fixture_repo_text("labml_nn/paper/attention.py")
+    row = source.splitlines().index("        scores = q @ k  # the scores") + 1
+    assert re.search(rf'id="L{row}".*scores', html)
+    assert "section-" not in html
+
+
+def test_folder_listing_shows_titles_and_summaries(site):
+    index = page(site, "paper/index.html")
+    assert "Fixture attention" in index and "Attention with" in index
+    loose = page(site, "loose/index.html")
+    assert "A loose module" in loose and "It lives in a folder without __init__.py." in loose
+    home = page(site, "index.html")
+    assert "A paper" in home and "The paper folder&#39;s summary." in home
+
+
+def test_math_is_typeset_and_currency_is_not(site):
+    home = page(site, "index.html")
+    assert "Costs $5 and $10" in home and 'class="katex"' in home
+    assert "katex-display" in page(site, "paper/attention.html")
+
+
+def test_navigation_breadcrumbs_prev_next_and_source_link(site):
+    html = page(site, "paper/attention.html")
+    assert 'rel="prev"' in html and 'href="readme.html" rel="prev"' in html
+    assert 'aria-label="Breadcrumbs"' in html and 'href="index.html">paper<' in html
+    assert "https://github.com/" in html and "/blob/main/labml_nn/paper/attention.py" in html
+
+
+def test_search_index_is_a_script_with_identifiers(site):
+    text = page(site, "search_index.js")
+    assert text.splitlines()[2].startswith("window.SEARCH_INDEX = ")
+    entries = json.loads(text.split("=", 1)[1].strip().rstrip(";"))
+    assert any("Attention.forward" == e["h"] for e in entries)
+    assert any("scores" in e["i"].split() for e in entries)
+
+
+def test_no_page_loads_from_another_host(site):
+    for path in site.rglob("*.html"):
+        for m in re.finditer(r'<(script|link|img)\b[^>]*\b(src|href)="([^"]*)"', path.read_text()):
+            assert not re.match(r"(https?:)?//", m.group(3)), (path, m.group(0))
+
+
+def build_fails(tmp_path, extra: dict[str, str]) -> SiteError:
+    need_katex()
+    root = fixture_repo(tmp_path / "repo", extra)
+    with pytest.raises(SiteError) as e:
+        build(root, tmp_path / "out")
+    return e.value
+
+
+def test_broken_link_fails_with_source_file_and_line(tmp_path):
+    error = build_fails(tmp_path, {"labml_nn/paper/readme.md": "# Readme\n\nA\n[missing](nowhere.md).\n"})
+    assert (error.path, error.line) == ("labml_nn/paper/readme.md", 4)
+    assert "nowhere.md" in str(error)
+
+
+def test_broken_anchor_fails_with_file_and_line(tmp_path):
+    error = build_fails(tmp_path, {"labml_nn/paper/readme.md": "# Readme\n\n[x](attention.html#Attention.backward)\n"})
+    assert (error.path, error.line) == ("labml_nn/paper/readme.md", 3)
+    assert 'no element with id "Attention.backward"' in str(error)
+
+
+def test_non_raw_docstring_fails_the_build(tmp_path):
+    error = build_fails(tmp_path, {"labml_nn/paper/bad.py": 'def f():\n    """$\\alpha$"""\n'})
+    assert (error.path, error.line) == ("labml_nn/paper/bad.py", 2)
+
+
+def test_rejected_formula_fails_the_build(tmp_path):
+    error = build_fails(tmp_path, {"labml_nn/paper/bad.py": '# Fine.\n# Broken: $\\frac{1$\nx = 1\n'})
+    assert (error.path, error.line) == ("labml_nn/paper/bad.py", 2)
+
+
+def test_checker_rejects_remote_resources_and_missing_anchors(tmp_path):
+    (tmp_path / "a.html").write_text(
+        '<html><body>\n<a href="https://arxiv.org/abs/1901.02860">ok</a>\n'
+        '<script src="https://cdn.example.com/x.js"></script>\n'
+        '<a href="#here" id="here">ok</a>\n<a href="#gone">bad</a>\n'
+        '<link rel="stylesheet" href="//fonts.example.com/f.css">\n</body></html>\n')
+    with pytest.raises(SiteError) as e:
+        check_site(tmp_path)
+    text = str(e.value)
+    assert "a.html:3:" in text and "cdn.example.com" in text
+    assert "a.html:5:" in text and '"gone"' in text
+    assert "a.html:6:" in text and "arxiv" not in text
+
+
+def test_real_site_builds_fast_and_every_link_resolves(tmp_path):
+    """`make site` on this repository: under 5 s, and the self-check passes."""
+    need_katex()
+    started = time.perf_counter()
+    stats = build(REPO, tmp_path / "docs")
+    seconds = time.perf_counter() - started
+    assert seconds < 5, f"the build took {seconds:.1f} s"
+    assert stats["pages"] >= 2 and (tmp_path / "docs/index.html").is_file()

@@ -1,0 +1,613 @@
+r"""
+The pictures on the paper pages, drawn with matplotlib from small models trained here.
+
+```
+python -m utils.pictures                     # every paper, a few minutes on 2 cores
+python -m utils.pictures --papers xl         # only Transformer-XL
+python -m utils.pictures --steps 600         # train the small models longer
+python -m utils.pictures --xl-checkpoint checkpoints/xl   # draw a model trained by its experiment
+```
+
+Each picture goes to `labml_nn/transformers/<paper>/pictures/<name>.png`. The functions that draw
+them take a model (or plain numbers) and return a matplotlib figure, so the notebooks draw the same
+pictures of the models they train.
+"""
+
+import argparse
+import contextlib
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import matplotlib
+
+if __name__ == "__main__":
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+DPI = 100
+
+
+def pictures_dir(paper: str) -> Path:
+    """`labml_nn/transformers/<paper>/pictures`, created if missing."""
+    path = ROOT / "labml_nn" / "transformers" / paper / "pictures"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save(fig: plt.Figure, paper: str, name: str) -> Path:
+    path = pictures_dir(paper) / f"{name}.png"
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size / 1024:.0f} KB)")
+    return path
+
+
+# ## Training a small model with the project's experiment code
+
+def recording(trainer_class: type) -> type:
+    """
+    A subclass of the experiment's trainer that also keeps every number it reports, as
+    `trainer.history`: a list of `(step, {name: value})`. Training itself is unchanged.
+    """
+    class Recording(trainer_class):
+        def report(self, values: Dict[str, float]) -> None:
+            if not hasattr(self, "history"):
+                self.history = []
+            self.history.append((self.step, dict(values)))
+            super().report(values)
+
+    Recording.__name__ = f"Recording{trainer_class.__name__}"
+    return Recording
+
+
+def small_config(config_class: type, **overrides: Any) -> Any:
+    """The experiment's configuration made small enough for a CPU minute, with no files left behind."""
+    settings = dict(labml=False, threads=2, batch_size=16, seq_len=32, dim=64, depth=2, heads=4, dim_head=16,
+                    steps=200, warmup_steps=20, valid_interval=100, valid_windows=8, sample_interval=0,
+                    checkpoint_interval=0, sample_length=100, lr=2e-3,
+                    checkpoint_dir=tempfile.mkdtemp(prefix="labml_nn_pictures_"),
+                    data=os.environ.get("TINY_SHAKESPEARE_PATH", ""))
+    settings.update(overrides)
+    names = {f.name for f in __import__("dataclasses").fields(config_class)}
+    return config_class(**{k: v for k, v in settings.items() if k in names})
+
+
+def train_small(paper: str, **overrides: Any) -> Any:
+    """
+    Train the paper's experiment (`labml_nn.transformers.<paper>.experiment`) in a small configuration;
+    returns the trainer, whose `module`, `vocab` and `history` the pictures use.
+    """
+    import importlib
+    from labml_nn.experiments.trainer import Trainer
+    experiment = importlib.import_module(f"labml_nn.transformers.{paper}.experiment")
+    trainer_class = next((v for v in vars(experiment).values()
+                          if isinstance(v, type) and issubclass(v, Trainer) and v is not Trainer), Trainer)
+    model_class = {"xl": "TransformerXL", "compressive": "CompressiveTransformer",
+                   "feedback": "FeedbackTransformer"}[paper]
+    model_class = getattr(importlib.import_module(f"labml_nn.transformers.{paper}"), model_class)
+    trainer = recording(trainer_class)(small_config(experiment.Config, **overrides), model_class,
+                                       experiment.model_kwargs)
+    trainer.run()
+    return trainer
+
+
+def text_segments(trainer: Any, n_segments: int, batch_size: int = 8) -> List[torch.Tensor]:
+    """`n_segments` consecutive segments `[batch_size, seq_len]` of validation text."""
+    seq_len = trainer.config.seq_len
+    windows = trainer.valid_batches.windows(seq_len)
+    return [next(windows)[0][:batch_size] for _ in range(n_segments)]
+
+
+def plot_losses(history: List[Tuple[int, Dict[str, float]]], title: str = "") -> plt.Figure:
+    """Training loss (smoothed) and validation bits per character against the step."""
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=DPI)
+    steps = [s for s, v in history if "loss.train" in v]
+    loss = np.array([v["loss.train"] / math.log(2) for s, v in history if "loss.train" in v])
+    if len(loss):
+        k = max(1, len(loss) // 30)
+        smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
+        ax.plot(steps[:len(smooth)], smooth, label="train (bits per character)")
+    valid = [(s, v["bpc.valid"]) for s, v in history if "bpc.valid" in v]
+    if valid:
+        ax.plot(*zip(*valid), marker="o", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("bits per character")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ## Reading the attention out of a model
+
+@contextlib.contextmanager
+def record_attention(model: nn.Module) -> Iterator[List[torch.Tensor]]:
+    """
+    Inside the block, every call of a layer's attention appends its probabilities,
+    `[batch_size, heads, seq_len, key_len]`, to the yielded list (layer by layer, call by call).
+    The probabilities are recomputed from the attention's own `scores` and `scale`, exactly as its
+    `attend` computes them; the model's outputs are unchanged.
+    """
+    from labml_nn.transformers.mha import MultiHeadAttention, causal_mask
+    records: List[torch.Tensor] = []
+    patched = []
+    for module in model.modules():
+        if isinstance(module, MultiHeadAttention):
+            original = module.attend
+
+            def attend(q, k, v, mask=None, _module=module, _original=original):
+                m = causal_mask(q.shape[-2], k.shape[-2], q.device) if mask is None else mask
+                scores = (_module.scores(q, k) * _module.scale).masked_fill(m, float("-inf"))
+                records.append(scores.softmax(dim=-1).detach())
+                return _original(q, k, v, mask)
+
+            module.attend = attend
+            patched.append(module)
+    try:
+        yield records
+    finally:
+        for module in patched:
+            del module.attend
+
+
+@torch.no_grad()
+def segment_attention(model: nn.Module, segments: Sequence[torch.Tensor]) -> Tuple[List[torch.Tensor], Any]:
+    """
+    Read `segments` one after the other with memory; return the attention of every layer for the
+    **last** segment, a list of `[batch_size, heads, seq_len, key_len]`, and the memory it read with.
+    """
+    model.eval()
+    memory = None
+    for segment in segments[:-1]:
+        _, memory = model(segment, memory=memory, return_memory=True)
+    with record_attention(model) as records:
+        model(segments[-1], memory=memory)
+    return records, memory
+
+
+def attention_by_distance(attn: torch.Tensor) -> np.ndarray:
+    r"""
+    The mean attention a query gives to the key $\delta$ positions back, for $\delta = 0 \dots$
+    `key_len - 1`, from `attn`, `[batch_size, heads, seq_len, key_len]` (memory in front), averaged over
+    the batch, the heads and the queries that can reach $\delta$. Returns `[key_len]`.
+    """
+    _, _, seq_len, key_len = attn.shape
+    mem_len = key_len - seq_len
+    p = attn.mean(dim=(0, 1))  # `[seq_len, key_len]`
+    total, count = np.zeros(key_len), np.zeros(key_len)
+    for i in range(seq_len):
+        # Query $i$ sits at key position `mem_len + i`; key $j$ is `mem_len + i - j` back.
+        row = p[i, :mem_len + i + 1].flip(0).numpy()
+        total[:len(row)] += row
+        count[:len(row)] += 1
+    return total / np.maximum(count, 1)
+
+
+def plot_attention_heads(attn: List[torch.Tensor], title: str, front: Sequence[Tuple[int, str]] = ()
+                         ) -> plt.Figure:
+    """
+    One heat map per layer (rows) and head (columns) of the attention of the segment's queries (y)
+    over memory and segment keys (x), averaged over the batch. `front` names the blocks in front of
+    the segment, oldest first, as `(length, label)`; a white line separates each block.
+    """
+    depth, heads = len(attn), attn[0].shape[1]
+    fig, axes = plt.subplots(depth, heads, figsize=(1.9 * heads + 0.6, 1.55 * depth + 0.7), dpi=DPI,
+                             squeeze=False)
+    for l, a in enumerate(attn):
+        seq_len, key_len = a.shape[-2:]
+        for h in range(heads):
+            ax = axes[l][h]
+            # A square-root colour scale shows the small weights on far keys as well as the peaks.
+            ax.imshow(a[:, h].mean(0).sqrt().numpy(), cmap="viridis", aspect="auto", vmin=0, vmax=1,
+                      interpolation="nearest")
+            edge = -0.5
+            for length, _ in front:
+                edge += length
+                ax.axvline(edge, color="white", linewidth=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if l == 0:
+                ax.set_title(f"head {h}", fontsize=8)
+            if h == 0:
+                ax.set_ylabel(f"layer {l}\nquery", fontsize=8)
+            if l == depth - 1:
+                labels = " | ".join(label for _, label in front) + (" | segment" if front else "segment")
+                ax.set_xlabel(labels, fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention_distance(attn: List[torch.Tensor], seq_len: int, title: str) -> plt.Figure:
+    """Mean attention against distance, one line per layer, with the segment length marked."""
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=DPI)
+    for l, a in enumerate(attn):
+        mass = attention_by_distance(a)
+        mem_len = a.shape[-1] - a.shape[-2]
+        # The share of all attention that went to memory keys.
+        on_memory = a[..., :mem_len].sum(-1).mean().item()
+        ax.semilogy(np.arange(len(mass)), mass, label=f"layer {l}: {on_memory:.0%} of attention on memory")
+    ax.axvline(seq_len - 0.5, color="grey", linestyle=":")
+    ax.text(seq_len, ax.get_ylim()[1], " beyond the segment for every query", fontsize=7, va="top")
+    ax.set_xlabel("distance back from the query, δ (tokens)")
+    ax.set_ylabel("mean attention weight")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+# ## Diagrams
+
+def _box(ax, x, y, w, h, color, text="", fontsize=7, alpha=1.0):
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                facecolor=color, edgecolor="0.3", linewidth=0.6, alpha=alpha))
+    if text:
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize)
+
+
+def _arrow(ax, start, end, color="0.35", style="-|>", lw=0.7, rad=0.0, ls="-"):
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=7, color=color,
+                                 linewidth=lw, linestyle=ls, connectionstyle=f"arc3,rad={rad}"))
+
+
+def xl_diagram() -> plt.Figure:
+    r"""
+    Segments $\tau - 1$ and $\tau$ of 4 tokens, 3 layers, `mem_len` 4: the last query of segment
+    $\tau$ in each layer attends to the layer below over memory and segment; memory arrows are
+    dashed (no gradient). Grey arrows show how the reach grows with depth.
+    """
+    seq_len, depth = 4, 3
+    fig, ax = plt.subplots(figsize=(7.2, 3.4), dpi=DPI)
+    colors = {"old": "#e8e8e8", "mem": "#c6dbef", "seg": "#fdd0a2"}
+    xs = np.arange(3 * seq_len) * 0.55
+    for l in range(depth + 1):
+        y = l * 0.8
+        for t, x in enumerate(xs):
+            segment = t // seq_len
+            color = colors["old"] if segment == 0 else colors["mem"] if segment == 1 else colors["seg"]
+            ax.add_patch(plt.Circle((x, y), 0.15, facecolor=color, edgecolor="0.3", linewidth=0.6))
+        ax.text(-0.6, y, "tokens" if l == 0 else f"layer {l}", ha="right", va="center", fontsize=8)
+    # The last position of segment $\tau$ in every layer attends to the layer below.
+    query = 3 * seq_len - 1
+    for l in range(1, depth + 1):
+        for j in range(seq_len, 3 * seq_len):
+            ls = "--" if j < 2 * seq_len else "-"
+            color = "#08519c" if j < 2 * seq_len else "#a63603"
+            _arrow(ax, (xs[j], (l - 1) * 0.8 + 0.15), (xs[query], l * 0.8 - 0.15), color=color, lw=0.5,
+                   ls=ls, style="-")
+    # How layer 1 of the memory itself reached further back when it was computed.
+    for j in range(0, 2 * seq_len):
+        _arrow(ax, (xs[j], 0.15), (xs[2 * seq_len - 1], 0.8 - 0.15), color="0.75", lw=0.4, style="-")
+    for s, label in enumerate(["segment τ−1 … earlier\n(reachable through layer 1's memory)",
+                               "segment τ: memory of τ+1\n(stored, stop-gradient)", "segment τ+1\n(being computed)"]):
+        ax.text(xs[s * seq_len] + (xs[seq_len - 1] - xs[0]) / 2, -0.55, label, ha="center", va="top", fontsize=7)
+    ax.set_xlim(-1.6, xs[-1] + 0.5)
+    ax.set_ylim(-1.2, depth * 0.8 + 0.4)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title("Transformer-XL: each layer attends to the layer below over [memory ∘ segment];\n"
+                 "dashed: memory (no gradient). Stacked, the reach grows by mem_len per layer.", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def compressive_diagram() -> plt.Figure:
+    """The two FIFOs of one layer: segment → memory → (f_c, c to 1) → compressed memory → forgotten."""
+    fig, ax = plt.subplots(figsize=(7.2, 2.6), dpi=DPI)
+    c = 3
+    y = 0.9
+    # Compressed memory slots, each as wide as one position but standing for c.
+    x = 0.0
+    for i in range(4):
+        _box(ax, x, y, 0.5, 0.5, "#c7e9c0" if i else "#eeeeee", "cm" if i else "", fontsize=7)
+        x += 0.55
+    ax.text(0.55 * 2, y + 0.75, f"compressed memory  (n_cm slots, each = c = {c} old positions)",
+            ha="center", fontsize=8)
+    x_mem = x + 0.4
+    for i in range(6):
+        _box(ax, x_mem + i * 0.45, y, 0.4, 0.5, "#c6dbef", "m", fontsize=7)
+    ax.text(x_mem + 6 * 0.45 / 2, y + 0.75, "memory  (n_m positions)", ha="center", fontsize=8)
+    x_seg = x_mem + 6 * 0.45 + 0.4
+    for i in range(6):
+        _box(ax, x_seg + i * 0.45, y, 0.4, 0.5, "#fdd0a2", "h", fontsize=7)
+    ax.text(x_seg + 6 * 0.45 / 2, y + 0.75, "segment  (n_s positions)", ha="center", fontsize=8)
+    # Eviction: the oldest memories go through f_c into new compressed slots.
+    _arrow(ax, (x_mem + 0.6, y - 0.05), (0.55 * 3 + 0.25, y - 0.05), color="#238b45", rad=-0.45, lw=1.0)
+    ax.text((x_mem + 0.55 * 3) / 2 + 0.2, y - 0.62, f"oldest {c} memories → f_c (conv, kernel = stride = {c}) → 1 slot",
+            ha="center", fontsize=7, color="#238b45")
+    _arrow(ax, (x_seg + 0.6, y - 0.05), (x_mem + 6 * 0.45 - 0.2, y - 0.05), color="#08519c", rad=-0.45, lw=1.0)
+    ax.text((x_seg + x_mem + 6 * 0.45) / 2, y - 0.42, "segment → memory", ha="center", fontsize=7, color="#08519c")
+    _arrow(ax, (0.25, y + 0.25), (-0.6, y + 0.25), color="0.5", lw=1.0)
+    ax.text(-0.62, y + 0.05, "forgotten", ha="right", fontsize=7, color="0.4")
+    ax.text(x_seg + 1.35, y - 0.75, "queries of the segment attend over [cm ∘ m ∘ h]:\n"
+            "n_cm + n_m + n_s keys that reach c·n_cm + n_m + n_s back", ha="center", fontsize=7)
+    ax.set_xlim(-1.8, x_seg + 6 * 0.45 + 0.2)
+    ax.set_ylim(-0.1, 1.9)
+    ax.axis("off")
+    ax.set_title("Compressive Transformer: one layer's memories after a segment", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def feedback_diagram() -> plt.Figure:
+    r"""
+    Three past steps and the current one: every layer of a past step feeds one memory vector
+    $m_t = \sum_l \operatorname{softmax}(w)_l\, x^l_t$, and every layer of the current step attends to
+    all the memory vectors.
+    """
+    depth, steps = 3, 4
+    fig, ax = plt.subplots(figsize=(7.2, 3.4), dpi=DPI)
+    xs = np.arange(steps) * 1.7
+    for t, x in enumerate(xs):
+        current = t == steps - 1
+        for l in range(depth + 1):
+            _box(ax, x - 0.35, l * 0.6, 0.7, 0.4, "#fdd0a2" if current else "#e0e0e0",
+                 ("emb" if l == 0 else f"layer {l}"), fontsize=6)
+        label = "step t (being computed)" if current else f"step t−{steps - 1 - t}"
+        ax.text(x, -0.35, label, ha="center", fontsize=7)
+        if not current:
+            # The memory vector of step t, a learned mix of all its layers.
+            my = depth * 0.6 + 0.75
+            _box(ax, x - 0.3, my, 0.6, 0.35, "#c6dbef", f"m", fontsize=7)
+            for l in range(depth + 1):
+                _arrow(ax, (x + 0.35, l * 0.6 + 0.2), (x + 0.3, my + 0.1), color="#6baed6", lw=0.5,
+                       rad=0.25, style="-|>")
+            for l in range(1, depth + 1):
+                _arrow(ax, (x, my), (xs[-1] - 0.35, l * 0.6 + 0.2), color="#08519c", lw=0.45, rad=0.0)
+    ax.text(xs[1], depth * 0.6 + 1.35, "memory  m_t = Σ_l softmax(w)_l · x_t^l   (one vector per step, all layers)",
+            ha="center", fontsize=7)
+    ax.set_xlim(-0.8, xs[-1] + 0.8)
+    ax.set_ylim(-0.6, depth * 0.6 + 1.6)
+    ax.axis("off")
+    ax.set_title("Feedback Transformer: every layer of step t reads the memory of all layers of the past steps,\n"
+                 "so step t cannot start before step t−1 has finished: the steps are sequential", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ## Compressive Transformer
+
+def memory_timeline(seq_len: int, mem_len: int, cmem_len: int, compression_rate: int, n_segments: int
+                    ) -> np.ndarray:
+    """
+    Where every stream position is after each segment, run through the compressive model's own
+    memory bookkeeping (`evict`, `append_compressed`) with position numbers as the hidden states.
+    Returns `[n_segments, n_segments * seq_len]` with 0 = not read yet, 1 = segment, 2 = memory,
+    3 = compressed memory, 4 = forgotten.
+    """
+    from labml_nn.transformers.compressive import append_compressed, evict
+    total = n_segments * seq_len
+    state = np.zeros((n_segments, total), dtype=int)
+    mem, cmem = None, None
+    for s in range(n_segments):
+        positions = torch.arange(s * seq_len, (s + 1) * seq_len, dtype=torch.float32)
+        h = positions[None, :, None]
+        row = state[s]
+        row[: (s + 1) * seq_len] = 4
+        row[s * seq_len:(s + 1) * seq_len] = 1
+        if mem is not None:
+            row[mem[0, :, 0].long().numpy()] = 2
+        if cmem is not None:
+            # A slot is named by the first of the `compression_rate` positions it stands for.
+            for first in cmem[0, :, 0].long().tolist():
+                row[first:first + compression_rate] = 3
+        # After reading the segment: what the memory keeps, and what it evicts to compression.
+        mem, evicted = evict(mem, h, mem_len, compression_rate, cmem_len > 0)
+        if evicted.shape[1] > 0:
+            slots = evicted[:, ::compression_rate]
+            cmem = append_compressed(cmem, slots, cmem_len)
+    return state
+
+
+def plot_memory_timeline(state: np.ndarray, seq_len: int, title: str) -> plt.Figure:
+    from matplotlib.colors import ListedColormap
+    colors = ["white", "#fdd0a2", "#c6dbef", "#74c476", "#f0f0f0"]
+    labels = ["not read yet", "segment", "memory", "compressed memory", "forgotten"]
+    fig, ax = plt.subplots(figsize=(7, 3.0), dpi=DPI)
+    ax.imshow(state, cmap=ListedColormap(colors), vmin=0, vmax=4, aspect="auto", interpolation="nearest")
+    ax.set_xlabel("position in the stream")
+    ax.set_ylabel("segment being read")
+    for s in range(1, state.shape[1] // seq_len):
+        ax.axvline(s * seq_len - 0.5, color="0.6", linewidth=0.4)
+    handles = [Rectangle((0, 0), 1, 1, facecolor=c, edgecolor="0.5") for c in colors[1:]]
+    ax.legend(handles, labels[1:], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_memory_attention_mass(attn: List[torch.Tensor], cmem_len: int, mem_len: int, title: str
+                               ) -> plt.Figure:
+    """Stacked bars, one per layer and head: the share of attention on compressed memory, memory and segment."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.0), dpi=DPI)
+    labels, parts = [], []
+    for l, a in enumerate(attn):
+        for h in range(a.shape[1]):
+            p = a[:, h].mean(dim=(0, 1))  # `[key_len]`
+            parts.append([p[:cmem_len].sum().item(), p[cmem_len:cmem_len + mem_len].sum().item(),
+                          p[cmem_len + mem_len:].sum().item()])
+            labels.append(f"L{l}H{h}")
+    parts = np.array(parts)
+    x = np.arange(len(labels))
+    bottom = np.zeros(len(labels))
+    for k, (name, color) in enumerate([("compressed memory", "#74c476"), ("memory", "#6baed6"),
+                                       ("segment", "#fd8d3c")]):
+        ax.bar(x, parts[:, k], bottom=bottom, color=color, label=name)
+        bottom += parts[:, k]
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_ylabel("share of attention")
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def compressive_attention(model: nn.Module, segments: Sequence[torch.Tensor]) -> Tuple[List[torch.Tensor], Any]:
+    """Like `segment_attention`, for the compressive model (whose keys are [cm ∘ m ∘ h])."""
+    return segment_attention(model, segments)
+
+
+# ## Feedback Transformer
+
+def feedback_layer_weights(model: nn.Module) -> np.ndarray:
+    r"""$\operatorname{softmax}(w)$, the share of each layer (embedding first) in the memory vector."""
+    for name in ("layer_weights", "memory_weights", "weights"):
+        w = getattr(model, name, None)
+        if isinstance(w, torch.Tensor):
+            return w.detach().softmax(dim=-1).numpy()
+    raise AttributeError("the feedback model has no layer-weight parameter this script knows of")
+
+
+def plot_layer_weights(weights: np.ndarray, title: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(5, 2.8), dpi=DPI)
+    names = ["embedding"] + [f"layer {l}" for l in range(1, len(weights))]
+    ax.bar(names, weights, color="#6baed6")
+    ax.axhline(1 / len(weights), color="0.4", linestyle=":", linewidth=1, label="uniform (initial)")
+    for i, w in enumerate(weights):
+        ax.text(i, w, f"{w:.2f}", ha="center", va="bottom", fontsize=7)
+    ax.set_ylabel("softmax(w) in the memory")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def time_it(fn, repeats: int = 3) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def feedback_timing(lengths: Sequence[int], dim: int = 64, depth: int = 2, heads: int = 4,
+                    batch_size: int = 4, num_tokens: int = 65) -> Dict[str, List[float]]:
+    """
+    Seconds for one training step (forward and backward of a segment of `L` tokens) and for generating
+    `L` tokens, for the feedback model and for a Transformer-XL of the same width and depth (no memory
+    for training: one parallel pass; `mem_len = L` for generation, so its cache holds the whole text).
+    """
+    from labml_nn.transformers.feedback import FeedbackTransformer
+    from labml_nn.transformers.xl import TransformerXL
+    out = {"length": list(lengths), "feedback_train": [], "xl_train": [], "feedback_generate": [],
+           "xl_generate": []}
+    for L in lengths:
+        torch.manual_seed(0)
+        x = torch.randint(0, num_tokens, (batch_size, L))
+        fb = FeedbackTransformer(num_tokens=num_tokens, dim=dim, depth=depth, heads=heads, seq_len=L, mem_len=L)
+        xl_train = TransformerXL(num_tokens=num_tokens, dim=dim, depth=depth, heads=heads, mem_len=0)
+        xl_gen = TransformerXL(num_tokens=num_tokens, dim=dim, depth=depth, heads=heads, mem_len=L)
+        for name, model in (("feedback", fb), ("xl", xl_train)):
+            def step(model=model):
+                model(x).sum().backward()
+            out[f"{name}_train"].append(time_it(step))
+        prompt = x[:, :1]
+        out["feedback_generate"].append(time_it(lambda: fb.generate(prompt, L - 1, top_k=1), repeats=1))
+        out["xl_generate"].append(time_it(lambda: xl_gen.generate(prompt, L - 1, top_k=1), repeats=1))
+    return out
+
+
+def plot_timing(timing: Dict[str, List[float]], title: str) -> plt.Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.0), dpi=DPI, sharey=False)
+    L = timing["length"]
+    for ax, kind, label in ((axes[0], "train", "training step (forward + backward)"),
+                            (axes[1], "generate", "generating L tokens")):
+        ax.loglog(L, timing[f"feedback_{kind}"], marker="o", color="#2ca02c", label="Feedback Transformer")
+        ax.loglog(L, timing[f"xl_{kind}"], marker="o", color="#1f77b4", label="Transformer-XL")
+        ax.set_xlabel("sequence length L (tokens)")
+        ax.set_title(label, fontsize=9)
+        ax.set_xticks(L)
+        ax.set_xticklabels([str(v) for v in L], fontsize=7)
+        ax.minorticks_off()
+    axes[0].set_ylabel("seconds")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ## The pictures of each page
+
+def xl_pictures(steps: int, checkpoint: Optional[str] = None) -> None:
+    save(xl_diagram(), "xl", "memory_diagram")
+    if checkpoint:
+        from labml_nn.experiments.sample import load_model
+        from labml_nn.experiments.data import StreamBatcher, load_text, prepare
+        model, vocab, saved = load_model(checkpoint)
+        seq_len = saved["config"]["seq_len"]
+        data = prepare(load_text(os.environ.get("TINY_SHAKESPEARE_PATH") or None))
+        windows = StreamBatcher(data.valid, 8).windows(seq_len)
+        segments = [next(windows)[0] for _ in range(3)]
+    else:
+        trainer = train_small("xl", steps=steps, mem_len=32)
+        model, seq_len = trainer.module, trainer.config.seq_len
+        segments = text_segments(trainer, 3)
+        save(plot_losses(trainer.history, "Transformer-XL, small model on Tiny Shakespeare"), "xl", "losses")
+    attn, _ = segment_attention(model, segments)
+    mem_len = attn[0].shape[-1] - attn[0].shape[-2]
+    save(plot_attention_heads(attn, "Transformer-XL attention (√ scale) of a trained model: "
+                              f"{mem_len} memory positions, then the segment", front=[(mem_len, "memory")]),
+         "xl", "attention_heads")
+    save(plot_attention_distance(attn, seq_len, "How far back Transformer-XL attends"), "xl",
+         "attention_distance")
+
+
+def compressive_pictures(steps: int) -> None:
+    save(compressive_diagram(), "compressive", "memory_diagram")
+    seq_len, mem_len, cmem_len, c = 16, 16, 8, 4
+    save(plot_memory_timeline(memory_timeline(seq_len, mem_len, cmem_len, c, 8), seq_len,
+                              f"Where each position is after each segment (n_s={seq_len}, n_m={mem_len}, "
+                              f"n_cm={cmem_len}, c={c})"), "compressive", "memory_timeline")
+    trainer = train_small("compressive", steps=steps, mem_len=16, cmem_len=8, cmem_ratio=4)
+    save(plot_losses(trainer.history, "Compressive Transformer, small model on Tiny Shakespeare"),
+         "compressive", "losses")
+    model = trainer.module
+    attn, _ = compressive_attention(model, text_segments(trainer, 6))
+    save(plot_memory_attention_mass(attn, model.cmem_len, model.mem_len,
+                                    "Where each head of a trained model attends"), "compressive",
+         "attention_mass")
+
+
+def feedback_pictures(steps: int) -> None:
+    save(feedback_diagram(), "feedback", "memory_diagram")
+    trainer = train_small("feedback", steps=steps, seq_len=32, mem_len=32, curriculum_steps=0)
+    save(plot_losses(trainer.history, "Feedback Transformer, small model on Tiny Shakespeare"),
+         "feedback", "losses")
+    save(plot_layer_weights(feedback_layer_weights(trainer.module),
+                            "Learned share of each layer in the feedback memory"), "feedback", "layer_weights")
+    save(plot_timing(feedback_timing([16, 32, 64, 128]),
+                     "Feedback Transformer against Transformer-XL of the same size (dim 64, depth 2, batch 4)"),
+         "feedback", "timing")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description="Draw the pictures of the paper pages.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--papers", nargs="+", default=["xl", "compressive", "feedback"])
+    parser.add_argument("--steps", type=int, default=300, help="training steps of each small model")
+    parser.add_argument("--xl-checkpoint", default="", help="draw this Transformer-XL checkpoint instead of training")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    for paper in args.papers:
+        {"xl": lambda: xl_pictures(args.steps, args.xl_checkpoint or None),
+         "compressive": lambda: compressive_pictures(args.steps),
+         "feedback": lambda: feedback_pictures(args.steps)}[paper]()
+
+
+if __name__ == "__main__":
+    main()
