@@ -54,7 +54,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "reports"
 class RecallTask:
     """Token layout and episode shape of the recall task."""
     seq_len: int = 16
-    num_segments: int = 5
+    num_segments: int = 4
     num_noise: int = 16
     num_keys: int = 8
 
@@ -154,9 +154,10 @@ def model_specs(task: RecallTask, dim: int, depth: int, heads: int, mem_len: int
                 continue
             specs.append(ModelSpec(
                 "feedback",
-                lambda: FeedbackTransformer(**common, seq_len=S, mem_len=xl_mem),
-                attention_len=S + xl_mem, reach=None,
-                note=f"mem_len={xl_mem}; the recurrence has no fixed reach"))
+                # `seq_len=1`: the exact model, one token at a time.
+                lambda: FeedbackTransformer(**common, seq_len=1, mem_len=xl_mem),
+                attention_len=xl_mem, reach=None,
+                note=f"mem_len={xl_mem}, token by token; the recurrence has no fixed reach"))
         else:
             raise ValueError(f"unknown model {name!r}: choose from baseline, xl, compressive, feedback")
     return specs, skipped
@@ -179,19 +180,19 @@ def answer_logits(model: nn.Module, task: RecallTask, x: torch.Tensor, train: bo
                   ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """
     Read episodes `x` segment by segment; return the logits at the query, `[batch_size, num_tokens]`,
-    and the summed auxiliary loss. The models detach their memory, so only the last segment needs a
-    graph, except for the compressive transformer's auxiliary loss, which every segment contributes.
+    and the compressive transformer's auxiliary loss of the last segment (`None` for the others).
+    The models detach their memory, so only the last segment needs a graph. The compression network
+    learns from the positions the last segment evicts; earlier segments would teach it the same
+    thing at the cost of a graph per segment.
     """
-    memory, aux_total = None, None
+    memory = None
     segments = task.segments(x)
-    has_aux = hasattr(model, "compression_parameters")
-    for i, segment in enumerate(segments):
-        last = i == len(segments) - 1
-        with torch.set_grad_enabled(train and (last or has_aux)):
-            logits, memory, aux = read_segment(model, segment, memory)
-        if aux is not None and train:
-            aux_total = aux if aux_total is None else aux_total + aux
-    return logits[:, -1], aux_total
+    for segment in segments[:-1]:
+        with torch.no_grad():
+            _, memory, _ = read_segment(model, segment, memory)
+    with torch.set_grad_enabled(train):
+        logits, _, aux = read_segment(model, segments[-1], memory)
+    return logits[:, -1], aux
 
 
 # ## Training and evaluation
@@ -351,7 +352,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Recall accuracy against distance for the memory transformers.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=1200, help="training steps per model (the budget)")
+    p.add_argument("--steps", type=int, default=400, help="training steps per model (the budget)")
     p.add_argument("--batch-size", type=int, default=32, help="episodes per step")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of AdamW")
     p.add_argument("--models", nargs="+", default=["baseline", "xl", "compressive", "feedback"],
@@ -359,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distances", type=int, nargs="*", default=None,
                    help="distances to test (default: every seq_len / 2 up to the episode length)")
     p.add_argument("--seq-len", type=int, default=16, help="tokens per segment")
-    p.add_argument("--num-segments", type=int, default=5, help="segments per episode")
+    p.add_argument("--num-segments", type=int, default=4, help="segments per episode")
     p.add_argument("--num-noise", type=int, default=16, help="noise tokens in the vocabulary")
     p.add_argument("--num-keys", type=int, default=8, help="key tokens in the vocabulary")
     p.add_argument("--dim", type=int, default=64)

@@ -69,6 +69,7 @@ class ReferenceXL(nn.Module):
                  attn_dropout: float = 0.0, ff_dropout: float = 0.0, ff_mult: int = 4):
         super().__init__()
         from bench.common import import_labml_nn_release
+        release_dir()
         if heads * dim_head != dim:
             raise ValueError(f"labml-nn 0.5.1 uses heads of width dim / heads: need heads * dim_head == dim, "
                              f"got {heads} * {dim_head} != {dim}")
@@ -122,9 +123,17 @@ def reference_kwargs(c, num_tokens: int) -> dict:
                 mem_len=c.mem_len, attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout)
 
 
+def release_dir() -> Path:
+    """Where labml-nn 0.5.1 is installed: `make bench` puts it in `.venv-bench/peers`; the environment
+    variable `LABML_NN_RELEASE_DIR` points elsewhere (a folder holding its `labml_nn` package)."""
+    import bench.common
+    if os.environ.get("LABML_NN_RELEASE_DIR"):
+        bench.common.LABML_NN_RELEASE_DIR = Path(os.environ["LABML_NN_RELEASE_DIR"])
+    return bench.common.LABML_NN_RELEASE_DIR
+
+
 def reference_installed() -> bool:
-    from bench.common import LABML_NN_RELEASE_DIR
-    return (LABML_NN_RELEASE_DIR / "labml_nn").is_dir()
+    return (release_dir() / "labml_nn").is_dir()
 
 
 def train_reference(argv: List[str]) -> dict:
@@ -178,8 +187,8 @@ def run_row(row: Row, regime: str, args: argparse.Namespace, scratch: Path) -> d
                "--name", name, "--checkpoint-dir", "checkpoints"]
     shown = "python " + " ".join(shlex.quote(c) for c in command)
     if row.key == "reference" and not reference_installed():
-        return dict(row=row.key, regime=regime, error="labml-nn 0.5.1 is not installed in .venv-bench/peers "
-                                                      "(run `make bench` to install it)", command=shown)
+        return dict(row=row.key, regime=regime, error=f"labml-nn 0.5.1 is not installed in {release_dir()} "
+                                                      "(`make bench` installs it)", command=shown)
     summary_path = scratch / f"{name}.json"
     shutil.rmtree(scratch / "checkpoints" / name, ignore_errors=True)
     started = time.time()

@@ -85,7 +85,10 @@ FIXTURE = {
         # The paper's readme
 
         Go to [attention](attention.py) or [the index](index.html).
+
+        ![A picture](pictures/plot.png)
         """,
+    "labml_nn/paper/pictures/plot.png": "not really a png",
     "labml_nn/paper/attention.py": '''
         r"""
         ---
@@ -133,7 +136,7 @@ FIXTURE = {
         r"""
         ---
         title: A loose module
-        summary: It lives in a folder without __init__.py.
+        summary: It lives in a folder without `__init__.py`.
         ---
         """
         VALUE = 1

@@ -90,12 +90,14 @@ def test_katex_is_styled_and_its_fonts_load(paper, open_page):
     assert style["mathml"] == "absolute"  # the MathML copy is for screen readers only
 
 
-@pytest.mark.parametrize("width", [390, 768, 1400])
-def test_nothing_overflows_the_page(site, paper, open_page, width):
+def test_nothing_overflows_the_page_at_phone_tablet_and_desktop_widths(site, paper, open_page):
+    page = open_page(paper, width=390)
     for path in [paper, site / "index.html", site / "labml_nn.html"]:
-        page = open_page(path, width=width)
-        sizes = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-        assert sizes[0] <= sizes[1], f"{path.name} at {width}px is {sizes[0]}px wide"
+        page.goto(path.as_uri())
+        for width in [390, 768, 1400]:
+            page.set_viewport_size({"width": width, "height": 900})
+            sizes = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            assert sizes[0] <= sizes[1], f"{path.name} at {width}px is {sizes[0]}px wide"
 
 
 def test_dark_mode_toggle_persists_across_reload(paper, open_page):

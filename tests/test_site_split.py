@@ -183,6 +183,18 @@ def test_comments_inside_brackets_and_signatures_stay_code():
     assert not any(s.prose for s in m.sections)
 
 
+def test_comment_first_in_a_body_is_prose_but_signature_comments_are_code():
+    m = split('''
+        @decorator  # about the decorator
+        # between decorator and def: part of the header
+        def f(x):  # on the def line
+            # The first step.
+            return x
+    ''')
+    assert [p.text for s in m.sections for p in s.prose] == ["The first step."]
+    assert code_rows(m.sections[-1]) == [5]
+
+
 def test_comment_inside_a_body_starts_a_section():
     m = split('''
         def f(x):
@@ -279,7 +291,7 @@ def blocks(draw, indent: str = "", depth: int = 0):
     return header + line + body
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(st.lists(blocks(), max_size=8), st.booleans(), st.booleans())
 def test_generated_sources_are_reconstructed_exactly(parts, module_doc, strip_final_newline):
     source = ('r"""\n---\ntitle: t\n---\n# Doc\n"""\n' if module_doc else "") + "".join(parts)

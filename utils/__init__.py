@@ -28,5 +28,16 @@ So a link written relative to a source file, `[x](relative_mha.html)` or
 `[x](labml_nn/transformers/xl/readme.md)`, lands on the right page. Links to `.md`/`.py` files
 are rewritten to their pages; links to other files of the repository go to the repository.
 
-Build with `python -m utils.build --out docs` (after `cd utils && npm ci`).
+Commands (`make site` and `make serve` run the first after `cd utils && npm ci`):
+
+```bash
+cd utils && npm ci && cd ..                     # KaTeX, pinned by utils/package-lock.json
+python -m utils.build --out docs                # build and check; fails with file:line
+python -m utils.build --out /tmp/draft --no-check   # a draft with broken links allowed
+python -m pytest -q tests/test_site_*.py        # splitter, math, links, and a real browser
+```
+
+The repository URL, branch and the paper-folder-to-notebook table live in `utils/config.py`.
+KaTeX and Pygments styles are copied into the site's `static/` folder; no page loads anything
+from another host, and search works from `file://` (the index is `search_index.js`).
 """

@@ -27,8 +27,8 @@ from . import config
 from .check import check_site
 from .errors import SiteError
 from .highlight import highlight_lines, pygments_css
-from .katex import KATEX_DIST, typeset
-from .markdown import Markdown, Parsed, slugify
+from .katex import KATEX_DIST, Typesetting
+from .markdown import Markdown, Parsed
 from .split import Module, Section, parse_front_matter, split_source
 
 UTILS = Path(__file__).resolve().parent
@@ -52,6 +52,7 @@ class Page:
     sections: list[tuple[Section, list[Parsed]]] = field(default_factory=list)
     listing_of: str | None = None  # the repository folder whose contents this page lists
     anchors: set[str] = field(default_factory=lambda: set(TEMPLATE_IDS))
+    summary_md: Parsed | None = None  # the summary as Markdown: it may hold math
 
     @property
     def url_dir(self) -> str:
@@ -101,10 +102,13 @@ class Site:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
             folder = Path(dirpath).relative_to(self.root).as_posix()
             base = site_dir(folder)
-            if not self._has_pages(Path(dirpath)):
-                dirnames[:] = []
-                continue
             names = sorted(filenames)
+            if not self._has_pages(Path(dirpath)):
+                # No page here (e.g. a `pictures/` folder), but its images may be shown by pages.
+                for name in names:
+                    if Path(name).suffix.lower() in ASSET_EXTENSIONS:
+                        self.assets[f"{folder}/{name}"] = posixpath.join(base, name)
+                continue
             if folder == config.PACKAGE:
                 self.folder_pages[folder] = home
             elif "__init__.py" not in names:
@@ -220,12 +224,35 @@ class Site:
                 if readme is not None:
                     page.title = readme.title
                     page.summary = page.summary or readme.summary
+        for page in self.pages:
+            if page.summary:
+                page.summary_md = self.markdown.parse(page.summary, page.src or page.folder, 1, set(),
+                                                      self.resolver(page))
+
+    def formulas(self) -> list:
+        parsed = [p for page in self.pages
+                  for p in page.intro + [q for _, ps in page.sections for q in ps]
+                  + ([page.summary_md] if page.summary_md else [])]
+        return [f for p in parsed for f in p.formulas]
+
+    def summary_html(self, page: Page) -> Markup:
+        """The summary rendered inline (no paragraph), for folder listings."""
+        if page.summary_md is None:
+            return Markup("")
+        html = self.markdown.render(page.summary_md).strip()
+        if html.startswith("<p>") and html.endswith("</p>"):
+            html = html[3:-4]
+        return Markup(html)
 
     def _default_title(self, page: Page) -> str:
         if page.src:
             name = posixpath.basename(page.src)
             return posixpath.basename(posixpath.dirname(page.src)) if name == "__init__.py" else name
         return posixpath.basename(page.folder) or config.SITE_TITLE
+
+    def highlight(self) -> None:
+        self.highlighted = {page.out: highlight_lines("".join(page.module.lines))
+                            for page in self.pages if page.module is not None}
 
     # -- rendering --------------------------------------------------------------------------------
 
@@ -240,11 +267,11 @@ class Site:
         entries = [p for p in self.folder_sequence(folder) if p is not page]
         subfolders = sorted(f for f in self.folder_pages
                             if f and posixpath.dirname(f) == folder and f != folder)
-        items = [{"title": p.title, "summary": p.summary, "url": rel_url(p.out, page),
+        items = [{"title": p.title, "summary": self.summary_html(p), "url": rel_url(p.out, page),
                   "name": posixpath.basename(p.src or p.out), "kind": "page"} for p in entries]
         for f in subfolders:
             sub = self.folder_pages[f]
-            items.append({"title": sub.title, "summary": sub.summary, "url": rel_url(sub.out, page),
+            items.append({"title": sub.title, "summary": self.summary_html(sub), "url": rel_url(sub.out, page),
                           "name": posixpath.basename(f) + "/", "kind": "folder"})
         return items
 
@@ -259,8 +286,9 @@ class Site:
             if target is not None and target is not page:
                 crumbs.append({"title": name, "url": rel_url(target.out, page)})
         if page.out != "index.html":
-            crumbs.append({"title": posixpath.basename(page.src) if page.src else posixpath.basename(folder),
-                           "url": None})
+            is_index = posixpath.basename(page.out) == "index.html"
+            name = posixpath.basename(folder) if is_index or not page.src else posixpath.basename(page.src)
+            crumbs.append({"title": name, "url": None})
         return crumbs
 
     def render(self, out: Path) -> list[dict]:
@@ -275,7 +303,7 @@ class Site:
             toc = [{"depth": h.level, "text": h.text, "anchor": h.anchor, "code": False}
                    for p in page.intro for h in p.headings if h.level > 1]
             sections = []
-            code_lines = highlight_lines("".join(page.module.lines)) if page.module else []
+            code_lines = self.highlighted.get(page.out, [])
             identifiers = self._identifiers(page.module) if page.module else {}
             for section, parsed in page.sections:
                 if section.anchor:
@@ -300,7 +328,7 @@ class Site:
                 notebook = None
             html = template.render(
                 site_title=config.SITE_TITLE, root=root, page=page, title=page.title,
-                summary=page.summary, has_h1=has_h1, intro=intro_html, sections=sections, toc=toc,
+                summary=page.summary, summary_html=self.summary_html(page), has_h1=has_h1, intro=intro_html, sections=sections, toc=toc,
                 listing=self.listing(page) if page.listing_of is not None else None,
                 crumbs=self.breadcrumbs(page),
                 prev={"title": prev_page.title, "url": rel_url(prev_page.out, page)} if prev_page else None,
@@ -403,9 +431,10 @@ def build(root: Path, out: Path, check: bool = True) -> dict:
     site = Site(root)
     site.discover()
     site.parse()
-    formulas = [f for page in site.pages for p in page.intro + [q for _, ps in page.sections for q in ps]
-                for f in p.formulas]
-    site.markdown.math_html = typeset(formulas)
+    formulas = site.formulas()
+    typesetting = Typesetting(formulas)
+    site.highlight()  # while KaTeX runs
+    site.markdown.math_html = typesetting.result()
     prepare_out(out)
     search = site.render(out)
     site.write_static(out, search)

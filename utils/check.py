@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from html.parser import HTMLParser
+from html import unescape
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -23,29 +23,45 @@ LOADS = {("script", "src"), ("link", "href"), ("img", "src"), ("img", "srcset"),
          ("source", "srcset"), ("iframe", "src"), ("video", "src"), ("video", "poster"),
          ("audio", "src"), ("embed", "src"), ("object", "data"), ("input", "src"), ("track", "src"),
          ("use", "href"), ("image", "href"), ("frame", "src")}
+REF_TAGS = {tag for tag, _ in LOADS} | {"a"}
 CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)['\"]?\s*\)")
 
 
-class _PageReader(HTMLParser):
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
+TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9]*)\b([^>]*)>")
+ATTR = re.compile(r"""([a-zA-Z_:][-a-zA-Z0-9_:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""")
+
+
+class _PageReader:
+    """The ids of a page and the addresses it refers to, with their lines.
+
+    A small scanner over start tags rather than html.parser: the pages are generated (quoted
+    attributes, no comments holding tags), and KaTeX's markup makes them large."""
+
+    def __init__(self, text: str):
         self.ids: set[str] = set()
         self.refs: list[tuple[str, str, str, int]] = []  # (tag, attribute, value, line)
-
-    def handle_starttag(self, tag, attrs):
-        line = self.getpos()[0]
-        for name, value in attrs:
-            if value is None:
-                continue
-            if name == "id" or (tag == "a" and name == "name"):
-                self.ids.add(value)
-            if (tag, name) in LOADS or (tag == "a" and name == "href"):
-                self.refs.append((tag, name, value, line))
-            if name == "style" and "url(" in value:
-                for url in CSS_URL.findall(value):
-                    self.refs.append((tag, "style", url, line))
-
-    handle_startendtag = handle_starttag
+        for m in TAG.finditer(text):
+            tag = m.group(1).lower()
+            attrs = m.group(2)
+            if tag not in REF_TAGS and "id=" not in attrs and "name=" not in attrs and "url(" not in attrs:
+                continue  # most tags (KaTeX's spans) neither refer nor can be referred to
+            line = None
+            for a in ATTR.finditer(attrs):
+                name = a.group(1).lower()
+                value = unescape(next(v for v in a.groups()[1:] if v is not None))
+                if name == "id" or (tag == "a" and name == "name"):
+                    self.ids.add(value)
+                    continue
+                loads = (tag, name) in LOADS or (tag == "a" and name == "href")
+                styled = name == "style" and "url(" in value
+                if not (loads or styled):
+                    continue
+                if line is None:
+                    line = text.count("\n", 0, m.start()) + 1
+                if loads:
+                    self.refs.append((tag, name, value, line))
+                else:
+                    self.refs.extend((tag, "style", url, line) for url in CSS_URL.findall(value))
 
 
 def check_site(out: Path, origins: dict | None = None) -> None:
@@ -53,8 +69,7 @@ def check_site(out: Path, origins: dict | None = None) -> None:
     origins = origins or {}
     pages: dict[str, _PageReader] = {}
     for path in sorted(out.rglob("*.html")):
-        reader = _PageReader()
-        reader.feed(path.read_text(encoding="utf-8"))
+        reader = _PageReader(path.read_text(encoding="utf-8"))
         pages[path.relative_to(out).as_posix()] = reader
     problems: list[tuple[str, int, str]] = []
 

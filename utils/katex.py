@@ -22,31 +22,48 @@ def check_installed() -> None:
                         "KaTeX is not installed: run `cd utils && npm ci` (or `make site`)")
 
 
+class Typesetting:
+    """One KaTeX process for a whole build, started early so the build can highlight code while
+    it runs; `result()` waits for it."""
+
+    def __init__(self, formulas: list[Formula]):
+        check_installed()
+        self.formulas = formulas
+        self.unique = list(dict.fromkeys((f.tex, f.display) for f in formulas))
+        self.proc = None
+        if self.unique:
+            payload = json.dumps([{"tex": tex, "display": display} for tex, display in self.unique])
+            self.proc = subprocess.Popen(["node", str(SCRIPT)], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         cwd=UTILS, text=True, encoding="utf-8")
+            self.proc.stdin.write(payload)  # node reads all of stdin before it writes anything
+            self.proc.stdin.close()
+
+    def result(self) -> dict[tuple[str, bool], str]:
+        """HTML for each distinct (tex, display) pair; a formula KaTeX rejects fails the build,
+        naming every file and line where a rejected formula is written."""
+        if self.proc is None:
+            return {}
+        stdout = self.proc.stdout.read()
+        stderr = self.proc.stderr.read()
+        if self.proc.wait() != 0:
+            raise SiteError(str(SCRIPT), 1, f"KaTeX failed: {stderr.strip()}")
+        results = json.loads(stdout)
+        html: dict[tuple[str, bool], str] = {}
+        failed: dict[tuple[str, bool], str] = {}
+        for key, result in zip(self.unique, results):
+            if "error" in result:
+                failed[key] = result["error"]
+            else:
+                html[key] = result["html"]
+        if failed:
+            where = [f for f in self.formulas if (f.tex, f.display) in failed]
+            lines = [f"{f.path}:{f.line}: KaTeX cannot typeset {f.tex!r}: {failed[(f.tex, f.display)]}"
+                     for f in where]
+            raise SiteError(where[0].path, where[0].line, "math error\n" + "\n".join(lines))
+        return html
+
+
 def typeset(formulas: list[Formula]) -> dict[tuple[str, bool], str]:
-    """HTML for each distinct (tex, display) pair; a formula KaTeX rejects fails the build,
-    naming every file and line where a rejected formula is written."""
-    check_installed()
-    unique = list(dict.fromkeys((f.tex, f.display) for f in formulas))
-    if not unique:
-        return {}
-    payload = json.dumps([{"tex": tex, "display": display} for tex, display in unique])
-    proc = subprocess.run(["node", str(SCRIPT)], input=payload, capture_output=True,
-                          text=True, encoding="utf-8", cwd=UTILS)
-    if proc.returncode != 0:
-        raise SiteError(str(SCRIPT), 1, f"KaTeX failed: {proc.stderr.strip()}")
-    results = json.loads(proc.stdout)
-    html: dict[tuple[str, bool], str] = {}
-    errors = []
-    for key, result in zip(unique, results):
-        if "error" in result:
-            errors.append((key, result["error"]))
-        else:
-            html[key] = result["html"]
-    if errors:
-        failed = {key: message for key, message in errors}
-        where = [f for f in formulas if (f.tex, f.display) in failed]
-        first = where[0]
-        lines = [f"{f.path}:{f.line}: KaTeX cannot typeset ${f.tex}$: {failed[(f.tex, f.display)]}"
-                 for f in where]
-        raise SiteError(first.path, first.line, "math error\n" + "\n".join(lines))
-    return html
+    """Typeset `formulas` and wait for the result (see `Typesetting`)."""
+    return Typesetting(formulas).result()

@@ -192,11 +192,11 @@ def attention_by_distance(attn: torch.Tensor) -> np.ndarray:
     return total / np.maximum(count, 1)
 
 
-def plot_attention_heads(attn: List[torch.Tensor], title: str, front: Sequence[Tuple[int, str]] = ()
-                         ) -> plt.Figure:
+def plot_attention_heads(attn: List[torch.Tensor], title: str, front: Sequence[Tuple[int, str]] = (),
+                         example: int = 0) -> plt.Figure:
     """
     One heat map per layer (rows) and head (columns) of the attention of the segment's queries (y)
-    over memory and segment keys (x), averaged over the batch. `front` names the blocks in front of
+    over memory and segment keys (x), for stream `example` of the batch. `front` names the blocks in front of
     the segment, oldest first, as `(length, label)`; a white line separates each block.
     """
     depth, heads = len(attn), attn[0].shape[1]
@@ -206,8 +206,9 @@ def plot_attention_heads(attn: List[torch.Tensor], title: str, front: Sequence[T
         seq_len, key_len = a.shape[-2:]
         for h in range(heads):
             ax = axes[l][h]
-            # A square-root colour scale shows the small weights on far keys as well as the peaks.
-            ax.imshow(a[:, h].mean(0).sqrt().numpy(), cmap="viridis", aspect="auto", vmin=0, vmax=1,
+            # One stream (not an average, which would blur what a head picks by content), on a
+            # square-root colour scale that shows the small weights on far keys as well as the peaks.
+            ax.imshow(a[example, h].sqrt().numpy(), cmap="viridis", aspect="auto", vmin=0,
                       interpolation="nearest")
             edge = -0.5
             for length, _ in front:
@@ -269,7 +270,8 @@ def xl_diagram() -> plt.Figure:
     seq_len, depth = 4, 3
     fig, ax = plt.subplots(figsize=(7.2, 3.4), dpi=DPI)
     colors = {"old": "#e8e8e8", "mem": "#c6dbef", "seg": "#fdd0a2"}
-    xs = np.arange(3 * seq_len) * 0.55
+    # A gap between segments keeps them apart.
+    xs = np.arange(3 * seq_len) * 0.55 + (np.arange(3 * seq_len) // seq_len) * 0.5
     for l in range(depth + 1):
         y = l * 0.8
         for t, x in enumerate(xs):
@@ -288,8 +290,8 @@ def xl_diagram() -> plt.Figure:
     # How layer 1 of the memory itself reached further back when it was computed.
     for j in range(0, 2 * seq_len):
         _arrow(ax, (xs[j], 0.15), (xs[2 * seq_len - 1], 0.8 - 0.15), color="0.75", lw=0.4, style="-")
-    for s, label in enumerate(["segment τ−1 … earlier\n(reachable through layer 1's memory)",
-                               "segment τ: memory of τ+1\n(stored, stop-gradient)", "segment τ+1\n(being computed)"]):
+    for s, label in enumerate(["segment τ−1\n(reached through layer 1)",
+                               "segment τ = memory\n(stop-gradient)", "segment τ+1\n(being computed)"]):
         ax.text(xs[s * seq_len] + (xs[seq_len - 1] - xs[0]) / 2, -0.55, label, ha="center", va="top", fontsize=7)
     ax.set_xlim(-1.6, xs[-1] + 0.5)
     ax.set_ylim(-1.2, depth * 0.8 + 0.4)
@@ -486,7 +488,7 @@ def plot_layer_weights(weights: np.ndarray, title: str) -> plt.Figure:
 
 
 def time_it(fn, repeats: int = 3) -> float:
-    fn()
+    """The median seconds of `repeats` calls of `fn`."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -496,7 +498,7 @@ def time_it(fn, repeats: int = 3) -> float:
 
 
 def feedback_timing(lengths: Sequence[int], dim: int = 64, depth: int = 2, heads: int = 4,
-                    batch_size: int = 4, num_tokens: int = 65) -> Dict[str, List[float]]:
+                    batch_size: int = 4, num_tokens: int = 65, repeats: int = 3) -> Dict[str, List[float]]:
     """
     Seconds for one training step (forward and backward of a segment of `L` tokens) and for generating
     `L` tokens, for the feedback model and for a Transformer-XL of the same width and depth (no memory
@@ -509,13 +511,14 @@ def feedback_timing(lengths: Sequence[int], dim: int = 64, depth: int = 2, heads
     for L in lengths:
         torch.manual_seed(0)
         x = torch.randint(0, num_tokens, (batch_size, L))
-        fb = FeedbackTransformer(num_tokens=num_tokens, dim=dim, depth=depth, heads=heads, seq_len=L, mem_len=L)
+        # `seq_len=1`: the exact model, one token after the other.
+        fb = FeedbackTransformer(num_tokens=num_tokens, dim=dim, depth=depth, heads=heads, seq_len=1, mem_len=L)
         xl_train = TransformerXL(num_tokens=num_tokens, dim=dim, depth=depth, heads=heads, mem_len=0)
         xl_gen = TransformerXL(num_tokens=num_tokens, dim=dim, depth=depth, heads=heads, mem_len=L)
         for name, model in (("feedback", fb), ("xl", xl_train)):
             def step(model=model):
                 model(x).sum().backward()
-            out[f"{name}_train"].append(time_it(step))
+            out[f"{name}_train"].append(time_it(step, repeats))
         prompt = x[:, :1]
         out["feedback_generate"].append(time_it(lambda: fb.generate(prompt, L - 1, top_k=1), repeats=1))
         out["xl_generate"].append(time_it(lambda: xl_gen.generate(prompt, L - 1, top_k=1), repeats=1))

@@ -259,7 +259,8 @@ class _Splitter:
             # A function nested in a function is part of its parent's reading unless it has
             # prose of its own; its name is still found by search.
             if kind == "function" and "." in name and name.rpartition(".")[0] in self.function_names:
-                if not any(p.start == node_start for p in prose for node_start in [self.body_first.get(start)]):
+                has_docstring = any(p.start == self.body_first[start] for p in prose)
+                if not has_docstring:
                     continue
             starts[start] = (name, kind)
 

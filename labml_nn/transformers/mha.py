@@ -40,6 +40,7 @@ import functools
 from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -97,13 +98,28 @@ class MultiHeadAttention(nn.Module):
         k, v = rearrange(self.to_kv(h), 'b n (two h d) -> two b h n d', two=2, h=self.heads)
         return k, v
 
+    def content_queries(self, q: torch.Tensor) -> torch.Tensor:
+        r"""The queries that meet the keys in $q_i^\top k_j$; plain attention uses $q_i$ itself."""
+        return q
+
+    def score_bias(self, q: torch.Tensor, key_len: int) -> Optional[torch.Tensor]:
+        r"""
+        A term added to every score $q_i^\top k_j$ that is not a dot product with a key,
+        `[batch_size, heads, seq_len, key_len]`; plain attention has none.
+
+        This method and `content_queries` are the two that [relative attention](xl/relative_mha.html)
+        replaces.
+        """
+        return None
+
     def scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         r"""
-        The unscaled scores $A_{i,j} = q_i^\top k_j$, `[batch_size, heads, seq_len, key_len]`.
-
-        This is the one method that [relative attention](xl/relative_mha.html) replaces.
+        The unscaled scores $A_{i,j}$, `[batch_size, heads, seq_len, key_len]`: here
+        $q_i^\top k_j$ plus the score bias, if any.
         """
-        return q @ k.transpose(-2, -1)
+        scores = self.content_queries(q) @ k.transpose(-2, -1)
+        bias = self.score_bias(q, k.shape[-2])
+        return scores if bias is None else scores + bias
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                mask: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -120,13 +136,30 @@ class MultiHeadAttention(nn.Module):
         # A single query at the last position may see every key: nothing to mask.
         if mask is None and seq_len > 1:
             mask = causal_mask(seq_len, key_len, q.device)
-        # `[batch_size, heads, seq_len, key_len]`
-        scores = self.scores(q, k) * self.scale
-        if mask is not None:
-            scores = scores.masked_fill(mask, float('-inf'))
-        attn = self.dropout(scores.softmax(dim=-1))
+        if torch.is_grad_enabled():
+            # `[batch_size, heads, seq_len, key_len]`
+            scores = self.scores(q, k) * self.scale
+            if mask is not None:
+                scores = scores.masked_fill(mask, float('-inf'))
+            attn = self.dropout(scores.softmax(dim=-1))
+            out = attn @ v
+        else:
+            # Without gradients (evaluation, generation) PyTorch's fused kernel computes the same
+            # $\operatorname{softmax}\big((q_i^\top k_j + \text{bias}_{i,j}) / \sqrt{d_k}\big)$ with fewer passes over
+            # memory; the bias and the mask enter as one additive term. With gradients on the CPU its
+            # backward is slower than the explicit one above, so training keeps that.
+            bias = self.score_bias(q, key_len)
+            if bias is None:
+                attn_mask = None if mask is None else ~mask
+            else:
+                attn_mask = bias * self.scale
+                if mask is not None:
+                    attn_mask = attn_mask.masked_fill(mask, float('-inf'))
+            out = F.scaled_dot_product_attention(self.content_queries(q), k, v, attn_mask=attn_mask,
+                                                 dropout_p=self.dropout.p if self.training else 0.0,
+                                                 scale=self.scale)
         # `[batch_size, heads, seq_len, dim_head]` → `[batch_size, seq_len, heads * dim_head]`
-        out = rearrange(attn @ v, 'b h n d -> b n (h d)')
+        out = rearrange(out, 'b h n d -> b n (h d)')
         return self.to_out(out)
 
     def forward(self, x: torch.Tensor, mem: Optional[torch.Tensor] = None,

@@ -96,7 +96,7 @@ class CompressiveTrainer(Trainer):
         # The two gradients do not overlap (see above), so the sum back-propagates each loss into
         # its own parameters only.
         return lm_loss + reconstruction, memory, {"loss.train": lm_loss.item(),
-                                                  "loss.reconstruction": float(reconstruction)}
+                                                  "loss.reconstruction": reconstruction.detach().item()}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

@@ -32,7 +32,8 @@ products the code computes:
 $$\mathbf{A}^{rel}_{i,j} = (q_i + u)^\top k_j + (q_i + v)^\top r_{i-j}$$
 
 Everything else, the softmax, the values and the output projection, is
-[plain multi-head attention](../mha.html): this module replaces only its `scores`.
+[plain multi-head attention](../mha.html): this module replaces only how the scores are formed, through
+`content_queries` ($q_i + u$) and `score_bias` (the position terms).
 
 | symbol | meaning | code | shape |
 |---|---|---|---|
@@ -176,19 +177,23 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
             self._r_cache_key = cache_key
         return self._r_cache[:, self._r_cache.shape[1] - key_len:]
 
-    def scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    def content_queries(self, q: torch.Tensor) -> torch.Tensor:
         r"""
-        $\mathbf{A}^{rel}$, `[batch_size, heads, seq_len, key_len]`, from `q`,
-        `[batch_size, heads, seq_len, dim_head]`, and `k`, `[batch_size, heads, key_len, dim_head]`.
-        The last `seq_len` keys are the queries' own positions; the ones before them are memory.
+        Terms (a) + (c) are one dot product, $(q_i + u)^\top k_j$: the content queries are $q_i + u$.
+        `u[:, None]` is `[heads, 1, dim_head]` and broadcasts over batch and queries.
         """
-        key_len = k.shape[-2]
-        # Terms (a) + (c): $(q_i + u)^\top k_j$. `u[:, None]` is `[heads, 1, dim_head]` and broadcasts
-        # over batch and queries.
-        content = (q + self.u[:, None]) @ k.transpose(-2, -1)
-        # Terms (b) + (d) against every distance: $(q_i + v)^\top r_\delta$,
-        # `[batch_size, heads, seq_len, key_len]` with column $t$ for distance $\text{key\_len} - 1 - t$.
+        return q + self.u[:, None]
+
+    def score_bias(self, q: torch.Tensor, key_len: int) -> torch.Tensor:
+        r"""
+        Terms (b) + (d), $(q_i + v)^\top r_{m+i-j}$, as `[batch_size, heads, seq_len, key_len]`, for
+        `q`, `[batch_size, heads, seq_len, dim_head]`, and `key_len` keys of which the last `seq_len`
+        are the queries' own positions.
+        """
+        # `[heads, key_len, dim_head]`, row $t$ for distance $\text{key\_len} - 1 - t$.
         r = self.position_keys(key_len, q.device)
-        position = (q + self.v[:, None]) @ r.transpose(-2, -1)
+        # $(q_i + v)^\top r_\delta$ against every distance. The position keys are the same for the whole
+        # batch, so the product runs per head: `[batch_size, heads, seq_len, key_len]`.
+        position = torch.einsum('bhnd,hkd->bhnk', q + self.v[:, None], r)
         # Column $j$ must hold distance $m + i - j$: move each row into place.
-        return content + relative_shift(position)
+        return relative_shift(position)

@@ -1,0 +1,221 @@
+"""
+The Feedback Transformer side by side with feedback-transformer-pytorch 0.0.11 and labml-nn 0.5.1.
+
+At CONFIG (vocab 65, dim 128, heads 4, depth 4, feed-forward 512, segment 32, memory 32, batch 8,
+dropout 0) this measures, interleaved in one process with 2 threads:
+
+* training-step tokens/s: forward, backward and an AdamW step on a 32-token segment, token by token
+  (`seq_len=1`, the paper's model) for every model;
+* generation tokens/s: 32 new tokens after a 32-token prompt, batch 8, greedy. feedback-transformer-pytorch
+  has no generator; it is driven token by token with its key/value memory, which is its cached path.
+  labml-nn 0.5.1 has no memory across calls and no generator, so it is not timed for generation;
+* peak memory of a training run of each model, each in a fresh process;
+* the key/value buffer (`AppendKV`) against plain concatenation, in our shared-KV model with the
+  memory as long as the segment, at segment lengths 32, 128 and 512.
+
+Run it with `python -m bench.feedback` inside .venv-bench.
+"""
+import argparse
+import json
+import sys
+from typing import Dict, List, Optional
+
+import torch
+from torch import nn
+
+from bench.common import (CONFIG, import_labml_nn_release, interleaved, median, peak_rss_mb, run_isolated,
+                          setup_threads, write_report)
+from labml_nn.transformers.feedback import FeedbackTransformer
+
+C = CONFIG
+TOKENS_PER_STEP = C["batch_size"] * C["seq_len"]
+DIM_HEAD = C["dim"] // C["heads"]
+
+
+def _data(length: int = C["seq_len"]) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, C["num_tokens"], (C["batch_size"], length + 1), generator=g)
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+class Runner:
+    """A model behind two closures: `train_step()` and `generate(prompt, n)`."""
+    name: str
+    model: nn.Module
+
+    def setup(self, length: int = C["seq_len"]):
+        data = _data(length)
+        self.x, self.y = data[:, :-1], data[:, 1:]
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def train_step(self) -> None:
+        loss = _loss(self.logits(self.x), self.y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+
+class Ours(Runner):
+    def __init__(self, shared_kv: bool = True, kv_buffer: bool = True, length: int = C["seq_len"],
+                 mem_len: int = C["mem_len"]):
+        self.name = "ours" if shared_kv else "ours (per-layer KV)"
+        torch.manual_seed(0)
+        self.model = FeedbackTransformer(num_tokens=C["num_tokens"], dim=C["dim"], depth=C["depth"],
+                                         heads=C["heads"], dim_head=DIM_HEAD, ff_mult=C["ff"] // C["dim"],
+                                         mem_len=mem_len, seq_len=1, shared_kv=shared_kv, kv_buffer=kv_buffer)
+        self.setup(length)
+
+    def generate(self, prompt, n):
+        return self.model.generate(prompt, n, top_k=1)
+
+
+class Lucidrains(Runner):
+    name = "feedback-transformer-pytorch 0.0.11"
+
+    def __init__(self):
+        from feedback_transformer_pytorch import FeedbackTransformer as Peer
+        torch.manual_seed(0)
+        # Its feed-forward is GEGLU with a fixed 4× width, close to our 4× GELU.
+        self.model = Peer(num_tokens=C["num_tokens"], dim=C["dim"], depth=C["depth"], mem_len=C["mem_len"],
+                          seq_len=1, heads=C["heads"], dim_head=DIM_HEAD)
+        self.setup()
+
+    @torch.no_grad()
+    def generate(self, prompt, n):
+        self.model.eval()
+        logits, memory = self.model(prompt, return_memory=True)
+        out = [prompt]
+        for _ in range(n):
+            token = logits[:, -1].argmax(-1, keepdim=True)
+            out.append(token)
+            logits, memory = self.model(token, memory=memory, return_memory=True)
+        return torch.cat(out, 1)
+
+
+class LabmlNN(Runner):
+    """labml-nn 0.5.1's feedback transformers (sequence-first) with an embedding and a readout."""
+
+    def __init__(self, shared_kv: bool = True):
+        mods = import_labml_nn_release("labml_nn.transformers.feedback", "labml_nn.transformers.feed_forward")
+        fb, ff = mods["labml_nn.transformers.feedback"], mods["labml_nn.transformers.feed_forward"]
+        torch.manual_seed(0)
+        d = C["dim"]
+        layer = fb.FeedbackTransformerLayer(
+            d_model=d, attn=fb.FeedbackAttention(C["heads"], d, 0.0, is_kv_precomputed=shared_kv),
+            feed_forward=ff.FeedForward(d, C["ff"], 0.0), dropout_prob=0.0)
+        if shared_kv:
+            self.name = "labml-nn 0.5.1 (shared KV)"
+            self.transformer = fb.FeedbackTransformerKV(layer, C["depth"], d, C["heads"])
+        else:
+            self.name = "labml-nn 0.5.1"
+            self.transformer = fb.FeedbackTransformer(layer, C["depth"])
+        self.model = nn.ModuleList([nn.Embedding(C["num_tokens"], d), self.transformer,
+                                    nn.Linear(d, C["num_tokens"])])
+        self.setup()
+
+    def logits(self, x):
+        emb, transformer, head = self.model
+        return head(transformer(emb(x.t()))).transpose(0, 1)
+
+
+def _make(name: str) -> Runner:
+    return {"ours": Ours, "ours (per-layer KV)": lambda: Ours(shared_kv=False),
+            "feedback-transformer-pytorch 0.0.11": Lucidrains,
+            "labml-nn 0.5.1 (shared KV)": LabmlNN, "labml-nn 0.5.1": lambda: LabmlNN(shared_kv=False)}[name]()
+
+
+def peak_memory_child(name: str, steps: int = 5) -> dict:
+    """Run in a fresh process: peak RSS over a few training steps, and its growth over the first one."""
+    setup_threads(2)
+    if name.startswith("buffer-") or name.startswith("cat-"):
+        kind, length = name.split("-")
+        runner = Ours(kv_buffer=kind == "buffer", length=int(length), mem_len=int(length))
+        steps = 2
+    else:
+        runner = _make(name)
+    before = peak_rss_mb()
+    for _ in range(steps):
+        runner.train_step()
+    return dict(name=name, peak_mb=peak_rss_mb(), growth_mb=peak_rss_mb() - before)
+
+
+def measure_buffer(lengths=(32, 128, 512)) -> List[dict]:
+    """A training step of our shared-KV model with the buffer and with `torch.cat`, memory = segment."""
+    rows = []
+    for length in lengths:
+        runners = {kind: Ours(kv_buffer=kind == "buffer", length=length, mem_len=length)
+                   for kind in ("buffer", "cat")}
+        rounds = 5 if length <= 128 else 3
+        s = interleaved({k: r.train_step for k, r in runners.items()}, rounds=rounds, warmup=1)
+        memory = {k: run_isolated("bench.feedback", "--memory-child", f"{k}-{length}") for k in runners}
+        rows.append(dict(length=length, buffer_ms=median(s["buffer"]) * 1e3, cat_ms=median(s["cat"]) * 1e3,
+                         speedup=median(s["cat"]) / median(s["buffer"]),
+                         buffer_growth_mb=memory["buffer"]["growth_mb"], cat_growth_mb=memory["cat"]["growth_mb"]))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (median taken)")
+    parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(peak_memory_child(args.memory_child)))
+        return {}
+    setup_threads(2)
+    runners = [Ours(), Ours(shared_kv=False), Lucidrains(), LabmlNN(), LabmlNN(shared_kv=False)]
+    samples = interleaved({r.name: r.train_step for r in runners}, rounds=args.rounds, warmup=2)
+    train = {name: TOKENS_PER_STEP / median(s) for name, s in samples.items()}
+    print(train, flush=True)
+
+    new_tokens = 32
+    prompt = _data()[:, :C["seq_len"]]
+    generators = runners[:3]
+    samples = interleaved({r.name: (lambda r=r: r.generate(prompt, new_tokens)) for r in generators},
+                          rounds=max(3, args.rounds // 2), warmup=1)
+    gen = {name: C["batch_size"] * new_tokens / median(s) for name, s in samples.items()}
+    print(gen, flush=True)
+    memory = {r.name: run_isolated("bench.feedback", "--memory-child", r.name) for r in runners}
+    buffer_rows = measure_buffer()
+
+    rows = []
+    for r in runners:
+        rows.append({
+            "model": r.name,
+            "train tokens/s": train[r.name],
+            "ours ÷ this (train)": train["ours"] / train[r.name],
+            "generate tokens/s": gen.get(r.name, "n/a"),
+            "ours ÷ this (generate)": gen["ours"] / gen[r.name] if r.name in gen else "n/a",
+            "peak RSS MiB": memory[r.name]["peak_mb"],
+        })
+    buffer_table = ["| segment = memory | buffer ms/step | torch.cat ms/step | speed-up | buffer RSS growth MiB "
+                    "| torch.cat RSS growth MiB |", "|---|---|---|---|---|---|"]
+    for b in buffer_rows:
+        buffer_table.append(f"| {b['length']} | {b['buffer_ms']:.0f} | {b['cat_ms']:.0f} | {b['speedup']:.2f}× "
+                            f"| {b['buffer_growth_mb']:.0f} | {b['cat_growth_mb']:.0f} |")
+    notes = ("All models run token by token (`seq_len=1`). Training: forward, backward and AdamW on a fresh "
+             "32-token segment. Generation: 32 new tokens after a 32-token prompt, batch 8, greedy; "
+             "feedback-transformer-pytorch is driven token by token with its key/value memory; labml-nn 0.5.1 "
+             "has neither memory across calls nor a generator. Floors: training ≥ 1.5× "
+             "feedback-transformer-pytorch and ≥ 2× labml-nn's shared-KV model; generation ≥ 2× "
+             "feedback-transformer-pytorch.\n\n"
+             "Key/value accumulation, our shared-KV model, training step (forward, backward, AdamW), batch 8, "
+             "memory as long as the segment (so every step attends to the whole history). RSS growth is over "
+             "the first training steps in a fresh process. Floor: the buffer ≥ 1.5× `torch.cat` at 128, growing "
+             "with length.\n\n" + "\n".join(buffer_table))
+    path = write_report("feedback", "Feedback Transformer: training and generation throughput", rows,
+                        ["model", "train tokens/s", "ours ÷ this (train)", "generate tokens/s",
+                         "ours ÷ this (generate)", "peak RSS MiB"], notes, extra=dict(buffer=buffer_rows))
+    print(path.read_text())
+    return dict(rows=rows, buffer=buffer_rows)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,242 @@
+"""Tests that state the claims of the Feedback Transformer and key/value buffer pages."""
+import re
+
+import pytest
+import torch
+
+from labml_nn.transformers.feedback import FeedbackAttention, FeedbackTransformer
+from labml_nn.transformers.feedback.kv_buffer import KVHistory
+from labml_nn.transformers.xl.relative_mha import sinusoidal_embeddings
+
+NUM_TOKENS = 17
+
+
+def make_model(shared_kv=True, seq_len=1, mem_len=6, kv_buffer=True, **kw):
+    torch.manual_seed(0)
+    args = dict(num_tokens=NUM_TOKENS, dim=16, depth=2, heads=2, mem_len=mem_len, seq_len=seq_len,
+                shared_kv=shared_kv, kv_buffer=kv_buffer)
+    args.update(kw)
+    model = FeedbackTransformer(**args).double().eval()
+    # Non-zero position biases and memory weights, so that every term of the model is exercised.
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.attn.u.normal_()
+            layer.attn.v.normal_()
+        model.layer_weights.normal_()
+    return model
+
+
+def recurrence(x: torch.Tensor, mem_len: int, buffered: bool) -> torch.Tensor:
+    """A toy recurrent attention: each step's entry depends on the window the previous step read."""
+    batch, steps, width = x.shape
+    history = KVHistory(batch, 1, width, steps, mem_len, x, buffered)
+    state, outputs = torch.zeros_like(x[:, 0]), []
+    for t in range(steps):
+        window = history.append(torch.tanh(x[:, t] + state)[:, None, None])    # [batch, 1, P, width]
+        weights = torch.arange(1, window.shape[2] + 1, dtype=x.dtype)[:, None]  # distinct per position
+        state = (window[:, 0] * weights).sum(1).sin()
+        outputs.append(state)
+    return torch.stack(outputs, 1)
+
+
+@pytest.mark.parametrize("mem_len", [3, 10])
+def test_custom_backward_matches_autograd(mem_len):
+    torch.manual_seed(0)
+    x = torch.randn(2, 7, 3, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: recurrence(x, mem_len, buffered=True), (x,))
+    # ... and equals autograd through plain concatenation, output and gradient.
+    g = torch.randn(2, 7, 3, dtype=torch.double)
+    fast, slow = recurrence(x, mem_len, True), recurrence(x, mem_len, False)
+    torch.testing.assert_close(fast, slow, rtol=0, atol=0)
+    grad_fast, = torch.autograd.grad(fast, x, g)
+    grad_slow, = torch.autograd.grad(slow, x, g)
+    torch.testing.assert_close(grad_fast, grad_slow, rtol=1e-12, atol=1e-12)
+
+
+def test_gradient_buffer_is_clean_after_backward():
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 3, dtype=torch.double, requires_grad=True)
+    out = recurrence(x, 4, buffered=True).sum()
+    first, = torch.autograd.grad(out, x, retain_graph=True)
+    second, = torch.autograd.grad(out, x)
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("shared_kv", [True, False])
+@pytest.mark.parametrize("seq_len", [1, 3])
+def test_buffer_and_plain_stacking_give_identical_outputs_and_gradients(shared_kv, seq_len):
+    x = torch.randint(0, NUM_TOKENS, (2, 11))
+    results = []
+    for kv_buffer in [True, False]:
+        model = make_model(shared_kv, seq_len, mem_len=5, kv_buffer=kv_buffer).train()
+        _, memory = model(x[:, :4], return_memory=True)
+        logits = model(x[:, 4:], memory=memory)
+        logits.pow(2).sum().backward()
+        results.append((logits, {n: p.grad for n, p in model.named_parameters()}))
+    (a, grads_a), (b, grads_b) = results
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-12, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("shared_kv", [True, False])
+def test_token_by_token_equals_one_call(shared_kv):
+    model = make_model(shared_kv, mem_len=5)
+    x = torch.randint(0, NUM_TOKENS, (3, 13))
+    full = model(x)
+    memory, pieces, start = None, [], 0
+    for size in [1, 3, 1, 5, 2, 1]:  # chunks of any size, memory carried between them
+        logits, memory = model(x[:, start:start + size], memory=memory, return_memory=True)
+        pieces.append(logits)
+        start += size
+    torch.testing.assert_close(torch.cat(pieces, 1), full, rtol=1e-10, atol=1e-10)
+    assert memory.shape == (3, 5, 16)
+
+
+def test_windowed_model_equals_chunked_calls_at_window_boundaries():
+    model = make_model(seq_len=3, mem_len=7)
+    x = torch.randint(0, NUM_TOKENS, (2, 12))
+    full = model(x)
+    first, memory = model(x[:, :6], return_memory=True)
+    second = model(x[:, 6:], memory=memory)
+    torch.testing.assert_close(torch.cat([first, second], 1), full, rtol=1e-10, atol=1e-10)
+    # Windows are an approximation: the exact model differs.
+    exact = make_model(seq_len=1, mem_len=7)
+    assert not torch.allclose(exact(x), full)
+
+
+@pytest.mark.parametrize("seq_len", [1, 3])
+@pytest.mark.parametrize("shared_kv", [True, False])
+def test_causality(seq_len, shared_kv):
+    model = make_model(shared_kv, seq_len, mem_len=4)
+    x = torch.randint(0, NUM_TOKENS, (2, 12))
+    y = x.clone()
+    y[:, 7:] = (y[:, 7:] + 5) % NUM_TOKENS
+    a, b = model(x), model(y)
+    torch.testing.assert_close(a[:, :7], b[:, :7], rtol=0, atol=0)
+    assert not torch.allclose(a[:, 7:], b[:, 7:])
+
+
+@pytest.mark.parametrize("seq_len", [1, 3])
+@pytest.mark.parametrize("shared_kv", [True, False])
+def test_greedy_generate_equals_argmax_of_full_forwards(seq_len, shared_kv):
+    model = make_model(shared_kv, seq_len, mem_len=4)
+    prompt = torch.randint(0, NUM_TOKENS, (2, 5))
+    out = model.generate(prompt, length=9, top_k=1)
+    assert out.shape == (2, 14)
+    seq = prompt
+    for _ in range(9):
+        seq = torch.cat([seq, model(seq)[:, -1].argmax(-1, keepdim=True)], 1)
+    assert torch.equal(out, seq)
+
+
+def test_generate_sampling_respects_top_k_and_restores_mode():
+    model = make_model().train()
+    out = model.generate(torch.zeros(4, 1, dtype=torch.long), length=5, temperature=0.7, top_k=3)
+    assert out.shape == (4, 6) and out.dtype == torch.long
+    assert model.training
+
+
+def test_position_keys_are_distances_one_to_key_len():
+    attn = FeedbackAttention(dim=8, heads=2, dim_head=4, max_distance=10).double()
+    r = attn.position_keys(6, torch.device('cpu'))
+    R = sinusoidal_embeddings(torch.arange(6, 0, -1), 8).double()
+    torch.testing.assert_close(r, attn.to_r(R).view(6, 2, 4).transpose(0, 1))
+
+
+def test_one_token_step_gives_each_memory_entry_its_own_distance():
+    """Scores of a one-token step against P memory entries equal the four terms with distance P - j."""
+    torch.manual_seed(1)
+    attn = FeedbackAttention(dim=8, heads=2, dim_head=4, max_distance=10).double()
+    with torch.no_grad():
+        attn.u.normal_()
+        attn.v.normal_()
+    P = 5
+    q = torch.randn(2, 2, 1, 4, dtype=torch.double)
+    k = torch.randn(2, 2, P, 4, dtype=torch.double)
+    fast = attn.scores(q, k)
+    W_kR = attn.to_r.weight
+    position_terms = torch.empty(2, 2, P, dtype=torch.double)
+    for j in range(P):
+        R = sinusoidal_embeddings(torch.tensor([P - j]), 8)[0].double()
+        r = (W_kR @ R).view(2, 4)
+        for b in range(2):
+            for h in range(2):
+                position_terms[b, h, j] = (q[b, h, 0] + attn.v[h]) @ r[h]
+                expected = (q[b, h, 0] + attn.u[h]) @ k[b, h, j] + position_terms[b, h, j]
+                torch.testing.assert_close(fast[b, h, 0, j], expected)
+    # A bias indexed by position within a one-token segment would give all keys the same term.
+    assert (position_terms.max(-1).values - position_terms.min(-1).values).abs().min() > 1e-3
+
+
+def test_model_output_depends_on_the_order_of_memory():
+    model = make_model(mem_len=6)
+    x = torch.randint(0, NUM_TOKENS, (2, 7))
+    _, memory = model(x[:, :6], return_memory=True)
+    step = model(x[:, 6:], memory=memory)
+    assert not torch.allclose(step, model(x[:, 6:], memory=memory.flip(1)))
+    # The same check is blind when positions carry no information: it would catch a same-position bias.
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.attn.to_r.weight.zero_()
+    torch.testing.assert_close(model(x[:, 6:], memory=memory), model(x[:, 6:], memory=memory.flip(1)))
+
+
+@pytest.mark.parametrize("shared_kv,seq_len", [(True, 1), (False, 1), (True, 2)])
+def test_memory_is_detached_and_every_parameter_trains(shared_kv, seq_len):
+    torch.manual_seed(0)
+    model = FeedbackTransformer(num_tokens=11, dim=16, depth=2, heads=2, mem_len=5, seq_len=seq_len,
+                                shared_kv=shared_kv)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    data = torch.randint(0, 11, (2, 25))
+    memory = None
+    for s in range(3):
+        x, y = data[:, s * 6:(s + 1) * 6], data[:, s * 6 + 1:(s + 1) * 6 + 1]
+        logits, memory = model(x, memory=memory, return_memory=True)
+        assert not memory.requires_grad and memory.shape == (2, 5, 16)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 11), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()  # would fail with "backward through the graph a second time" if memory kept its graph
+        for name, p in model.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+        opt.step()
+
+
+@pytest.mark.parametrize("bad,err,words", [
+    (torch.tensor([[1, 2, NUM_TOKENS]]), ValueError, f"[0, {NUM_TOKENS})"),
+    (torch.tensor([[-1, 2]]), ValueError, f"[0, {NUM_TOKENS})"),
+    (torch.rand(2, 3), TypeError, "integer"),
+    (torch.tensor([1, 2, 3]), ValueError, "[batch_size, seq_len]"),
+    (torch.zeros(1, 2, 3, dtype=torch.long), ValueError, "[batch_size, seq_len]"),
+    ([[1, 2]], TypeError, "torch.Tensor"),
+])
+def test_bad_tokens_get_clear_errors(bad, err, words):
+    with pytest.raises(err, match=re.escape(words)):
+        make_model()(bad)
+
+
+def test_bad_memory_gets_clear_errors():
+    model = make_model()
+    x = torch.randint(0, NUM_TOKENS, (2, 4))
+    _, memory = model(x, return_memory=True)
+    with pytest.raises(ValueError, match=re.escape("[batch_size=3, mem_len, dim=16]")):
+        model(torch.randint(0, NUM_TOKENS, (3, 4)), memory=memory)
+    with pytest.raises(ValueError, match=re.escape("got (2, 4, 8)")):
+        model(x, memory=memory[..., :8])
+    with pytest.raises(TypeError, match="shared by all layers"):
+        model(x, memory=[memory, memory])  # a per-layer memory, as Transformer-XL returns
+
+
+def test_bad_generate_and_constructor_arguments():
+    model = make_model()
+    p = torch.zeros(1, 2, dtype=torch.long)
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate(p, 3, temperature=0)
+    with pytest.raises(ValueError, match="top_k"):
+        model.generate(p, 3, top_k=0)
+    with pytest.raises(ValueError, match="length"):
+        model.generate(p, -1)
+    with pytest.raises(ValueError, match="divisible"):
+        FeedbackTransformer(num_tokens=5, dim=10, depth=1, heads=3, mem_len=2)
+    with pytest.raises(ValueError, match="mem_len"):
+        FeedbackTransformer(num_tokens=5, dim=8, depth=1, heads=2, mem_len=0)
