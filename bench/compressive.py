@@ -80,8 +80,8 @@ class Ours:
                                             mem_len=CONFIG['mem_len'], cmem_len=CMEM_LEN, cmem_ratio=CMEM_RATIO,
                                             ff_mult=CONFIG['ff'] // CONFIG['dim'])
         # The paper's split: the compression functions have their own optimiser.
-        self.opt = torch.optim.AdamW(self.model.main_parameters(), lr=1e-4)
-        self.compression_opt = torch.optim.AdamW(self.model.compression_parameters(), lr=1e-4)
+        self.opt = torch.optim.AdamW(self.model.main_parameters(), lr=1e-4, fused=True)
+        self.compression_opt = torch.optim.AdamW(self.model.compression_parameters(), lr=1e-4, fused=True)
         self.memory = None
         self.data = batch(1, CONFIG['seq_len'] + 1)
 
@@ -111,7 +111,7 @@ class LucidrainsPeer:
                           depth=CONFIG['depth'], heads=CONFIG['heads'], mem_len=CONFIG['mem_len'],
                           cmem_len=CMEM_LEN, cmem_ratio=CMEM_RATIO)
         self.wrapper = AutoregressiveWrapper(self.model)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=True)
         self.memory = None
         self.data = batch(1, CONFIG['seq_len'] + 1)
 
@@ -155,7 +155,7 @@ class LabmlPeer:
         self.head = nn.Linear(d, CONFIG['num_tokens'])
         self.modules = nn.ModuleList([self.emb, self.transformer, self.head])
         self.ar_loss = comp.AttentionReconstructionLoss(self.transformer.layers)
-        self.opt = torch.optim.AdamW(self.modules.parameters(), lr=1e-4)
+        self.opt = torch.optim.AdamW(self.modules.parameters(), lr=1e-4, fused=True)
         self.memory: Optional[LabmlMemory] = None
         self.data = batch(1, CONFIG['seq_len'] + 1).t().contiguous()  # [seq_len + 1, batch_size]
 

@@ -25,7 +25,7 @@ for the same number of steps, and is then tested at each $D$: accuracy is the fr
 episodes whose key is the model's most likely token. Chance is $1 /$ `num_keys`.
 
 ```
-python -m bench.long_memory                 # the default run, ~10-15 minutes on 2 cores
+python -m bench.long_memory                 # the default run, ~10-15 minutes on 2 idle cores
 python -m bench.long_memory --steps 300     # shorter budget
 python -m bench.long_memory --help
 ```
@@ -54,7 +54,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "reports"
 class RecallTask:
     """Token layout and episode shape of the recall task."""
     seq_len: int = 16
-    num_segments: int = 4
+    num_segments: int = 3
     num_noise: int = 16
     num_keys: int = 8
 
@@ -299,7 +299,7 @@ def write_outputs(out_dir: Path, results: dict) -> Dict[str, Path]:
     ax.set_xlabel("distance D from the key to the query (tokens)")
     ax.set_ylabel("recall accuracy")
     ax.set_ylim(0, 1.05)
-    ax.set_title("Recall of a key D tokens back (dotted: designed reach)", fontsize=10)
+    ax.set_title("Recall of a key D tokens back (grey: segment boundaries; dotted: designed reach)", fontsize=10)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     fig.savefig(paths["png"])
@@ -352,7 +352,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Recall accuracy against distance for the memory transformers.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=400, help="training steps per model (the budget)")
+    p.add_argument("--steps", type=int, default=300, help="training steps per model (the budget)")
     p.add_argument("--batch-size", type=int, default=32, help="episodes per step")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of AdamW")
     p.add_argument("--models", nargs="+", default=["baseline", "xl", "compressive", "feedback"],
@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distances", type=int, nargs="*", default=None,
                    help="distances to test (default: every seq_len / 2 up to the episode length)")
     p.add_argument("--seq-len", type=int, default=16, help="tokens per segment")
-    p.add_argument("--num-segments", type=int, default=4, help="segments per episode")
+    p.add_argument("--num-segments", type=int, default=3, help="segments per episode")
     p.add_argument("--num-noise", type=int, default=16, help="noise tokens in the vocabulary")
     p.add_argument("--num-keys", type=int, default=8, help="key tokens in the vocabulary")
     p.add_argument("--dim", type=int, default=64)
@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="layers; with more than one, Transformer-XL's reach grows past segment + memory")
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--mem-len", type=int, default=8, help="the compressive transformer's memory")
-    p.add_argument("--cmem-len", type=int, default=8,
+    p.add_argument("--cmem-len", type=int, default=4,
                    help="its compressed memory; Transformer-XL and feedback get mem_len + cmem_len")
     p.add_argument("--cmem-ratio", type=int, default=4, help="compression rate c")
     p.add_argument("--eval-episodes", type=int, default=256, help="test episodes per distance")

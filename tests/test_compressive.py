@@ -23,12 +23,10 @@ def set_averaging_compression(model):
     """Make every f_c the mean of its c inputs, so compressed slots can be checked by value."""
     with torch.no_grad():
         for layer in model.layers:
-            conv = layer.compress.conv
-            c = conv.kernel_size[0]
-            conv.weight.zero_()
-            conv.bias.zero_()
-            for i in range(conv.weight.shape[0]):
-                conv.weight[i, i, :] = 1.0 / c
+            proj, c = layer.compress.proj, layer.compress.compression_rate
+            # W_k = I / c for every tap k.
+            proj.weight.copy_(torch.eye(proj.out_features).repeat(1, c) / c)
+            proj.bias.zero_()
 
 
 def run_segments(model, x, seg_len, **kw):
@@ -46,17 +44,18 @@ def expected_lengths(seen, mem_len, cmem_len, c):
     return seen - groups * c, min(groups, cmem_len)
 
 
-def test_compression_is_a_convolution_over_disjoint_groups_of_c():
+def test_compression_is_a_convolution_with_kernel_and_stride_c():
     torch.manual_seed(0)
     f = ConvCompression(dim=4, compression_rate=3).double()
     mem = torch.randn(2, 9, 4, dtype=torch.double)
     out = f(mem)
     assert out.shape == (2, 3, 4)
-    # Slot g is a linear map of positions 3g, 3g+1, 3g+2 only.
-    W, b = f.conv.weight, f.conv.bias  # [dim_out, dim_in, c]
-    for g in range(3):
-        manual = torch.einsum('oik,bki->bo', W, mem[:, 3 * g:3 * g + 3]) + b
-        torch.testing.assert_close(out[:, g], manual)
+    # The same numbers as nn.Conv1d(dim, dim, kernel_size=c, stride=c) with taps W_k = weight[:, k*dim:(k+1)*dim].
+    conv = torch.nn.Conv1d(4, 4, kernel_size=3, stride=3).double()
+    with torch.no_grad():
+        conv.weight.copy_(f.proj.weight.view(4, 3, 4).permute(0, 2, 1))
+        conv.bias.copy_(f.proj.bias)
+    torch.testing.assert_close(out, conv(mem.transpose(1, 2)).transpose(1, 2))
     with pytest.raises(ValueError, match="multiple of the compression rate 3"):
         f(mem[:, :7])
 
@@ -176,7 +175,7 @@ def test_reconstruction_loss_trains_only_compression_and_lm_loss_never_does():
     _, memory = model(x[:, :6], return_memory=True)
     logits, _, aux = model(x[:, 6:], memory=memory, return_memory=True, return_aux_loss=True)
     compression = {id(p) for p in model.compression_parameters()}
-    assert len(compression) == 2 * model.depth  # a conv weight and bias per layer
+    assert len(compression) == 2 * model.depth  # a weight and a bias per layer
 
     aux.backward(retain_graph=True)
     for name, p in model.named_parameters():

@@ -19,8 +19,7 @@ import torch.multiprocessing as mp
 
 from labml_nn.experiments import checkpoint as ckpt
 from labml_nn.experiments.config import build_parser
-from labml_nn.experiments.data import (DATA_PATH_ENV, DataError, StreamBatcher, Vocabulary, load_text,
-                                       prepare, read_text)
+from labml_nn.experiments.data import DATA_PATH_ENV, DataError, StreamBatcher, Vocabulary, load_text, read_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,7 +45,7 @@ def tiny_args(tmp_path: Path, shakespeare: str, *extra: str) -> list:
             "--dim", "32", "--depth", "2", "--heads", "2", "--dim-head", "16", "--mem-len", "16",
             "--seq-len", "16", "--batch-size", "4", "--steps", "12", "--warmup-steps", "2",
             "--valid-interval", "0", "--valid-windows", "4", "--sample-interval", "0",
-            "--sample-length", "10", "--checkpoint-interval", "0", *extra]
+            "--sample-length", "10", "--checkpoint-interval", "0", "--threads", "1", *extra]
 
 
 def experiment_module(name: str):
@@ -214,13 +213,18 @@ def final_weights(run_dir: Path) -> dict:
     return ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir))["model"]
 
 
-def test_resume_ends_on_the_same_weights(tmp_path, shakespeare):
-    """Train 12 steps straight, or 5 steps, stop, and resume to 12: the weights are identical."""
-    xl = experiment_module(EXPERIMENTS[0])
-    straight = xl.main(tiny_args(tmp_path, shakespeare, "--name", "straight", "--checkpoint-interval", "4"))
-    first = xl.main(tiny_args(tmp_path, shakespeare, "--name", "resumed", "--stop-at", "5"))
+@pytest.mark.parametrize("name", EXPERIMENTS[:2])
+def test_resume_ends_on_the_same_weights(name, tmp_path, shakespeare):
+    """Train 12 steps straight, or 5 steps, stop, and resume to 12: the weights are identical.
+
+    Run for Transformer-XL (memory: a list of tensors) and the Compressive Transformer (memory: a named
+    tuple, and two optimisers)."""
+    xl = experiment_module(name)
+    extra = ["--mem-len", "8", "--cmem-len", "4", "--cmem-ratio", "2"] if "compressive" in name else []
+    straight = xl.main(tiny_args(tmp_path, shakespeare, "--name", "straight", "--checkpoint-interval", "4", *extra))
+    first = xl.main(tiny_args(tmp_path, shakespeare, "--name", "resumed", "--stop-at", "5", *extra))
     assert first["step"] == 5 and not first["finished"]
-    second = xl.main(tiny_args(tmp_path, shakespeare, "--name", "resumed", "--resume"))
+    second = xl.main(tiny_args(tmp_path, shakespeare, "--name", "resumed", "--resume", *extra))
     assert second["step"] == 12 and second["tokens"] == straight["tokens"]
     a, b = final_weights(tmp_path / "checkpoints" / "straight"), final_weights(tmp_path / "checkpoints" / "resumed")
     for key in a:
@@ -255,7 +259,7 @@ def test_two_processes_hold_identical_weights(tmp_path, shakespeare):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    args = tiny_args(tmp_path, shakespeare, "--steps", "4", "--threads", "1")
+    args = tiny_args(tmp_path, shakespeare, "--steps", "4")
     mp.spawn(_ddp_worker, args=(2, port, args, str(tmp_path)), nprocs=2, join=True)
     rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert not torch.equal(rank0["first_batch"], rank1["first_batch"]), "each process reads its own streams"
@@ -307,3 +311,24 @@ def test_the_command_line_run_reports_through_labml(tmp_path, shakespeare):
     assert result.returncode == 0, result.stderr
     assert "loss.train" in result.stdout and "ROMEO:" in result.stdout
     assert "bits per character" in result.stdout
+
+
+# ## Schedules
+
+def test_learning_rate_warms_up_then_decays_to_its_floor():
+    from labml_nn.experiments.config import TrainConfig
+    from labml_nn.experiments.trainer import learning_rate
+    c = TrainConfig(steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    lrs = [learning_rate(c, 1.0, step, step / c.steps) for step in range(c.steps + 1)]
+    assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0)
+    assert all(a <= b for a, b in zip(lrs[:10], lrs[1:10]))
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lrs[-1] == pytest.approx(0.1)
+
+
+def test_feedback_curriculum_grows_segments_to_seq_len():
+    feedback = experiment_module(EXPERIMENTS[2])
+    lengths = [feedback.curriculum_seq_len(step, 32, 8, 300) for step in range(400)]
+    assert lengths[0] == 8 and lengths[-1] == 32 and sorted(lengths) == lengths
+    assert set(lengths) == {8, 16, 32}
+    assert feedback.curriculum_seq_len(0, 32, 8, 0) == 32

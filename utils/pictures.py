@@ -313,16 +313,16 @@ def compressive_diagram() -> plt.Figure:
     for i in range(4):
         _box(ax, x, y, 0.5, 0.5, "#c7e9c0" if i else "#eeeeee", "cm" if i else "", fontsize=7)
         x += 0.55
-    ax.text(0.55 * 2, y + 0.75, f"compressed memory  (n_cm slots, each = c = {c} old positions)",
-            ha="center", fontsize=8)
+    ax.text(0.55 * 2, y + 0.62, f"compressed memory\n(n_cm slots, each = c = {c} positions)",
+            ha="center", fontsize=7.5)
     x_mem = x + 0.4
     for i in range(6):
         _box(ax, x_mem + i * 0.45, y, 0.4, 0.5, "#c6dbef", "m", fontsize=7)
-    ax.text(x_mem + 6 * 0.45 / 2, y + 0.75, "memory  (n_m positions)", ha="center", fontsize=8)
+    ax.text(x_mem + 6 * 0.45 / 2, y + 0.62, "memory\n(n_m positions)", ha="center", fontsize=7.5)
     x_seg = x_mem + 6 * 0.45 + 0.4
     for i in range(6):
         _box(ax, x_seg + i * 0.45, y, 0.4, 0.5, "#fdd0a2", "h", fontsize=7)
-    ax.text(x_seg + 6 * 0.45 / 2, y + 0.75, "segment  (n_s positions)", ha="center", fontsize=8)
+    ax.text(x_seg + 6 * 0.45 / 2, y + 0.62, "segment\n(n_s positions)", ha="center", fontsize=7.5)
     # Eviction: the oldest memories go through f_c into new compressed slots.
     _arrow(ax, (x_mem + 0.6, y - 0.05), (0.55 * 3 + 0.25, y - 0.05), color="#238b45", rad=-0.45, lw=1.0)
     ax.text((x_mem + 0.55 * 3) / 2 + 0.2, y - 0.62, f"oldest {c} memories → f_c (conv, kernel = stride = {c}) → 1 slot",
@@ -331,10 +331,10 @@ def compressive_diagram() -> plt.Figure:
     ax.text((x_seg + x_mem + 6 * 0.45) / 2, y - 0.42, "segment → memory", ha="center", fontsize=7, color="#08519c")
     _arrow(ax, (0.25, y + 0.25), (-0.6, y + 0.25), color="0.5", lw=1.0)
     ax.text(-0.62, y + 0.05, "forgotten", ha="right", fontsize=7, color="0.4")
-    ax.text(x_seg + 1.35, y - 0.75, "queries of the segment attend over [cm ∘ m ∘ h]:\n"
+    ax.text(x_seg + 1.35, y - 0.95, "queries of the segment attend over [cm ∘ m ∘ h]:\n"
             "n_cm + n_m + n_s keys that reach c·n_cm + n_m + n_s back", ha="center", fontsize=7)
     ax.set_xlim(-1.8, x_seg + 6 * 0.45 + 0.2)
-    ax.set_ylim(-0.1, 1.9)
+    ax.set_ylim(-0.3, 1.9)
     ax.axis("off")
     ax.set_title("Compressive Transformer: one layer's memories after a segment", fontsize=9)
     fig.tight_layout()
@@ -602,7 +602,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="Draw the pictures of the paper pages.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--papers", nargs="+", default=["xl", "compressive", "feedback"])
-    parser.add_argument("--steps", type=int, default=300, help="training steps of each small model")
+    parser.add_argument("--steps", type=int, default=200, help="training steps of each small model")
     parser.add_argument("--xl-checkpoint", default="", help="draw this Transformer-XL checkpoint instead of training")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)

@@ -26,7 +26,7 @@ exactly how it was trained.
 import argparse
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence, Type, TypeVar
+from typing import Any, Optional, Sequence, Type, TypeVar
 
 from labml_nn.experiments.data import TINY_SHAKESPEARE_URL
 
@@ -114,7 +114,3 @@ def config_to_dict(config: TrainConfig) -> dict:
     """The plain dictionary a checkpoint stores."""
     return dataclasses.asdict(config)
 
-
-def changed_fields(a: TrainConfig, b: TrainConfig, fields: List[str]) -> List[str]:
-    """Names among `fields` whose values differ between `a` and `b`."""
-    return [name for name in fields if getattr(a, name) != getattr(b, name)]

@@ -187,13 +187,15 @@ class TextData:
     valid: torch.Tensor
 
 
-def prepare(text: str, valid_fraction: float = 0.1) -> TextData:
-    """Build the vocabulary from the whole text and split off the last `valid_fraction` for validation.
+def prepare(text: str, valid_fraction: float = 0.1, vocab: Optional[Vocabulary] = None) -> TextData:
+    """Encode the text and split off the last `valid_fraction` for validation.
 
+    The vocabulary is built from the whole text unless one is given: a resumed run passes the one in
+    its checkpoint, so that id $i$ keeps meaning the character the model learned it as.
     The split is a single cut, not a random sample of characters, so that the validation text is
     itself contiguous and the memory can be carried across it just as in training.
     """
-    vocab = Vocabulary.from_text(text)
+    vocab = vocab or Vocabulary.from_text(text)
     ids = vocab.encode(text)
     cut = int(len(ids) * (1 - valid_fraction))
     return TextData(vocab=vocab, train=ids[:cut], valid=ids[cut:])

@@ -35,7 +35,7 @@ A model that knows nothing spends $\log_2 65 \approx 6$; a good small model abou
 
 A linear warm-up over $w$ steps, then a cosine decay to $\rho \cdot \eta$:
 
-$$\eta_t = \begin{cases} \eta\, t / w & t < w \\
+$$\eta_t = \begin{cases} \eta\, (t + 1) / w & t < w \\
 \rho\eta + (1 - \rho)\,\eta\,\frac{1}{2}\left(1 + \cos \pi\, p_t\right) & t \ge w \end{cases}$$
 
 where $p_t \in [0, 1]$ is the progress through the run after the warm-up. The progress is counted in
@@ -167,7 +167,9 @@ def resolve_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
-        # One GPU per process, chosen by the process's rank on its machine.
+        # One GPU per process, chosen by the process's rank on its machine. NCCL needs it set as the
+        # current device before the process group starts.
+        torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     return torch.device(name)
 
@@ -205,6 +207,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, model_class: type, model_kwargs: ModelKwargs):
         self.config = c = config
         self.model_class = model_class
+        # Thread counts are global to the process; `close()` puts back the one we found.
+        self.threads_before = torch.get_num_threads()
         if c.threads > 0:
             torch.set_num_threads(c.threads)
         self.device = resolve_device(c.device, int(os.environ.get("LOCAL_RANK", "0")))
@@ -228,10 +232,9 @@ class Trainer:
             self.resume_path = path
 
         # ### Data
-        data = prepare(load_text(c.data or None, c.data_url), c.valid_fraction)
+        saved_vocab = Vocabulary.from_state(self.resume_from["vocab"]) if self.resume_from else None
+        data = prepare(load_text(c.data or None, c.data_url), c.valid_fraction, vocab=saved_vocab)
         self.vocab = data.vocab
-        if self.resume_from is not None:
-            self.vocab = Vocabulary.from_state(self.resume_from["vocab"])
         self.train_batches = StreamBatcher(data.train, c.batch_size, self.dist.rank, self.dist.world_size)
         self.valid_batches = StreamBatcher(data.valid, c.batch_size, self.dist.rank, self.dist.world_size)
 
@@ -276,6 +279,10 @@ class Trainer:
     find_unused_parameters = False
 
     def _check_same_model(self, checkpoint: dict) -> None:
+        if checkpoint["config"]["batch_size"] != self.config.batch_size:
+            raise UsageError(f"--resume: {self.resume_path} was trained with --batch-size "
+                             f"{checkpoint['config']['batch_size']}; its memory and stream positions "
+                             f"only fit that batch size.")
         if checkpoint["model_class"] != class_path(self.model_class) or checkpoint["model_kwargs"] != self.model_kwargs:
             raise UsageError(f"--resume: {self.resume_path} holds a {checkpoint['model_class']} with "
                              f"{checkpoint['model_kwargs']}, but this run builds a {class_path(self.model_class)} "
@@ -444,9 +451,9 @@ class Trainer:
                 if self.dist.is_main and c.labml:
                     from labml import tracker
                     tracker.new_line()
-            if c.sample_interval > 0 and self.step % c.sample_interval == 0 and self.step < c.steps:
-                sample = self.sample()
-                self.log(f"--- sample at step {self.step} ---\n{sample}\n---")
+            if (c.sample_interval > 0 and self.step % c.sample_interval == 0 and self.step < c.steps
+                    and self.dist.is_main):
+                self.log(f"--- sample at step {self.step} ---\n{self.sample()}\n---")
             if c.checkpoint_interval > 0 and self.step % c.checkpoint_interval == 0:
                 self.save()
 
@@ -455,7 +462,8 @@ class Trainer:
         if finished:
             self.valid_bpc = self.validate()
             self.log(f"step {self.step}: validation {self.valid_bpc:.4f} bits per character")
-            self.log(f"--- sample ---\n{self.sample()}\n---")
+            if self.dist.is_main:
+                self.log(f"--- sample ---\n{self.sample()}\n---")
         self.save()
         summary = {"name": c.name, "model": self.model_class.__name__, "parameters": n_params,
                    "step": self.step, "tokens": self.tokens, "train_seconds": round(self.train_time, 2),
@@ -517,6 +525,7 @@ class Trainer:
     def close(self) -> None:
         if self.dist.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
+        torch.set_num_threads(self.threads_before)
 
 
 # ## The command line

@@ -118,7 +118,16 @@ class FeedbackAttention(RelativeMultiHeadAttention):
         r"""$r_\delta = W_{k,R} R_\delta$ for $\delta = \text{key\_len}, \dots, 1$, as `[heads, key_len, dim_head]`."""
         if key_len > self.R.shape[0]:
             raise ValueError(f"{key_len} keys exceed the {self.R.shape[0]} distances this attention was built for")
-        return rearrange(self.to_r(self.R[self.R.shape[0] - key_len:]), 'n (h d) -> h n d', h=self.heads)
+        if torch.is_grad_enabled():
+            return rearrange(self.to_r(self.R[self.R.shape[0] - key_len:]), 'n (h d) -> h n d', h=self.heads)
+        # Without gradients (generation) the table depends only on $W_{k,R}$: compute it once and slice it,
+        # until an in-place update of the weight (an optimiser step, `load_state_dict`) advances its version.
+        W = self.to_r.weight
+        version = (W.data_ptr(), W._version, W.dtype, W.device)
+        if getattr(self, '_table_version', None) != version:
+            self._table = rearrange(self.to_r(self.R), 'n (h d) -> h n d', h=self.heads)
+            self._table_version = version
+        return self._table[:, self._table.shape[1] - key_len:]
 
 
 class MemoryKV(nn.Module):

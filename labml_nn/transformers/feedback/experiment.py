@@ -50,7 +50,6 @@ class Config(TrainConfig):
     """Train a character-level Feedback Transformer on Tiny Shakespeare."""
     name: str = option("feedback", "name of the run; checkpoints go to CHECKPOINT_DIR/NAME")
     seq_len: int = option(32, "characters per segment (the longest, once the curriculum is over)")
-    steps: int = option(1500, "training steps (the learning-rate schedule spans them)")
     dim: int = option(128, "model width")
     depth: int = option(4, "number of layers")
     heads: int = option(4, "attention heads")

@@ -74,21 +74,29 @@ class TransformerXLLayer(nn.Module):
         `h` is this layer's input for the segment, `[batch_size, seq_len, dim]`; `mem` is the memory,
         `[batch_size, mem_len, dim]`, of this layer's input for earlier positions (already detached).
         """
-        # The memory holds layer *inputs*, so it is normalised together with the segment: the keys of a
-        # remembered position are exactly what they were when that position was the segment.
-        z = self.attn_norm(h if mem is None else torch.cat([mem, h], dim=1))
-        seq_len = h.shape[1]
-        z_mem, z_seg = z[:, :-seq_len], z[:, -seq_len:]
-        h = h + self.attn(z_seg, mem=z_mem if mem is not None else None)
-        return h + self.ff(self.ff_norm(h))
+        return self.forward_cached(h, None if mem is None else self.memory_keys_values(mem))[0]
 
-    def forward_cached(self, h: torch.Tensor, cache: Optional[KVCache], cache_len: int
+    def memory_keys_values(self, mem: torch.Tensor) -> KVCache:
+        r"""
+        Keys and values of the memory $m$, `[batch_size, mem_len, dim]`, each as
+        `[batch_size, heads, mem_len, dim_head]`.
+
+        The memory holds layer *inputs*, so it goes through the same pre-norm as the segment: the keys
+        of a remembered position are exactly what they were when that position was the segment (with
+        the weights of now). They are computed apart from the segment's because the memory is a
+        constant: autograd then skips the gradient with respect to it, a third of the projection's
+        backward work when memory and segment are the same length.
+        """
+        return self.attn.keys_values(self.attn_norm(mem))
+
+    def forward_cached(self, h: torch.Tensor, cache: Optional[KVCache], cache_len: Optional[int] = None
                        ) -> Tuple[torch.Tensor, KVCache]:
         r"""
-        The same computation as `forward`, for generation: instead of the memory's hidden states it
-        takes their keys and values, already projected, and returns the cache extended by the
-        segment `h` and cut to the newest `cache_len` positions. This is what lets generation compute
-        each position's keys and values once instead of once per new token.
+        The layer given the keys and values of its memory rather than the memory itself: attention
+        over `[cache, h]`, then the feed-forward network. Returns the new `h`, `[batch_size, seq_len, dim]`,
+        and the cache extended by the segment and cut to the newest `cache_len` positions (all of
+        them if `cache_len` is `None`). Generation keeps this cache from token to token, so every
+        position's keys and values are computed once.
         """
         z = self.attn_norm(h)
         k, v = self.attn.keys_values(z)
@@ -97,8 +105,9 @@ class TransformerXLLayer(nn.Module):
             k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
         h = h + self.attn.attend(self.attn.queries(z), k, v)
         h = h + self.ff(self.ff_norm(h))
-        start = k.shape[2] - min(cache_len, k.shape[2])
-        return h, (k[:, :, start:], v[:, :, start:])
+        if cache_len is not None and k.shape[2] > cache_len:
+            k, v = k[:, :, k.shape[2] - cache_len:], v[:, :, v.shape[2] - cache_len:]
+        return h, (k, v)
 
 
 class TransformerXL(nn.Module):

@@ -1,0 +1,36 @@
+r"""
+---
+title: Shared training code
+summary: How every memory transformer in this project is trained: the data, the configuration, the loop, checkpoints and sampling, each on its own page.
+---
+
+# Shared training code
+
+The three papers of this project change the model, not the way a language model is trained, so all
+three are trained by the same code. It is split into pages that each do one thing, in the order a
+training run needs them:
+
+1. [Data](data.html): Tiny Shakespeare, its character vocabulary, and the **contiguous streams**
+   that give a memory transformer's memory something to remember.
+2. [Configuration](config.html): one typed dataclass per experiment; each field is a command-line
+   option, so `--help` lists them all with their defaults.
+3. [The training loop](trainer.html): AdamW with warm-up and cosine decay, gradient clipping, memory
+   carried across steps and across the validation text, bits per character, samples, labml's
+   progress and metrics, `--resume`, and `torchrun` with `DistributedDataParallel`.
+4. [Checkpoints](checkpoint.html): written atomically, so a killed run never leaves a broken one.
+5. [Sampling](sample.html): rebuild a model from a checkpoint alone and continue a prompt.
+
+The models never import any of this: they are plain `torch.nn.Module`s that take token ids
+`[batch_size, seq_len]`, return logits `[batch_size, seq_len, num_tokens]`, and hand back their
+memory when asked. Each paper's `experiment.py` ([Transformer-XL](../transformers/xl/experiment.html),
+[Compressive](../transformers/compressive/experiment.html),
+[Feedback](../transformers/feedback/experiment.html)) only picks the model, its options and, where
+the paper trains differently, overrides one method of the trainer.
+
+```bash
+python -m labml_nn.transformers.xl.experiment            # train; prints progress and samples
+python -m labml_nn.transformers.xl.experiment --resume   # continue the run from its last checkpoint
+torchrun --nproc_per_node=2 -m labml_nn.transformers.xl.experiment
+python -m labml_nn.experiments.sample --checkpoint checkpoints/xl --prompt "ROMEO:" --length 200
+```
+"""
