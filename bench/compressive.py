@@ -19,6 +19,7 @@ labml-nn's package is also called `labml_nn`, so it is installed outside the env
 site-packages (in `.venv-bench/peers`, or `$LABML_NN_PEER`) and imported under our own package's
 name only for the moment of the import.
 """
+import argparse
 import importlib
 import os
 import sys
@@ -204,8 +205,11 @@ class LabmlPeer:
         return torch.cat(out, dim=1)
 
 
-def main() -> None:
-    setup_threads(2)
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument('--threads', type=int, default=2, help="torch threads (the project measures at 2)")
+    args = parser.parse_args(argv)
+    setup_threads(args.threads)
     models = [Ours(), LucidrainsPeer(), LabmlPeer()]
     tokens_per_step = CONFIG['batch_size'] * CONFIG['seq_len']
     train: Dict[str, List[float]] = interleaved({m.name: m.train_step for m in models}, rounds=9, warmup=3, calls=3)
@@ -236,6 +240,9 @@ def main() -> None:
              f"labml-nn is run token by token with its memory (no key/value cache); ours caches keys and values. "
              f"compressive-transformer-pytorch detaches its key/value projection weights in place when it first "
              f"computes its reconstruction loss, so from then on its training step skips their gradients.")
+    # The machine is shared: say how busy it was, since a loaded 2-core machine slows every model, and
+    # models with many small operations most.
+    notes += f" Load average during the run: {os.getloadavg()[0]:.1f} (1 min)."
     path = write_report('compressive', 'Compressive Transformer throughput', rows,
                         ['model', 'train tokens/s', 'train: ours ×', 'generate tokens/s', 'generate: ours ×'],
                         notes=notes)

@@ -251,7 +251,7 @@ def test_greedy_generate_equals_argmax_of_full_forwards_while_nothing_is_compres
     assert torch.equal(out, seq)
 
 
-@pytest.mark.parametrize("prompt_len,mem_len,cmem_len,c", [(3, 4, 3, 2), (9, 4, 2, 3), (2, 0, 3, 2)])
+@pytest.mark.parametrize("prompt_len,mem_len,cmem_len,c", [(3, 4, 3, 2), (9, 4, 2, 3), (20, 4, 3, 2), (2, 0, 3, 2)])
 def test_generate_equals_token_by_token_with_memory_when_compressing(prompt_len, mem_len, cmem_len, c):
     model = make_model(mem_len=mem_len, cmem_len=cmem_len, cmem_ratio=c)
     prompt = torch.randint(0, VOCAB, (2, prompt_len))

@@ -59,11 +59,20 @@ def recording(trainer_class: type) -> type:
     `trainer.history`: a list of `(step, {name: value})`. Training itself is unchanged.
     """
     class Recording(trainer_class):
+        def __init__(self, *args: Any, **kwargs: Any):
+            self.history: List[Tuple[int, Dict[str, float]]] = []
+            super().__init__(*args, **kwargs)
+
         def report(self, values: Dict[str, float]) -> None:
-            if not hasattr(self, "history"):
-                self.history = []
             self.history.append((self.step, dict(values)))
             super().report(values)
+
+        def run(self) -> dict:
+            summary = super().run()
+            # The final validation is not reported through `report`; keep it with the others.
+            if self.valid_bpc is not None:
+                self.history.append((self.step, {"bpc.valid": self.valid_bpc}))
+            return summary
 
     Recording.__name__ = f"Recording{trainer_class.__name__}"
     return Recording
@@ -588,11 +597,12 @@ def compressive_pictures(steps: int) -> None:
 
 def feedback_pictures(steps: int) -> None:
     save(feedback_diagram(), "feedback", "memory_diagram")
-    trainer = train_small("feedback", steps=steps, seq_len=32, mem_len=32, curriculum_steps=0)
+    # Variant 1 of the paper: every layer projects the memory with its own keys and values.
+    trainer = train_small("feedback", steps=steps, seq_len=32, mem_len=32, curriculum_steps=0, shared_kv=False)
     save(plot_losses(trainer.history, "Feedback Transformer, small model on Tiny Shakespeare"),
          "feedback", "losses")
     save(plot_layer_weights(feedback_layer_weights(trainer.module),
-                            "Learned share of each layer in the feedback memory"), "feedback", "layer_weights")
+                            "Learned share of each layer in the feedback memory (variant 1)"), "feedback", "layer_weights")
     save(plot_timing(feedback_timing([16, 32, 64, 128]),
                      "Feedback Transformer against Transformer-XL of the same size (dim 64, depth 2, batch 4)"),
          "feedback", "timing")

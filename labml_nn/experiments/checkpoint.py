@@ -94,6 +94,6 @@ def _prune(directory: Path, keep: int) -> None:
 
 
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
-    """Read a checkpoint. It holds only tensors and plain Python values; `weights_only=False`
-    because it also holds the model's memory, whose type is the model's business."""
+    """Read a checkpoint. `weights_only=False` because it also holds the model's memory, whose type
+    is the model's business; like any pickle, that can run code, so load only checkpoints you trust."""
     return torch.load(path, map_location=map_location, weights_only=False)

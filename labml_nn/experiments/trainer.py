@@ -237,6 +237,10 @@ class Trainer:
         self.vocab = data.vocab
         self.train_batches = StreamBatcher(data.train, c.batch_size, self.dist.rank, self.dist.world_size)
         self.valid_batches = StreamBatcher(data.valid, c.batch_size, self.dist.rank, self.dist.world_size)
+        if self.valid_batches.num_windows(c.seq_len) == 0:
+            raise DataError(f"The validation text is too short for {c.batch_size * self.dist.world_size} "
+                            f"streams of {c.seq_len} characters; use a smaller --batch-size or --seq-len, "
+                            f"or a larger --valid-fraction.")
 
         # ### Model
         # Every process seeds the same generator before building the model, so all start from the

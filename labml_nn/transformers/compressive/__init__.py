@@ -23,17 +23,20 @@ $f_c$. The paper trains it with a local auxiliary loss instead, the **attention 
 the compressed memories should give the same attention output as the states they replace,
 
 $$\mathcal{L}^{attn} = \sum_{l} \big\| \operatorname{attn}(h^{l}, old\_mem^{l})
- - \operatorname{attn}(h^{l}, f_c^{l}(old\_mem^{l})) \big\|_2^2$$
+ - \operatorname{attn}(h^{l}, f_c^{l}(old\_mem^{l})) \big\|_2$$
 
 with $\operatorname{attn}(h, m) = \operatorname{softmax}\big((h W_q)(m W_k)^\top / \sqrt{d_k}\big)(m W_v)$,
 *content-based* attention with no position terms, and gradients stopped everywhere except into
-$f_c$. The loss is lossy on purpose: what no query attends to may be forgotten.
+$f_c$. The loss is lossy on purpose: what no query attends to may be forgotten. Here each layer's term
+is the mean squared error (the squared norm divided by the number of elements, so that it does not
+grow with the batch or the segment), and the terms are summed over layers as in the paper's Algorithm 2.
 
 This page shows what compression adds to Transformer-XL, in reading order: the compression function,
 the memory bookkeeping, the reconstruction loss, the layer (a Transformer-XL layer given
 $[cm \circ m]$ as its memory) and the language model. The [paper page](readme.html) has the results.
 
 ```python
+import torch
 from labml_nn.transformers.compressive import CompressiveTransformer
 
 model = CompressiveTransformer(num_tokens=65, dim=128, depth=4, heads=4,
@@ -61,8 +64,8 @@ $n_{cm}$ compressed slots and $n_m$ memory positions, key $j$ runs over
 $0 \dots n_{cm} + n_m + n_s - 1$, query $i$ sits at key position $n_{cm} + n_m + i$ and the
 [relative attention](../xl/relative_mha.html) sees compressed slot $j$ at distance $n_{cm} + n_m + i - j$.
 A slot stands for $c$ positions, so this understates how old it is; the network learns what the
-distance of a compressed slot means, exactly as the paper's model does, since it too attends over the
-plain concatenation.
+distance of a compressed slot means. The paper's Algorithm 1 likewise attends over the plain
+concatenation $[cm \circ m]$ as the layer's memory.
 """
 
 from typing import Iterator, List, NamedTuple, Optional, Tuple
@@ -235,6 +238,17 @@ class CompressiveLayer(TransformerXLLayer):
         return F.mse_loss(self.content_attention(q, compressed), target)
 
 
+class GenerationCache(NamedTuple):
+    r"""
+    What `generate` keeps for one layer: the keys and values of $[cm \circ m]$, each
+    `[batch_size, heads, n_cm + n_m, dim_head]`, how many of them, `n_cm`, belong to the compressed
+    memory, and the memory's hidden states, `mem`, `[batch_size, n_m, dim]`, for $f_c$.
+    """
+    kv: KVCache
+    n_cm: int
+    mem: torch.Tensor
+
+
 class CompressiveTransformer(nn.Module):
     r"""
     The Compressive Transformer language model: token embedding, `depth`
@@ -372,8 +386,8 @@ class CompressiveTransformer(nn.Module):
         self.train(was_training)
         return torch.cat(out, dim=1)
 
-    def _step_cached(self, layer: CompressiveLayer, h: torch.Tensor, cache: Optional['GenerationCache']
-                     ) -> Tuple[torch.Tensor, 'GenerationCache']:
+    def _step_cached(self, layer: CompressiveLayer, h: torch.Tensor, cache: Optional[GenerationCache]
+                     ) -> Tuple[torch.Tensor, GenerationCache]:
         r"""
         One layer of `generate`: the layer's output for the segment `h`, `[batch_size, seq_len, dim]`,
         and its updated cache. The Transformer-XL layer's `forward_cached` attends over the cached keys
@@ -405,13 +419,3 @@ class CompressiveTransformer(nn.Module):
         v = torch.cat([v[:, :, n_cm - n_keep_old:n_cm], cv[:, :, max(n_new - self.cmem_len, 0):], mem_v], dim=2)
         return out, GenerationCache((k, v), min(n_cm + n_new, self.cmem_len), kept)
 
-
-class GenerationCache(NamedTuple):
-    r"""
-    What `generate` keeps for one layer: the keys and values of $[cm \circ m]$, each
-    `[batch_size, heads, n_cm + n_m, dim_head]`, how many of them, `n_cm`, belong to the compressed
-    memory, and the memory's hidden states, `mem`, `[batch_size, n_m, dim]`, for $f_c$.
-    """
-    kv: KVCache
-    n_cm: int
-    mem: torch.Tensor

@@ -82,6 +82,7 @@ text = model.generate(prompt, length=100, top_k=1)
 | | keys and values of the memory window | `kv` | `[batch_size, heads, P, 2 * dim_head]` |
 """
 
+import contextlib
 from typing import List, Optional, Tuple, Union
 
 import torch
@@ -92,7 +93,7 @@ from torch import nn
 from labml_nn.transformers.feed_forward import FeedForward
 from labml_nn.transformers.feedback.kv_buffer import KVHistory
 from labml_nn.transformers.lm import append_memory, check_generate_args, check_tokens, sample_next
-from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention, sinusoidal_embeddings
+from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
 
 
 class FeedbackAttention(RelativeMultiHeadAttention):
@@ -107,27 +108,17 @@ class FeedbackAttention(RelativeMultiHeadAttention):
     """
 
     def __init__(self, dim: int, heads: int, dim_head: int, max_distance: int, dropout: float = 0.0):
-        super().__init__(dim, heads, dim_head, dropout)
+        super().__init__(dim, heads, dim_head, dropout, nearest_distance=1)
         self.to_kv = None
-        # $R_\delta$ for $\delta = $ `max_distance` $\dots 1$, computed once: the position keys of every
-        # step are a slice of this table.
-        distances = torch.arange(max_distance, 0, -1)
-        self.register_buffer('R', sinusoidal_embeddings(distances, dim), persistent=False)
+        # The most keys a query can see, $L + n - 1$: the size of the position-key table a forward pass
+        # shares between its steps.
+        self.max_distance = max_distance
 
     def position_keys(self, key_len: int, device: torch.device) -> torch.Tensor:
         r"""$r_\delta = W_{k,R} R_\delta$ for $\delta = \text{key\_len}, \dots, 1$, as `[heads, key_len, dim_head]`."""
-        if key_len > self.R.shape[0]:
-            raise ValueError(f"{key_len} keys exceed the {self.R.shape[0]} distances this attention was built for")
-        if torch.is_grad_enabled():
-            return rearrange(self.to_r(self.R[self.R.shape[0] - key_len:]), 'n (h d) -> h n d', h=self.heads)
-        # Without gradients (generation) the table depends only on $W_{k,R}$: compute it once and slice it,
-        # until an in-place update of the weight (an optimiser step, `load_state_dict`) advances its version.
-        W = self.to_r.weight
-        version = (W.data_ptr(), W._version, W.dtype, W.device)
-        if getattr(self, '_table_version', None) != version:
-            self._table = rearrange(self.to_r(self.R), 'n (h d) -> h n d', h=self.heads)
-            self._table_version = version
-        return self._table[:, self._table.shape[1] - key_len:]
+        if key_len > self.max_distance:
+            raise ValueError(f"{key_len} keys exceed the {self.max_distance} distances this attention was built for")
+        return super().position_keys(key_len, device)
 
 
 class MemoryKV(nn.Module):
@@ -294,14 +285,18 @@ class FeedbackTransformer(nn.Module):
         histories, windows = self.start_histories(memory, batch_size, T)
         w = self.layer_weights.softmax(dim=0)
         outputs, memories = [], []
-        for start in range(0, T, self.seq_len):
-            out, m = self.window(h[:, start:start + self.seq_len], windows, w)
-            outputs.append(out)
-            memories.append(m)
-            # The keys and values of the new memory, for the steps that follow; the last window's are
-            # needed only by the next call, which computes them from the returned memory.
-            if start + self.seq_len < T:
-                windows = self.commit(histories, m)
+        with contextlib.ExitStack() as shared:
+            # Every step needs the same position keys: each layer computes its table once for the pass.
+            for layer in self.layers:
+                shared.enter_context(layer.attn.shared_position_keys(layer.attn.max_distance, x.device))
+            for start in range(0, T, self.seq_len):
+                out, m = self.window(h[:, start:start + self.seq_len], windows, w)
+                outputs.append(out)
+                memories.append(m)
+                # The keys and values of the new memory, for the steps that follow; the last window's are
+                # needed only by the next call, which computes them from the returned memory.
+                if start + self.seq_len < T:
+                    windows = self.commit(histories, m)
         logits = self.to_logits(self.norm(torch.cat(outputs, dim=1)))
         if not return_memory:
             return logits

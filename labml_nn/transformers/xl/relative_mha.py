@@ -50,8 +50,10 @@ $0 \dots m + n - 1$ and query $i$ sits at key position $m + i$; its distance to 
 $\delta = m + i - j$.
 """
 
+import contextlib
 import functools
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -82,12 +84,13 @@ def sinusoidal_embeddings(positions: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=32)
-def descending_sinusoids(key_len: int, dim: int, device: torch.device) -> torch.Tensor:
+def descending_sinusoids(key_len: int, dim: int, device: torch.device, nearest: int = 0) -> torch.Tensor:
     r"""
-    $R_\delta$ for $\delta = \text{key\_len} - 1, \dots, 1, 0$, as `[key_len, dim]`. It depends only on the
-    lengths, so it is computed once per length and kept (callers must not modify it in place).
+    $R_\delta$ for $\delta = \text{key\_len} - 1 + \text{nearest}, \dots, \text{nearest}$ (descending), as
+    `[key_len, dim]`. It depends only on the lengths, so it is computed once per length and kept (callers
+    must not modify it in place).
     """
-    return sinusoidal_embeddings(torch.arange(key_len - 1, -1, -1, device=device), dim)
+    return sinusoidal_embeddings(torch.arange(key_len - 1 + nearest, nearest - 1, -1, device=device), dim)
 
 
 def relative_shift(x: torch.Tensor) -> torch.Tensor:
@@ -141,41 +144,69 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
     `[batch_size, mem_len, dim]` and returns `[batch_size, seq_len, dim]`.
     """
 
-    def __init__(self, dim: int, heads: int, dim_head: int, dropout: float = 0.0):
+    def __init__(self, dim: int, heads: int, dim_head: int, dropout: float = 0.0, nearest_distance: int = 0):
         # The paper's projections have no bias: the biases $u$ and $v$ below take that role.
         super().__init__(dim, heads, dim_head, dropout, bias=False)
         self.dim = dim
+        # The distance of the last key from the last query: 0 in Transformer-XL, where a position attends
+        # to itself; the [Feedback Transformer](../feedback/index.html), whose keys lie strictly in the past,
+        # uses 1.
+        self.nearest_distance = nearest_distance
         # $W_{k,R}$, the projection of the sinusoidal encodings to position keys.
         self.to_r = nn.Linear(dim, heads * dim_head, bias=False)
         # $u$ and $v$, one vector per head. (The paper's $v$ is a bias; the values are `v` only inside
         # `attend`.)
         self.u = nn.Parameter(torch.zeros(heads, dim_head))
         self.v = nn.Parameter(torch.zeros(heads, dim_head))
-        # Position keys computed without gradients (generation, evaluation), with what they depend on.
-        self._r_cache = None
-        self._r_cache_key = None
+        # A table of position keys reused across calls (see `position_keys`), and what it was made from.
+        self._r_table: Optional[torch.Tensor] = None
+        self._r_table_key = None
+
+    def position_table(self, length: int, device: torch.device) -> torch.Tensor:
+        r"""$r_\delta = W_{k,R} R_\delta$ for `length` distances in descending order, as `[heads, length, dim_head]`."""
+        R = descending_sinusoids(length, self.dim, device, self.nearest_distance).to(self.to_r.weight.dtype)
+        return rearrange(self.to_r(R), 'n (h d) -> h n d', h=self.heads)
 
     def position_keys(self, key_len: int, device: torch.device) -> torch.Tensor:
         r"""
-        $r_\delta = W_{k,R} R_\delta$ for the distances $\delta = \text{key\_len} - 1, \dots, 1, 0$,
-        in that (descending) order, as `[heads, key_len, dim_head]`.
+        $r_\delta = W_{k,R} R_\delta$ for the distances $\delta = \text{key\_len} - 1, \dots, 1, 0$ (each plus
+        `nearest_distance`), in that (descending) order, as `[heads, key_len, dim_head]`.
+
+        The distances are in descending order, so the keys for a shorter length are the last `key_len`
+        rows of those for a longer one: one table serves every length up to its own. A table is reused
+        while it is valid: inside `shared_position_keys` (one forward pass, gradients flowing into the
+        one table), or without gradients while $W_{k,R}$ is unchanged. The second case is checked with
+        the weight's version counter, which every in-place update (an optimiser step,
+        `load_state_dict`) advances.
         """
         W = self.to_r.weight
-        if torch.is_grad_enabled():
-            R = descending_sinusoids(key_len, self.dim, device).to(W.dtype)
-            return rearrange(self.to_r(R), 'n (h d) -> h n d', h=self.heads)
-        # Without gradients, e.g. when generating one token at a time, the position keys depend only on
-        # $W_{k,R}$ and the length, so they are computed once. The distances are in descending order, so
-        # the keys for a shorter length are the last `key_len` rows of those for a longer one. The key
-        # includes the weight's version counter, which every in-place update (an optimiser step,
-        # `load_state_dict`) advances.
-        cache_key = (W.data_ptr(), W._version, W.dtype, device)
-        if self._r_cache is None or self._r_cache_key != cache_key or self._r_cache.shape[1] < key_len:
-            length = max(key_len, 2 * (self._r_cache.shape[1] if self._r_cache_key == cache_key else 0))
-            R = descending_sinusoids(length, self.dim, device).to(W.dtype)
-            self._r_cache = rearrange(self.to_r(R), 'n (h d) -> h n d', h=self.heads)
-            self._r_cache_key = cache_key
-        return self._r_cache[:, self._r_cache.shape[1] - key_len:]
+        if self._r_table_key == 'shared':
+            if key_len > self._r_table.shape[1]:
+                raise ValueError(f"{key_len} keys exceed the {self._r_table.shape[1]} position keys "
+                                 f"prepared by shared_position_keys")
+        elif torch.is_grad_enabled():
+            return self.position_table(key_len, device)
+        else:
+            key = (W.data_ptr(), W._version, W.dtype, device)
+            if self._r_table_key != key or self._r_table.shape[1] < key_len:
+                length = max(key_len, 2 * self._r_table.shape[1] if self._r_table_key == key else 0)
+                self._r_table, self._r_table_key = self.position_table(length, device), key
+        return self._r_table[:, self._r_table.shape[1] - key_len:]
+
+    @contextlib.contextmanager
+    def shared_position_keys(self, max_key_len: int, device: torch.device):
+        r"""
+        Within this block, position keys come from one table of `max_key_len` distances, computed on
+        entry. A model that calls the attention many times in one forward pass (the Feedback
+        Transformer steps token by token) computes $W_{k,R} R$ once instead of at every step, and its
+        gradient once in the backward pass.
+        """
+        previous = self._r_table, self._r_table_key
+        self._r_table, self._r_table_key = self.position_table(max_key_len, device), 'shared'
+        try:
+            yield
+        finally:
+            self._r_table, self._r_table_key = previous
 
     def content_queries(self, q: torch.Tensor) -> torch.Tensor:
         r"""
@@ -193,7 +224,11 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         # `[heads, key_len, dim_head]`, row $t$ for distance $\text{key\_len} - 1 - t$.
         r = self.position_keys(key_len, q.device)
         # $(q_i + v)^\top r_\delta$ against every distance. The position keys are the same for the whole
-        # batch, so the product runs per head: `[batch_size, heads, seq_len, key_len]`.
-        position = torch.einsum('bhnd,hkd->bhnk', q + self.v[:, None], r)
+        # batch, so the batch joins the queries and the product runs once per head:
+        # `[heads, batch_size * seq_len, dim_head] @ [heads, dim_head, key_len]`, then back to
+        # `[batch_size, heads, seq_len, key_len]`.
+        batch_size, heads, seq_len, dim_head = q.shape
+        q_v = (q + self.v[:, None]).transpose(0, 1).reshape(heads, batch_size * seq_len, dim_head)
+        position = (q_v @ r.transpose(1, 2)).view(heads, batch_size, seq_len, key_len).transpose(0, 1)
         # Column $j$ must hold distance $m + i - j$: move each row into place.
         return relative_shift(position)
