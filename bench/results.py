@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 REPO = Path(__file__).resolve().parent.parent
-OUT_DIR = REPO / "bench" / "results"
+OUT_DIR = REPO / "bench" / "reports"
 
 
 # ## The reference: labml-nn 0.5.1's Transformer-XL behind our model contract

@@ -497,7 +497,8 @@ def plot_layer_weights(weights: np.ndarray, title: str) -> plt.Figure:
 
 
 def time_it(fn, repeats: int = 3) -> float:
-    """The median seconds of `repeats` calls of `fn`."""
+    """The median seconds of `repeats` calls of `fn`, after one untimed call (allocations, caches)."""
+    fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -529,8 +530,8 @@ def feedback_timing(lengths: Sequence[int], dim: int = 64, depth: int = 2, heads
                 model(x).sum().backward()
             out[f"{name}_train"].append(time_it(step, repeats))
         prompt = x[:, :1]
-        out["feedback_generate"].append(time_it(lambda: fb.generate(prompt, L - 1, top_k=1), repeats=1))
-        out["xl_generate"].append(time_it(lambda: xl_gen.generate(prompt, L - 1, top_k=1), repeats=1))
+        out["feedback_generate"].append(time_it(lambda: fb.generate(prompt, L - 1, top_k=1), repeats))
+        out["xl_generate"].append(time_it(lambda: xl_gen.generate(prompt, L - 1, top_k=1), repeats))
     return out
 
 

@@ -19,6 +19,11 @@ through every layer, so a segment of $T$ tokens costs $T$ sequential steps inste
 pass. On a CPU that makes this model several times slower per character than
 [Transformer-XL](../xl/experiment.html), which is why its defaults are smaller.
 
+Two lengths are easy to confuse here. The experiment's `seq_len` is how many characters one training
+segment holds; the model's own `seq_len`, set by `--window`, is how many of them it processes in
+parallel. The default window of 1 trains the paper's exact token-by-token model; a larger one trains
+the faster [windowed approximation](index.html).
+
 ## A short-to-long curriculum
 
 Since the cost of a step grows with its segment length, we begin with short segments, whose steps
@@ -58,13 +63,15 @@ class Config(TrainConfig):
     shared_kv: bool = option(True, "compute keys and values of the memory once, shared by all layers")
     attn_dropout: float = option(0.0, "dropout on the attention weights")
     ff_dropout: float = option(0.0, "dropout in the feed-forward blocks")
+    window: int = option(1, "tokens the model processes in parallel, its seq_len (1: the paper's exact "
+                            "token-by-token model; larger trades exactness for speed)")
     curriculum_steps: int = option(300, "steps over which segments grow to seq_len (0: no curriculum)")
     curriculum_start_len: int = option(8, "segment length at the start of the curriculum")
 
 
 def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
     """The constructor arguments of `FeedbackTransformer`; the checkpoint stores them."""
-    return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, seq_len=c.seq_len, mem_len=c.mem_len,
+    return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, seq_len=c.window, mem_len=c.mem_len,
                 dim_head=c.dim_head, heads=c.heads, attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout,
                 shared_kv=c.shared_kv)
 

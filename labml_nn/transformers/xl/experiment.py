@@ -24,7 +24,7 @@ $T + M = 128$ positions, and because each layer's memory holds the previous segm
 of the layer below, the longest path back through the memory reaches about
 $\text{depth} \times M = 256$ characters: four times what the model sees in one segment, at the
 cost of one segment. Setting `--mem-len 0` gives the same model with no memory, the baseline that
-the results in `bench/results/results.md` compare against (`make results` reproduces them).
+the [results table](../../../readme.md#results) compares against (`make results` reproduces it).
 """
 
 from dataclasses import dataclass
