@@ -276,7 +276,10 @@ def write_outputs(out_dir: Path, results: dict) -> Dict[str, Path]:
         accs = " | ".join(_cell(m["accuracy"][str(d)], d, m["reach"]) for d in distances)
         lines.append(f"| {m['name']} | {m['note']} | {m['attention_len']} | {reach} | "
                      f"{m['train_seconds']:.0f} | {accs} |")
-    lines += ["", "Bold: D within the model's designed reach (segment plus memory, plus compressed memory)."]
+    lines += ["", "Bold: D within the model's designed reach (segment plus memory, plus compressed memory). "
+              "Keys attended: segment + memory + compressed memory for the layered models; the feedback "
+              "model attends to its memory vectors only (the segment's tokens reach it through them). "
+              "Train s: wall-clock seconds, which on a shared machine also measure the other users' load."]
     if results.get("skipped"):
         lines += ["", "Not run: " + "; ".join(results["skipped"]) + "."]
     paths["md"].write_text("\n".join(lines) + "\n")
@@ -284,7 +287,7 @@ def write_outputs(out_dir: Path, results: dict) -> Dict[str, Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(8.5, 3.6), dpi=100)
     colors = {"baseline": "#7f7f7f", "xl": "#1f77b4", "compressive": "#d62728", "feedback": "#2ca02c"}
     for m in models:
         color = colors.get(m["name"])
@@ -300,7 +303,7 @@ def write_outputs(out_dir: Path, results: dict) -> Dict[str, Path]:
     ax.set_ylabel("recall accuracy")
     ax.set_ylim(0, 1.05)
     ax.set_title("Recall of a key D tokens back (grey: segment boundaries; dotted: designed reach)", fontsize=10)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(paths["png"])
     plt.close(fig)

@@ -240,3 +240,16 @@ def test_bad_generate_and_constructor_arguments():
         FeedbackTransformer(num_tokens=5, dim=10, depth=1, heads=3, mem_len=2)
     with pytest.raises(ValueError, match="mem_len"):
         FeedbackTransformer(num_tokens=5, dim=8, depth=1, heads=2, mem_len=0)
+
+
+def test_one_token_step_equals_the_general_layer():
+    torch.manual_seed(0)
+    from labml_nn.transformers.feedback import FeedbackLayer
+    layer = FeedbackLayer(dim=16, heads=2, dim_head=8, d_ff=32, max_distance=6).double()
+    with torch.no_grad():
+        layer.attn.u.normal_()
+        layer.attn.v.normal_()
+    x = torch.randn(3, 1, 16, dtype=torch.double)
+    kv = torch.randn(3, 2, 5, 16, dtype=torch.double)
+    torch.testing.assert_close(layer.step(x[:, 0], kv), layer(x, kv)[:, 0])
+    torch.testing.assert_close(layer.step(x[:, 0], None), layer(x, None)[:, 0])
