@@ -56,8 +56,8 @@ $(BENCH_VENV)/.installed: bench/requirements.txt constraints.txt
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_PY) -m bench.run_all
 
-results: install
-	$(PY) -m bench.results
+results: $(BENCH_VENV)/.installed
+	$(BENCH_PY) -m bench.results
 
 clean:
 	rm -rf docs $(VENV) $(BENCH_VENV) utils/node_modules

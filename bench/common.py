@@ -69,6 +69,29 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (Linux), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def training_memory_mb(step: Callable[[], None], steps: int = 10) -> dict:
+    """
+    The memory `steps` calls of `step` need above what the process holds before them: the peak
+    resident set during the steps (the kernel's high-water mark, reset first through
+    /proc/self/clear_refs) minus the resident set before. Call it in a fresh process
+    (`run_isolated`) with the model and optimiser built, so imports and other models do not count.
+    """
+    before = _status_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident set
+    for _ in range(steps):
+        step()
+    peak = _status_mb("VmHWM")
+    return dict(peak_mb=peak, train_mb=peak - before)
+
+
 def run_isolated(module: str, *args: str, timeout: int = 600) -> dict:
     """
     Run `python -m module args...` in a fresh process that prints one JSON object on its last line.
@@ -142,3 +165,31 @@ def import_labml_nn_release(*modules: str) -> dict:
             del sys.modules[k]
         sys.modules.update(ours)
     return loaded
+
+
+# The reports readme.md's results section is made of, in this order.
+README_REPORTS = ["results.md", "xl.md", "compressive.md", "feedback.md", "long_memory.md"]
+
+
+def update_readme() -> None:
+    """
+    Rewrite the results section of readme.md (between its `results:start` and `results:end` markers)
+    from the reports in `bench/reports/`, so the tables readers see are the ones last measured.
+    Headings inside reports are demoted to fit under the readme's `## Results`.
+    """
+    readme = RESULTS_DIR.parent.parent / "readme.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    if start not in text or end not in text:
+        return
+    parts = []
+    for name in README_REPORTS:
+        path = RESULTS_DIR / name
+        if path.exists():
+            lines = path.read_text(encoding="utf-8").strip().splitlines()
+            parts.append("\n".join(("###" + line.lstrip("#")) if line.startswith("#") else line
+                                   for line in lines))
+    body = "\n\n".join(parts) if parts else "No benchmark has been run yet: `make bench`, `make results`."
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{body}\n{end}{tail}", encoding="utf-8")

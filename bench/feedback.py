@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
-from bench.common import (CONFIG, import_labml_nn_release, interleaved, median, peak_rss_mb, run_isolated,
+from bench.common import (CONFIG, import_labml_nn_release, interleaved, median, run_isolated, training_memory_mb,
                           setup_threads, write_report)
 from labml_nn.transformers.feedback import FeedbackTransformer
 
@@ -139,10 +139,7 @@ def peak_memory_child(name: str, steps: int = 5) -> dict:
         steps = 2
     else:
         runner = _make(name)
-    before = peak_rss_mb()
-    for _ in range(steps):
-        runner.train_step()
-    return dict(name=name, peak_mb=peak_rss_mb(), growth_mb=peak_rss_mb() - before)
+    return dict(name=name, **training_memory_mb(runner.train_step, steps))
 
 
 def measure_buffer(lengths=(32, 128, 512)) -> List[dict]:
@@ -156,7 +153,7 @@ def measure_buffer(lengths=(32, 128, 512)) -> List[dict]:
         memory = {k: run_isolated("bench.feedback", "--memory-child", f"{k}-{length}") for k in runners}
         rows.append(dict(length=length, buffer_ms=median(s["buffer"]) * 1e3, cat_ms=median(s["cat"]) * 1e3,
                          speedup=median(s["cat"]) / median(s["buffer"]),
-                         buffer_growth_mb=memory["buffer"]["growth_mb"], cat_growth_mb=memory["cat"]["growth_mb"]))
+                         buffer_growth_mb=memory["buffer"]["train_mb"], cat_growth_mb=memory["cat"]["train_mb"]))
         print(rows[-1], flush=True)
     return rows
 
@@ -193,7 +190,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
             "ours ÷ this (train)": train["ours"] / train[r.name],
             "generate tokens/s": gen.get(r.name, "n/a"),
             "ours ÷ this (generate)": gen["ours"] / gen[r.name] if r.name in gen else "n/a",
-            "peak RSS MiB": memory[r.name]["peak_mb"],
+            "training memory MiB": memory[r.name]["train_mb"],
         })
     buffer_table = ["| segment = memory | buffer ms/step | torch.cat ms/step | speed-up | buffer RSS growth MiB "
                     "| torch.cat RSS growth MiB |", "|---|---|---|---|---|---|"]
@@ -212,7 +209,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
              "with length.\n\n" + "\n".join(buffer_table))
     path = write_report("feedback", "Feedback Transformer: training and generation throughput", rows,
                         ["model", "train tokens/s", "ours ÷ this (train)", "generate tokens/s",
-                         "ours ÷ this (generate)", "peak RSS MiB"], notes, extra=dict(buffer=buffer_rows))
+                         "ours ÷ this (generate)", "training memory MiB"], notes, extra=dict(buffer=buffer_rows))
     print(path.read_text())
     return dict(rows=rows, buffer=buffer_rows)
 

@@ -303,6 +303,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                 results.append(run_row(row, regime, args, Path(scratch)))
     path = write_report(results, args, Path(args.out))
     print(path.read_text())
+    if Path(args.out).resolve() == OUT_DIR.resolve():
+        from bench.common import update_readme
+        update_readme()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import RESULTS_DIR, machine
+from bench.common import RESULTS_DIR, machine, update_readme
 
 # Module name and the report it writes, in the order they run.
 BENCHMARKS = [
@@ -42,7 +42,8 @@ def main() -> int:
         if path.exists():
             parts += [path.read_text().strip(), ""]
     (RESULTS_DIR / "summary.md").write_text("\n".join(parts))
-    print(f"summary: {RESULTS_DIR / 'summary.md'}")
+    update_readme()
+    print(f"summary: {RESULTS_DIR / 'summary.md'}; readme.md's results section updated")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

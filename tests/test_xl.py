@@ -233,3 +233,14 @@ def test_eval_without_grad_equals_eval_with_grad():
     with torch.no_grad():
         a = model(x)
     torch.testing.assert_close(a, model(x).detach())
+
+
+def test_sampling_follows_the_softmax_and_top_k():
+    from labml_nn.transformers.lm import sample_next
+    torch.manual_seed(0)
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).expand(20000, 4)
+    counts = torch.bincount(sample_next(logits), minlength=4).double() / 20000
+    torch.testing.assert_close(counts, torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.double), atol=0.015, rtol=0)
+    top2 = torch.bincount(sample_next(logits, top_k=2), minlength=4).double() / 20000
+    assert top2[2:].sum() == 0
+    torch.testing.assert_close(top2[:2], torch.tensor([0.625, 0.375], dtype=torch.double), atol=0.015, rtol=0)

@@ -86,7 +86,10 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[
     if top_k is not None and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float('-inf'))
-    return torch.multinomial(logits.softmax(dim=-1), 1).squeeze(-1)
+    # The Gumbel-max trick: $\arg\max_i (\text{logit}_i + g_i)$ with $g_i = -\log E_i$, $E_i \sim \operatorname{Exp}(1)$,
+    # is a draw from $\operatorname{softmax}(\text{logits})$; it needs no normalisation and is several times
+    # cheaper than `torch.multinomial` for one token per sequence.
+    return (logits - torch.empty_like(logits).exponential_().log()).argmax(dim=-1)
 
 
 def check_generate_args(prompt: torch.Tensor, num_tokens: int, length: int, temperature: float,

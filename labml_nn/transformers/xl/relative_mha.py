@@ -110,12 +110,17 @@ def relative_shift(x: torch.Tensor) -> torch.Tensor:
     do it, with one copy. For $n = 3$, $m = 1$ (so `key_len` $= 4$, distances $3, 2, 1, 0$):
 
     ```
-    x (distances 3 2 1 0)     1. pad a zero column     2. view as [5, 3]   3. drop row 0, view as [3, 4]
-    q0: a3 a2 a1 a0           0 a3 a2 a1 a0            0  a3 a2            a1 a0 0  b3
-    q1: b3 b2 b1 b0           0 b3 b2 b1 b0            a1 a0 0             b2 b1 b0 0
-    q2: c3 c2 c1 c0           0 c3 c2 c1 c0            b3 b2 b1            c3 c2 c1 c0
-                                                       b0 0  c3
-                                                       c2 c1 c0
+    x (distances 3 2 1 0)     1. pad a zero column
+    q0: a3 a2 a1 a0           0 a3 a2 a1 a0
+    q1: b3 b2 b1 b0           0 b3 b2 b1 b0
+    q2: c3 c2 c1 c0           0 c3 c2 c1 c0
+
+    2. view as [5, 3]         3. drop row 0, view as [3, 4]
+    0  a3 a2                  a1 a0 0  b3
+    a1 a0 0                   b2 b1 b0 0
+    b3 b2 b1                  c3 c2 c1 c0
+    b0 0  c3
+    c2 c1 c0
     ```
 
     Query $q_0$ sits at key position $1$: keys $0, 1$ are at distances $1, 0$, which is `a1 a0`; `0 b3`
