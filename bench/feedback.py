@@ -18,7 +18,7 @@ Run it with `python -m bench.feedback` inside .venv-bench.
 import argparse
 import json
 import sys
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import torch
 from torch import nn

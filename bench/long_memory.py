@@ -35,9 +35,9 @@ It writes `bench/reports/long_memory.{md,json,png}`.
 
 import argparse
 import json
-import math
+
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 

@@ -15,7 +15,7 @@ Run it with `make bench` (or `python -m bench.xl` inside .venv-bench).
 import argparse
 import json
 import sys
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import torch
 from torch import nn

@@ -19,9 +19,10 @@ The pieces they share live here, in one place: the checks that turn bad input in
 the update of a per-layer memory, and the sampling of the next token.
 """
 
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
+from torch import nn
 
 
 def check_tokens(x: torch.Tensor, num_tokens: int, name: str = 'x') -> None:
@@ -102,3 +103,25 @@ def check_generate_args(prompt: torch.Tensor, num_tokens: int, length: int, temp
         raise ValueError(f"temperature must be > 0 (use top_k=1 for greedy decoding), got {temperature!r}")
     if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"top_k must be None or a positive int, got {top_k!r}")
+
+
+def generate_loop(model: nn.Module, prompt: torch.Tensor, length: int, temperature: float,
+                  top_k: Optional[int], next_logits: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    r"""
+    The loop every `generate` shares. `next_logits(tokens)` runs new tokens, `[batch_size, n]` (the
+    prompt first, then each sampled token), through the model, updating whatever caches it keeps, and
+    returns the logits of the last position, `[batch_size, num_tokens]`. The model is in evaluation
+    mode throughout and goes back to its previous mode afterwards. Returns
+    `[batch_size, prompt_len + length]`.
+    """
+    check_generate_args(prompt, model.num_tokens, length, temperature, top_k)
+    was_training = model.training
+    model.eval()
+    try:
+        out, tokens = [prompt], prompt
+        for _ in range(length):
+            tokens = sample_next(next_logits(tokens), temperature, top_k)[:, None]
+            out.append(tokens)
+    finally:
+        model.train(was_training)
+    return torch.cat(out, dim=1)

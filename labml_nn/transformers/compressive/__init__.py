@@ -75,8 +75,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from labml_nn.transformers.lm import (check_generate_args, check_layer_memory, check_tokens,
-                                      sample_next)
+from labml_nn.transformers.lm import check_layer_memory, check_tokens, generate_loop
 from labml_nn.transformers.xl import KVCache, TransformerXLLayer
 
 
@@ -370,21 +369,16 @@ class CompressiveTransformer(nn.Module):
         $c$ tokens, once the memory is full, a layer compresses $c$ evicted states into one slot and
         projects that slot to a key and a value, once.
         """
-        check_generate_args(prompt, self.num_tokens, length, temperature, top_k)
-        was_training = self.training
-        self.eval()
         caches: List[Optional[GenerationCache]] = [None] * self.depth
-        out, tokens = [prompt], prompt
-        for _ in range(length):
+
+        def next_logits(tokens: torch.Tensor) -> torch.Tensor:
             h = self.token_emb(tokens)
             for l, layer in enumerate(self.layers):
                 h, caches[l] = self._step_cached(layer, h, caches[l])
             # Only the last position's logits are needed: `[batch_size, num_tokens]`.
-            logits = self.to_logits(self.norm(h[:, -1]))
-            tokens = sample_next(logits, temperature, top_k)[:, None]
-            out.append(tokens)
-        self.train(was_training)
-        return torch.cat(out, dim=1)
+            return self.to_logits(self.norm(h[:, -1]))
+
+        return generate_loop(self, prompt, length, temperature, top_k, next_logits)
 
     def _step_cached(self, layer: CompressiveLayer, h: torch.Tensor, cache: Optional[GenerationCache]
                      ) -> Tuple[torch.Tensor, GenerationCache]:

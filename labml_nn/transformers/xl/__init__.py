@@ -47,8 +47,7 @@ import torch
 from torch import nn
 
 from labml_nn.transformers.feed_forward import FeedForward
-from labml_nn.transformers.lm import (append_memory, check_generate_args, check_layer_memory,
-                                      check_tokens, sample_next)
+from labml_nn.transformers.lm import append_memory, check_layer_memory, check_tokens, generate_loop
 from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
 
 # A key/value cache for one layer: keys and values, each `[batch_size, heads, cached_len, dim_head]`.
@@ -172,18 +171,13 @@ class TransformerXL(nn.Module):
         `memory=` computes. Each layer keeps the *keys and values* of its memory rather than its hidden
         states, so a new token costs one position's work in every layer and nothing is recomputed.
         """
-        check_generate_args(prompt, self.num_tokens, length, temperature, top_k)
-        was_training = self.training
-        self.eval()
         caches: List[Optional[KVCache]] = [None] * self.depth
-        out, tokens = [prompt], prompt
-        for _ in range(length):
+
+        def next_logits(tokens: torch.Tensor) -> torch.Tensor:
             h = self.token_emb(tokens)
             for l, layer in enumerate(self.layers):
                 h, caches[l] = layer.forward_cached(h, caches[l], self.mem_len)
             # Only the last position's logits are needed: `[batch_size, num_tokens]`.
-            logits = self.to_logits(self.norm(h[:, -1]))
-            tokens = sample_next(logits, temperature, top_k)[:, None]
-            out.append(tokens)
-        self.train(was_training)
-        return torch.cat(out, dim=1)
+            return self.to_logits(self.norm(h[:, -1]))
+
+        return generate_loop(self, prompt, length, temperature, top_k, next_logits)
