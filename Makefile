@@ -15,7 +15,7 @@ ifneq ($(wildcard $(SHARED_DATA)),)
 export TINY_SHAKESPEARE_PATH ?= $(SHARED_DATA)
 endif
 
-.PHONY: install test site serve bench notebooks results clean
+.PHONY: install test site serve bench notebooks pictures results clean
 
 $(VENV)/.installed: setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test: install utils/node_modules/.installed
 
 notebooks: install
 	$(PY) -m utils.run_notebooks
+
+# The pictures on the paper pages (trains small models briefly; a few minutes).
+pictures: install
+	$(PY) -m utils.pictures
 
 $(BENCH_VENV)/.installed: bench/requirements.txt constraints.txt
 	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)

@@ -173,13 +173,14 @@ README_REPORTS = ["results.md", "xl.md", "compressive.md", "feedback.md", "long_
 
 def update_readme() -> None:
     """
-    Rewrite the results section of readme.md (between its `results:start` and `results:end` markers)
+    Rewrite the results section of readme.md (between its `results:start` and `results:end` markers,
+    written as empty link definitions, `[//]: # (results:start)`, which markdown renders as nothing)
     from the reports in `bench/reports/`, so the tables readers see are the ones last measured.
     Headings inside reports are demoted to fit under the readme's `## Results`.
     """
     readme = RESULTS_DIR.parent.parent / "readme.md"
     text = readme.read_text(encoding="utf-8")
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    start, end = "[//]: # (results:start)", "[//]: # (results:end)"
     if start not in text or end not in text:
         return
     parts = []
@@ -192,4 +193,4 @@ def update_readme() -> None:
     body = "\n\n".join(parts) if parts else "No benchmark has been run yet: `make bench`, `make results`."
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{body}\n{end}{tail}", encoding="utf-8")
+    readme.write_text(f"{head}{start}\n\n{body}\n\n{end}{tail}", encoding="utf-8")

@@ -131,12 +131,12 @@ def _make(name: str) -> Runner:
 
 
 def peak_memory_child(name: str, steps: int = 5) -> dict:
-    """Run in a fresh process: peak RSS over a few training steps, and its growth over the first one."""
+    """Run in a fresh process: the memory a few training steps need above the built model."""
     setup_threads(2)
     if name.startswith("buffer-") or name.startswith("cat-"):
         kind, length = name.split("-")
         runner = Ours(kv_buffer=kind == "buffer", length=int(length), mem_len=int(length))
-        steps = 2
+        steps = 1
     else:
         runner = _make(name)
     return dict(name=name, **training_memory_mb(runner.train_step, steps))
@@ -192,8 +192,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
             "ours ÷ this (generate)": gen["ours"] / gen[r.name] if r.name in gen else "n/a",
             "training memory MiB": memory[r.name]["train_mb"],
         })
-    buffer_table = ["| segment = memory | buffer ms/step | torch.cat ms/step | speed-up | buffer RSS growth MiB "
-                    "| torch.cat RSS growth MiB |", "|---|---|---|---|---|---|"]
+    buffer_table = ["| segment = memory | buffer ms/step | torch.cat ms/step | speed-up | buffer step memory MiB "
+                    "| torch.cat step memory MiB |", "|---|---|---|---|---|---|"]
     for b in buffer_rows:
         buffer_table.append(f"| {b['length']} | {b['buffer_ms']:.0f} | {b['cat_ms']:.0f} | {b['speedup']:.2f}× "
                             f"| {b['buffer_growth_mb']:.0f} | {b['cat_growth_mb']:.0f} |")
@@ -204,8 +204,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
              "feedback-transformer-pytorch and ≥ 2× labml-nn's shared-KV model; generation ≥ 2× "
              "feedback-transformer-pytorch.\n\n"
              "Key/value accumulation, our shared-KV model, training step (forward, backward, AdamW), batch 8, "
-             "memory as long as the segment (so every step attends to the whole history). RSS growth is over "
-             "the first training steps in a fresh process. Floor: the buffer ≥ 1.5× `torch.cat` at 128, growing "
+             "memory as long as the segment (so every step attends to the whole history). Memory: the peak "
+             "resident memory of one training step above that of the built model, in a fresh process. Floor: the buffer ≥ 1.5× `torch.cat` at 128, growing "
              "with length.\n\n" + "\n".join(buffer_table))
     path = write_report("feedback", "Feedback Transformer: training and generation throughput", rows,
                         ["model", "train tokens/s", "ours ÷ this (train)", "generate tokens/s",
