@@ -111,7 +111,10 @@ def write_report(name: str, title: str, rows: List[dict], columns: List[str], no
     meta = dict(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), config=CONFIG)
     (RESULTS_DIR / f"{name}.json").write_text(json.dumps(dict(meta=meta, rows=rows, extra=extra or {}),
                                                          indent=2))
-    lines = [f"### {title}", "", f"Measured {meta['date']} on {meta['machine']}.", ""]
+    meta["load_average"] = os.getloadavg()[0]
+    lines = [f"### {title}", "", f"Measured {meta['date']} on {meta['machine']}; load average "
+                                 f"{meta['load_average']:.1f} when the report was written (other work on the "
+                                 f"machine slows every model, and makes the ratios noisier).", ""]
     lines.append("| " + " | ".join(columns) + " |")
     lines.append("|" + "---|" * len(columns))
     for row in rows:
