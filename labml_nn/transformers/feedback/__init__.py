@@ -125,9 +125,10 @@ class FeedbackAttention(RelativeMultiHeadAttention):
         Attention for a single query per sequence, the step of the exact model, written without the
         length-one query dimension: `q` is `[batch_size, heads, dim_head]`, `k` and `v` are
         `[batch_size, heads, P, dim_head]` and every key is visible. It computes what `attend` computes,
-        $\operatorname{softmax}\big(((q + u)^\top k_j + (q + v)^\top r_{P-j}) / \sqrt{d_k}\big)$, in about
-        half as many tensor operations; a model that runs token by token spends most of its time on
-        the overhead of small operations, so this is where its speed comes from. Returns `[batch_size, dim]`.
+        $\operatorname{softmax}\big(((q + u)^\top k_j + (q + v)^\top r_{P-j}) / \sqrt{d_k}\big)$, with about a
+        third fewer tensor operations per step (forward and backward). A model that runs token by token
+        on small tensors spends much of its time on the overhead of each operation, so this matters more
+        than it would for a parallel model. Returns `[batch_size, dim]`.
         """
         batch_size, heads, P, dim_head = k.shape
         # Batch and heads are merged into one dimension of `torch.bmm` (a view: `k` and `v` are slices
@@ -224,7 +225,8 @@ class FeedbackTransformer(nn.Module):
       `mem_len` steps have been seen), detached from the graph. `memory=None` starts a new stream.
     * `shared_kv` picks the variant; `seq_len` the number of tokens processed in parallel (1: exact).
     * `kv_buffer=False` accumulates keys and values with `torch.cat` instead of the
-      [custom function](kv_buffer.html): the same numbers, slower; kept for the tests and the benchmark.
+      [custom function](kv_buffer.html): the same numbers, with the whole history copied at every step
+      and held by the graph; kept for the tests and the benchmark.
     """
 
     def __init__(self, *, num_tokens: int, dim: int, depth: int, mem_len: int, seq_len: int = 1,
