@@ -25,6 +25,15 @@ import torch
 from torch import nn
 
 
+def head_size(dim: int, heads: int, dim_head: Optional[int]) -> int:
+    """`dim_head`, or `dim // heads` when it is not given (which then must divide evenly)."""
+    if dim_head is not None:
+        return dim_head
+    if dim % heads != 0:
+        raise ValueError(f"dim ({dim}) must be divisible by heads ({heads}), or pass dim_head")
+    return dim // heads
+
+
 def check_tokens(x: torch.Tensor, num_tokens: int, name: str = 'x') -> None:
     """Raise a clear `TypeError`/`ValueError` unless `x` is an integer tensor `[batch_size, seq_len]` of ids in `[0, num_tokens)`."""
     if not isinstance(x, torch.Tensor):

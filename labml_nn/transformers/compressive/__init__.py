@@ -75,7 +75,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from labml_nn.transformers.lm import check_layer_memory, check_tokens, generate_loop
+from labml_nn.transformers.lm import check_layer_memory, check_tokens, generate_loop, head_size
 from labml_nn.transformers.xl import KVCache, TransformerXLLayer
 
 
@@ -269,10 +269,7 @@ class CompressiveTransformer(nn.Module):
                  mem_len: int, cmem_len: int, cmem_ratio: int = 4, ff_mult: int = 4,
                  attn_dropout: float = 0.0, ff_dropout: float = 0.0):
         super().__init__()
-        if dim_head is None:
-            if dim % heads != 0:
-                raise ValueError(f"dim ({dim}) must be divisible by heads ({heads}), or pass dim_head")
-            dim_head = dim // heads
+        dim_head = head_size(dim, heads, dim_head)
         if mem_len < 0:
             raise ValueError(f"mem_len must be >= 0, got {mem_len}")
         if cmem_len < 0:

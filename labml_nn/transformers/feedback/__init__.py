@@ -92,7 +92,7 @@ from torch import nn
 
 from labml_nn.transformers.feed_forward import FeedForward
 from labml_nn.transformers.feedback.kv_buffer import KVHistory
-from labml_nn.transformers.lm import append_memory, check_generate_args, check_tokens, sample_next
+from labml_nn.transformers.lm import append_memory, check_generate_args, check_tokens, head_size, sample_next
 from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
 
 
@@ -234,10 +234,7 @@ class FeedbackTransformer(nn.Module):
                  attn_dropout: float = 0.0, ff_dropout: float = 0.0, shared_kv: bool = True,
                  kv_buffer: bool = True):
         super().__init__()
-        if dim_head is None:
-            if dim % heads != 0:
-                raise ValueError(f"dim ({dim}) must be divisible by heads ({heads}), or pass dim_head")
-            dim_head = dim // heads
+        dim_head = head_size(dim, heads, dim_head)
         if mem_len < 1 or seq_len < 1 or depth < 1:
             raise ValueError(f"mem_len, seq_len and depth must be >= 1, got mem_len={mem_len}, "
                              f"seq_len={seq_len}, depth={depth}")

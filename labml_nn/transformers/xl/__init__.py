@@ -47,7 +47,8 @@ import torch
 from torch import nn
 
 from labml_nn.transformers.feed_forward import FeedForward
-from labml_nn.transformers.lm import append_memory, check_layer_memory, check_tokens, generate_loop
+from labml_nn.transformers.lm import (append_memory, check_layer_memory, check_tokens, generate_loop,
+                                      head_size)
 from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
 
 # A key/value cache for one layer: keys and values, each `[batch_size, heads, cached_len, dim_head]`.
@@ -125,10 +126,7 @@ class TransformerXL(nn.Module):
                  mem_len: int, ff_mult: int = 4, attn_dropout: float = 0.0, ff_dropout: float = 0.0,
                  ff_glu: bool = False):
         super().__init__()
-        if dim_head is None:
-            if dim % heads != 0:
-                raise ValueError(f"dim ({dim}) must be divisible by heads ({heads}), or pass dim_head")
-            dim_head = dim // heads
+        dim_head = head_size(dim, heads, dim_head)
         if mem_len < 0:
             raise ValueError(f"mem_len must be >= 0, got {mem_len}")
         self.num_tokens, self.dim, self.depth, self.mem_len = num_tokens, dim, depth, mem_len
