@@ -23,6 +23,11 @@ RESULTS_DIR = Path(__file__).resolve().parent / "reports"
 CONFIG = dict(num_tokens=65, dim=128, heads=4, depth=4, ff=512, seq_len=32, mem_len=32, batch_size=8)
 
 
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of `logits`, `[batch_size, seq_len, num_tokens]`, against `targets`, `[batch_size, seq_len]`."""
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
 def setup_threads(n: int = 2) -> None:
     torch.set_num_threads(n)
 
@@ -134,7 +139,9 @@ def _fmt(v) -> str:
 
 # labml-nn 0.5.1 is a peer whose top-level package has the same name as ours. `make bench` installs it
 # into its own folder; this is where that folder is.
-LABML_NN_RELEASE_DIR = Path(__file__).resolve().parent.parent / ".venv-bench" / "peers"
+# `LABML_NN_RELEASE_DIR` points elsewhere (a folder holding the release's `labml_nn` package).
+LABML_NN_RELEASE_DIR = Path(os.environ.get("LABML_NN_RELEASE_DIR",
+                                           Path(__file__).resolve().parent.parent / ".venv-bench" / "peers"))
 
 
 def import_labml_nn_release(*modules: str) -> dict:

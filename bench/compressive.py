@@ -16,52 +16,22 @@ segments of 32, memory 32, batch 8, no dropout) with a compressed memory of 16 a
   labml-nn has no generator, so it is driven token by token with its memory, the way its experiment samples.
 
 labml-nn's package is also called `labml_nn`, so it is installed outside the environment's
-site-packages (in `.venv-bench/peers`, or `$LABML_NN_PEER`) and imported under our own package's
-name only for the moment of the import.
+site-packages (in `.venv-bench/peers`, or `$LABML_NN_RELEASE_DIR`) and imported with
+`bench.common.import_labml_nn_release`.
 """
 import argparse
-import importlib
 import os
-import sys
-from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from bench.common import CONFIG, interleaved, machine, median, setup_threads, write_report
+from bench.common import (CONFIG, import_labml_nn_release, interleaved, lm_loss, machine, median,
+                          setup_threads, write_report)
 from labml_nn.transformers.compressive import CompressiveTransformer
 
 CMEM_LEN, CMEM_RATIO = 16, 4
 PROMPT_LEN, GEN_LEN = 32, 64
-PEER_PATH = Path(os.environ.get('LABML_NN_PEER', Path(__file__).resolve().parent.parent / '.venv-bench' / 'peers'))
-
-
-def import_labml_nn_peer(module: str):
-    """Import `module` from the released labml-nn, leaving our `labml_nn` in place afterwards."""
-    def ours_in(modules):
-        return {k: v for k, v in modules.items() if k == 'labml_nn' or k.startswith('labml_nn.')}
-
-    # Shim: labml-nn 0.5.1's attention calls `labml.tracker.debug`, which the labml release that
-    # installs beside it no longer has; it only records tensors for debugging, so a no-op will do.
-    from labml import tracker
-    if not hasattr(tracker, 'debug'):
-        tracker.debug = lambda *args, **kwargs: None
-
-    saved = ours_in(sys.modules)
-    for k in saved:
-        del sys.modules[k]
-    sys.path.insert(0, str(PEER_PATH))
-    try:
-        return importlib.import_module(module)
-    finally:
-        sys.path.remove(str(PEER_PATH))
-        for k in ours_in(sys.modules):
-            del sys.modules[k]
-        sys.modules.update(saved)
-
-
 # ---------------------------------------------------------------------------------------------
 # The three models behind one small interface: `train_step()` and `generate(prompt)`.
 # ---------------------------------------------------------------------------------------------
@@ -89,7 +59,7 @@ class Ours:
     def train_step(self):
         x, y = self.data[:, :-1], self.data[:, 1:]
         logits, self.memory, aux = self.model(x, memory=self.memory, return_memory=True, return_aux_loss=True)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss = lm_loss(logits, y)
         self.opt.zero_grad(set_to_none=True)
         self.compression_opt.zero_grad(set_to_none=True)
         (loss + aux).backward()
@@ -119,7 +89,7 @@ class LucidrainsPeer:
     def train_step(self):
         x, y = self.data[:, :-1], self.data[:, 1:]
         logits, self.memory, aux = self.model(x, memories=self.memory)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss = lm_loss(logits, y)
         self.opt.zero_grad(set_to_none=True)
         (loss + aux.sum()).backward()
         self.opt.step()
@@ -142,9 +112,12 @@ class LabmlPeer:
     name = 'labml-nn 0.5.1'
 
     def __init__(self):
-        comp = import_labml_nn_peer('labml_nn.transformers.compressive')
-        rel = import_labml_nn_peer('labml_nn.transformers.xl.relative_mha')
-        ff = import_labml_nn_peer('labml_nn.transformers.feed_forward')
+        peer = import_labml_nn_release('labml_nn.transformers.compressive',
+                                       'labml_nn.transformers.xl.relative_mha',
+                                       'labml_nn.transformers.feed_forward')
+        comp = peer['labml_nn.transformers.compressive']
+        rel = peer['labml_nn.transformers.xl.relative_mha']
+        ff = peer['labml_nn.transformers.feed_forward']
         torch.manual_seed(0)
         d = CONFIG['dim']
         layer = comp.CompressiveTransformerLayer(
@@ -188,7 +161,7 @@ class LabmlPeer:
     def train_step(self):
         x, y = self.data[:-1], self.data[1:]
         logits, self.memory, states, to_compress = self.forward(x, self.memory)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss = lm_loss(logits, y)
         if to_compress:
             loss = loss + self.ar_loss(states, to_compress)
         self.opt.zero_grad(set_to_none=True)

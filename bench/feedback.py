@@ -23,8 +23,8 @@ from typing import List, Optional
 import torch
 from torch import nn
 
-from bench.common import (CONFIG, import_labml_nn_release, interleaved, median, run_isolated, training_memory_mb,
-                          setup_threads, write_report)
+from bench.common import (CONFIG, import_labml_nn_release, interleaved, lm_loss, median, run_isolated,
+                          setup_threads, training_memory_mb, write_report)
 from labml_nn.transformers.feedback import FeedbackTransformer
 
 C = CONFIG
@@ -36,9 +36,6 @@ def _data(length: int = C["seq_len"]) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     return torch.randint(0, C["num_tokens"], (C["batch_size"], length + 1), generator=g)
 
-
-def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
 class Runner:
@@ -55,7 +52,7 @@ class Runner:
         return self.model(x)
 
     def train_step(self) -> None:
-        loss = _loss(self.logits(self.x), self.y)
+        loss = lm_loss(self.logits(self.x), self.y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

@@ -35,7 +35,6 @@ a few percent between runs; the equal-token rows are deterministic for a given s
 
 import argparse
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -124,11 +123,9 @@ def reference_kwargs(c, num_tokens: int) -> dict:
 
 
 def release_dir() -> Path:
-    """Where labml-nn 0.5.1 is installed: `make bench` puts it in `.venv-bench/peers`; the environment
-    variable `LABML_NN_RELEASE_DIR` points elsewhere (a folder holding its `labml_nn` package)."""
+    """Where labml-nn 0.5.1 is installed (`bench.common.LABML_NN_RELEASE_DIR`: `make bench` puts it in
+    `.venv-bench/peers`; the environment variable `LABML_NN_RELEASE_DIR` points elsewhere)."""
     import bench.common
-    if os.environ.get("LABML_NN_RELEASE_DIR"):
-        bench.common.LABML_NN_RELEASE_DIR = Path(os.environ["LABML_NN_RELEASE_DIR"])
     return bench.common.LABML_NN_RELEASE_DIR
 
 

@@ -20,8 +20,8 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
-from bench.common import (CONFIG, import_labml_nn_release, interleaved, median, run_isolated, training_memory_mb,
-                          setup_threads, write_report)
+from bench.common import (CONFIG, import_labml_nn_release, interleaved, lm_loss, median, run_isolated,
+                          setup_threads, training_memory_mb, write_report)
 from labml_nn.transformers.xl import TransformerXL
 
 C = CONFIG
@@ -62,9 +62,6 @@ class _Stream:
         return x, y, self.pos == s
 
 
-def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-
 
 class Ours(Runner):
     name = "ours"
@@ -82,7 +79,7 @@ class Ours(Runner):
             self.memory = None
         logits, self.memory = self.model(x, memory=self.memory, return_memory=True)
         self.opt.zero_grad(set_to_none=True)
-        _loss(logits, y).backward()
+        lm_loss(logits, y).backward()
         self.opt.step()
 
     def generate(self, prompt, n):
@@ -109,7 +106,7 @@ class XTransformers(Runner):
             self.mems = None
         logits, self.mems = self.model(x, mems=self.mems, return_mems=True)
         self.opt.zero_grad(set_to_none=True)
-        _loss(logits, y).backward()
+        lm_loss(logits, y).backward()
         self.opt.step()
 
     def generate(self, prompt, n):
@@ -160,7 +157,7 @@ class LabmlNN(Runner):
             self.mem = []
         logits, self.mem = self.forward(x, self.mem)
         self.opt.zero_grad(set_to_none=True)
-        _loss(logits, y).backward()
+        lm_loss(logits, y).backward()
         self.opt.step()
 
 
