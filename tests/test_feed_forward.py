@@ -13,7 +13,7 @@ def test_shapes_and_formula(activation, glu):
     x = torch.randn(2, 5, 8)
     out = ff(x)
     assert out.shape == (2, 5, 8)
-    hidden = ACTIVATIONS[activation]()(x @ ff.w1.weight.T + ff.w1.bias)
+    hidden = ACTIVATIONS[activation](x @ ff.w1.weight.T + ff.w1.bias)
     if glu:
         hidden = hidden * (x @ ff.v.weight.T + ff.v.bias)
     torch.testing.assert_close(out, hidden @ ff.w2.weight.T + ff.w2.bias)

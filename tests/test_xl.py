@@ -244,3 +244,71 @@ def test_sampling_follows_the_softmax_and_top_k():
     top2 = torch.bincount(sample_next(logits, top_k=2), minlength=4).double() / 20000
     assert top2[2:].sum() == 0
     torch.testing.assert_close(top2[:2], torch.tensor([0.625, 0.375], dtype=torch.double), atol=0.015, rtol=0)
+
+
+@pytest.mark.parametrize("size,prompt_len", [(0, 3), (1, 1), (3, 5), (4, 2)])
+def test_kv_window_equals_concatenate_and_cut(size, prompt_len):
+    from labml_nn.transformers.mha import KVWindow
+    torch.manual_seed(0)
+    k, v = torch.randn(2, 3, prompt_len, 4), torch.randn(2, 3, prompt_len, 4)
+    window = KVWindow(k, v, size)
+    ref_k, ref_v = k[:, :, prompt_len - min(size, prompt_len):], v[:, :, prompt_len - min(size, prompt_len):]
+    for _ in range(4 * size + 7):  # several trips round the buffer
+        kv = torch.randn(2, 2, 3, 1, 4)
+        got_k, got_v = window.append(kv)
+        ref_k, ref_v = torch.cat([ref_k, kv[0]], 2), torch.cat([ref_v, kv[1]], 2)
+        assert torch.equal(got_k, ref_k) and torch.equal(got_v, ref_v)
+        ref_k, ref_v = ref_k[:, :, ref_k.shape[2] - min(size, ref_k.shape[2]):], ref_v[:, :, ref_v.shape[2] - min(size, ref_v.shape[2]):]
+
+
+def test_attention_step_equals_attend():
+    torch.manual_seed(0)
+    attn = RelativeMultiHeadAttention(dim=16, heads=2, dim_head=8).double().eval()
+    with torch.no_grad():
+        attn.u.normal_(), attn.v.normal_()
+        for prompt_len in (1, 4, 7):  # a window that fills up, and one that starts full
+            z0 = torch.randn(3, prompt_len, 16, dtype=torch.double)
+            k, v = attn.keys_values(z0)
+            step = attn.start_steps(k, v, size=5)
+            k, v = k[:, :, -5:], v[:, :, -5:]
+            for t in range(13):
+                z = torch.randn(3, 1, 16, dtype=torch.double)
+                kz, vz = attn.keys_values(z)
+                k, v = torch.cat([k, kz], 2), torch.cat([v, vz], 2)
+                expected = attn.attend(attn.queries(z), k, v)
+                torch.testing.assert_close(step(z), expected)
+                k, v = k[:, :, -5:], v[:, :, -5:]
+    with pytest.raises(RuntimeError, match="no_grad"):
+        step(torch.randn(3, 1, 16, dtype=torch.double))
+
+
+@pytest.mark.parametrize("mem_len", [0, 3])
+def test_long_generate_equals_token_by_token_with_memory(mem_len):
+    model = make_model(mem_len=mem_len)
+    prompt = torch.randint(0, 23, (2, 6))
+    out = model.generate(prompt, length=25, top_k=1)
+    logits, memory = model(prompt, return_memory=True)
+    seq = prompt
+    for _ in range(25):
+        nxt = logits[:, -1].argmax(-1, keepdim=True)
+        seq = torch.cat([seq, nxt], 1)
+        logits, memory = model(nxt, memory=memory, return_memory=True)
+    assert torch.equal(out, seq)
+
+
+@pytest.mark.parametrize("ff_glu", [False, True])
+def test_layer_step_equals_forward_cached(ff_glu):
+    from labml_nn.transformers.xl import LayerStep
+    model = make_model(mem_len=4, ff_glu=ff_glu)
+    layer = model.layers[1]
+    with torch.no_grad():
+        layer.attn.u.normal_(), layer.attn.v.normal_()
+        h = torch.randn(2, 6, 32, dtype=torch.double)
+        _, cache = layer.forward_cached(h, None, cache_len=4)
+        step = LayerStep(layer, *layer.forward_cached(h, None)[1], size=4)
+        for _ in range(11):
+            x = torch.randn(2, 1, 32, dtype=torch.double)
+            expected, cache = layer.forward_cached(x, cache, cache_len=4)
+            torch.testing.assert_close(step(x), expected)
+    with pytest.raises(RuntimeError, match="eval"):
+        LayerStep(layer.train(), *cache, size=4)

@@ -31,15 +31,18 @@ The gated forms train to lower perplexity at the same number of parameters; pass
 | $W_2$ | second layer | `w2` | `[d_ff, dim]` |
 """
 
-from torch import nn
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 # The activations a caller can name; `sigmoid` with `glu=True` is Dauphin et al.'s original GLU.
+# Plain functions rather than modules: they hold no parameters, and a generator that runs one token
+# at a time pays for every module call.
 ACTIVATIONS = {
-    'relu': nn.ReLU,
-    'gelu': nn.GELU,
-    'silu': nn.SiLU,
-    'sigmoid': nn.Sigmoid,
+    'relu': F.relu,
+    'gelu': F.gelu,
+    'silu': F.silu,
+    'sigmoid': torch.sigmoid,
 }
 
 
@@ -56,7 +59,7 @@ class FeedForward(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.w1 = nn.Linear(dim, d_ff, bias=bias)
-        self.activation = ACTIVATIONS[activation]()
+        self.activation = ACTIVATIONS[activation]
         # The gate's linear branch $x V + c$; absent in the plain network.
         self.v = nn.Linear(dim, d_ff, bias=bias) if glu else None
         # Dropout on the hidden layer, as in the original Transformer.
@@ -68,5 +71,7 @@ class FeedForward(nn.Module):
         hidden = self.activation(self.w1(x))
         if self.v is not None:
             hidden = hidden * self.v(x)
+        if self.training and self.dropout.p > 0:
+            hidden = self.dropout(hidden)
         # back to `[batch_size, seq_len, dim]`
-        return self.w2(self.dropout(hidden))
+        return self.w2(hidden)

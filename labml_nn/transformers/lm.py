@@ -92,14 +92,18 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[
     """
     if top_k is not None and top_k == 1:
         return logits.argmax(dim=-1)
-    logits = logits / temperature
+    indices = None
     if top_k is not None and top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float('-inf'))
+        # Keep the `top_k` largest logits and their token ids, each `[batch_size, top_k]`; dividing by
+        # $T > 0$ does not change which ones they are, so it comes after, on fewer numbers.
+        logits, indices = logits.topk(top_k, dim=-1)
+    if temperature != 1.0:
+        logits = logits / temperature
     # The Gumbel-max trick: $\arg\max_i (\text{logit}_i + g_i)$ with $g_i = -\log E_i$, $E_i \sim \operatorname{Exp}(1)$,
     # is a draw from $\operatorname{softmax}(\text{logits})$; it needs no normalisation and is several times
     # cheaper than `torch.multinomial` for one token per sequence.
-    return (logits - torch.empty_like(logits).exponential_().log()).argmax(dim=-1)
+    choice = (logits - torch.empty_like(logits).exponential_().log()).argmax(dim=-1)
+    return choice if indices is None else indices.gather(-1, choice[:, None])[:, 0]
 
 
 def check_generate_args(prompt: torch.Tensor, num_tokens: int, length: int, temperature: float,

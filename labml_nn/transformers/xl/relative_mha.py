@@ -53,14 +53,14 @@ $\delta = m + i - j$.
 import contextlib
 import functools
 import math
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from labml_nn.transformers.mha import MultiHeadAttention
+from labml_nn.transformers.mha import KVWindow, MultiHeadAttention, keep_storages, weights_key
 
 
 def sinusoidal_embeddings(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -192,10 +192,11 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         elif torch.is_grad_enabled():
             return self.position_table(key_len, device)
         else:
-            key = (W.data_ptr(), W._version, W.dtype, device)
+            key = weights_key(W) + (device,)
             if self._r_table_key != key or self._r_table.shape[1] < key_len:
                 length = max(key_len, 2 * self._r_table.shape[1] if self._r_table_key == key else 0)
                 self._r_table, self._r_table_key = self.position_table(length, device), key
+                self._r_table_keep = keep_storages(W)
         return self._r_table[:, self._r_table.shape[1] - key_len:]
 
     @contextlib.contextmanager
@@ -237,3 +238,67 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         position = (q_v @ r.transpose(1, 2)).view(heads, batch_size, seq_len, key_len).transpose(0, 1)
         # Column $j$ must hold distance $m + i - j$: move each row into place.
         return relative_shift(position)
+
+    def start_steps(self, k: torch.Tensor, v: torch.Tensor, size: int) -> 'AttentionStep':
+        r"""
+        This attention prepared for generating one position at a time (see
+        [`AttentionStep`](#AttentionStep)), starting from the keys and values of a prompt, `k` and `v`,
+        each `[batch_size, heads, n, dim_head]`, and keeping a window of the newest `size` positions.
+        """
+        return AttentionStep(self, k, v, size)
+
+
+class AttentionStep:
+    r"""
+    Relative attention for **one new position at a time, without gradients**: the inner loop of
+    generation. Calling it with `z`, `[batch_size, 1, dim]`, the new position's (normalised) input,
+    adds the position's key and value to a [window](../mha.html#KVWindow) of the newest `size` ones
+    and returns what `attend` gives for the new query over the window and itself,
+    `[batch_size, 1, dim]` (the tests check it).
+
+    With one position per call, every tensor operation does little arithmetic and most of the time
+    goes to each operation's fixed cost: Python, PyTorch's dispatch, module calls. So this is the
+    same arithmetic in as few operations as the special case allows:
+
+    * $W_q$, $W_{k,E}$ and $W_v$ are stacked into one matrix, and $1/\sqrt{d_k}$ is folded into $W_q$,
+      $u$ and $v$: one product and one addition give $(q + u)/\sqrt{d_k}$, $(q + v)/\sqrt{d_k}$, $k$ and $v$;
+    * the single query sits at the last position: it may see every key, so there is no mask, and
+      its distances to the keys, $n - 1, \dots, 1, 0$ in key order, are already the order of the
+      position table, so there is no relative shift either: the position term is one product;
+    * the parameters are gathered once, as plain tensors, when generation starts (so this object
+      belongs to one generation: it uses the weights of the moment it was made).
+    """
+
+    @torch.no_grad()
+    def __init__(self, attn: RelativeMultiHeadAttention, k: torch.Tensor, v: torch.Tensor, size: int):
+        self.heads, self.dim_head = attn.heads, attn.dim_head
+        self.window = KVWindow(k, v, size)
+        # $[W_q / \sqrt{d_k};\, W_{k,E};\, W_v]$, `[3 * heads * dim_head, dim]`
+        self.W_qkv = torch.cat([attn.to_q.weight * attn.scale, attn.to_kv.weight])
+        # $[u; v] / \sqrt{d_k}$, `[2, 1, heads, 1, dim_head]`, to broadcast against `[batch_size, heads, 1, dim_head]`
+        self.uv = (torch.stack([attn.u, attn.v]) * attn.scale)[:, None, :, None, :]
+        # $r_\delta$ for $\delta = $ `size` $\dots 0$, `[heads, size + 1, dim_head]`
+        self.r = attn.position_table(size + 1, k.device)
+        # $W^O$ and its bias
+        self.W_o, self.b_o = attn.to_out.weight, attn.to_out.bias
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            raise RuntimeError("AttentionStep computes without gradients (it is for generation): call it "
+                               "under torch.no_grad(), or train with the attention module itself")
+        batch_size = z.shape[0]
+        # `[batch_size, 1, 3 * heads * dim_head]`, read as `[batch_size, 3, heads, 1, dim_head]`.
+        qkv = F.linear(z, self.W_qkv).view(batch_size, 3, self.heads, 1, self.dim_head)
+        # Keys and values over the window and the new position, `[batch_size, heads, n, dim_head]` each.
+        k, v = self.window.append(qkv[:, 1:].transpose(0, 1))
+        # $(q + u)/\sqrt{d_k}$ and $(q + v)/\sqrt{d_k}$, each `[batch_size, heads, 1, dim_head]`.
+        q_u, q_v = (qkv[:, 0] + self.uv).unbind(0)
+        # Terms (b) + (d) per head against the position keys of distances $n - 1 \dots 0$:
+        # `[heads, batch_size, dim_head] @ [heads, dim_head, n]`, then read as `[batch_size, heads, 1, n]`,
+        # the additive term of the fused attention.
+        r = self.r[:, self.r.shape[1] - k.shape[2]:]
+        position = torch.bmm(q_v.squeeze(2).transpose(0, 1), r.transpose(1, 2)).transpose(0, 1).unsqueeze(2)
+        # Terms (a) + (c) inside the kernel; the scale is already applied.
+        out = F.scaled_dot_product_attention(q_u, k, v, attn_mask=position, scale=1.0)
+        # `[batch_size, heads, 1, dim_head]` → `[batch_size, 1, heads * dim_head]`, then $W^O$.
+        return F.linear(out.transpose(1, 2).reshape(batch_size, 1, self.heads * self.dim_head), self.W_o, self.b_o)
