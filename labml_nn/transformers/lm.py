@@ -34,6 +34,11 @@ def head_size(dim: int, heads: int, dim_head: Optional[int]) -> int:
     return dim // heads
 
 
+def norm_args(norm: nn.LayerNorm) -> tuple:
+    """The arguments of `F.layer_norm` after the input, for the layer norm `norm`: its plain-tensor form."""
+    return norm.normalized_shape, norm.weight, norm.bias, norm.eps
+
+
 def check_tokens(x: torch.Tensor, num_tokens: int, name: str = 'x') -> None:
     """Raise a clear `TypeError`/`ValueError` unless `x` is an integer tensor `[batch_size, seq_len]` of ids in `[0, num_tokens)`."""
     if not isinstance(x, torch.Tensor):

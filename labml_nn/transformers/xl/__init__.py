@@ -49,7 +49,7 @@ from torch import nn
 
 from labml_nn.transformers.feed_forward import FeedForward
 from labml_nn.transformers.lm import (append_memory, check_layer_memory, check_tokens, generate_loop,
-                                      head_size)
+                                      head_size, norm_args)
 from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
 
 # A key/value cache for one layer: keys and values, each `[batch_size, heads, cached_len, dim_head]`.
@@ -129,25 +129,15 @@ class LayerStep:
         if layer.training:
             raise RuntimeError("LayerStep is for generation: put the model in evaluation mode (model.eval())")
         self.attn = layer.attn.start_steps(k, v, size)
-        self.attn_norm = (layer.attn_norm.normalized_shape, layer.attn_norm.weight, layer.attn_norm.bias,
-                          layer.attn_norm.eps)
-        self.ff_norm = (layer.ff_norm.normalized_shape, layer.ff_norm.weight, layer.ff_norm.bias, layer.ff_norm.eps)
-        ff = layer.ff
-        # The [feed-forward network](../feed_forward.html)'s parameters: $W_1, b_1$, the activation, the
-        # gate $V, c$ (`None` unless GLU) and $W_2, b_2$.
-        self.ff = (ff.w1.weight, ff.w1.bias, ff.activation, None if ff.v is None else (ff.v.weight, ff.v.bias),
-                   ff.w2.weight, ff.w2.bias)
+        self.attn_norm, self.ff_norm = norm_args(layer.attn_norm), norm_args(layer.ff_norm)
+        # The [feed-forward network](../feed_forward.html#PlainFeedForward) as plain tensors.
+        self.ff = layer.ff.plain()
 
     def __call__(self, h: torch.Tensor) -> torch.Tensor:
         # Attention block: $h + \operatorname{Attn}(\operatorname{LN}(h))$
         h = h + self.attn(F.layer_norm(h, *self.attn_norm))
-        # Feed-forward block: $h + W_2 f(W_1 \operatorname{LN}(h) + b_1) + b_2$ (times the gate with GLU)
-        W_1, b_1, f, gate, W_2, b_2 = self.ff
-        x = F.layer_norm(h, *self.ff_norm)
-        hidden = f(F.linear(x, W_1, b_1))
-        if gate is not None:
-            hidden = hidden * F.linear(x, *gate)
-        return h + F.linear(hidden, W_2, b_2)
+        # Feed-forward block: $h + \operatorname{FFN}(\operatorname{LN}(h))$
+        return h + self.ff(F.layer_norm(h, *self.ff_norm))
 
 
 class TransformerXL(nn.Module):
