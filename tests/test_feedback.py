@@ -32,7 +32,8 @@ def recurrence(x: torch.Tensor, mem_len: int, buffered: bool) -> torch.Tensor:
     history = KVHistory(batch, 1, width, steps, mem_len, x, buffered)
     state, outputs = torch.zeros_like(x[:, 0]), []
     for t in range(steps):
-        window = history.append(torch.tanh(x[:, t] + state)[:, None, None])    # [batch, 1, P, width]
+        k, v = history.append(torch.tanh(x[:, t] + state)[:, None, None])       # [batch, 1, P, width / 2] each
+        window = torch.cat([k, v.flip(-1)], -1)
         weights = torch.arange(1, window.shape[2] + 1, dtype=x.dtype)[:, None]  # distinct per position
         state = (window[:, 0] * weights).sum(1).sin()
         outputs.append(state)
@@ -42,10 +43,10 @@ def recurrence(x: torch.Tensor, mem_len: int, buffered: bool) -> torch.Tensor:
 @pytest.mark.parametrize("mem_len", [3, 10])
 def test_custom_backward_matches_autograd(mem_len):
     torch.manual_seed(0)
-    x = torch.randn(2, 7, 3, dtype=torch.double, requires_grad=True)
+    x = torch.randn(2, 7, 4, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: recurrence(x, mem_len, buffered=True), (x,))
     # ... and equals autograd through plain concatenation, output and gradient.
-    g = torch.randn(2, 7, 3, dtype=torch.double)
+    g = torch.randn(2, 7, 4, dtype=torch.double)
     fast, slow = recurrence(x, mem_len, True), recurrence(x, mem_len, False)
     torch.testing.assert_close(fast, slow, rtol=0, atol=0)
     grad_fast, = torch.autograd.grad(fast, x, g)
@@ -55,7 +56,7 @@ def test_custom_backward_matches_autograd(mem_len):
 
 def test_gradient_buffer_is_clean_after_backward():
     torch.manual_seed(0)
-    x = torch.randn(2, 6, 3, dtype=torch.double, requires_grad=True)
+    x = torch.randn(2, 6, 4, dtype=torch.double, requires_grad=True)
     out = recurrence(x, 4, buffered=True).sum()
     first, = torch.autograd.grad(out, x, retain_graph=True)
     second, = torch.autograd.grad(out, x)
@@ -249,10 +250,18 @@ def test_one_token_step_equals_the_general_layer():
     with torch.no_grad():
         layer.attn.u.normal_()
         layer.attn.v.normal_()
-    x = torch.randn(3, 1, 16, dtype=torch.double)
-    kv = torch.randn(3, 2, 5, 16, dtype=torch.double)
-    torch.testing.assert_close(layer.step(x[:, 0], kv), layer(x, kv)[:, 0])
-    torch.testing.assert_close(layer.step(x[:, 0], None), layer(x, None)[:, 0])
+    x = torch.randn(3, 1, 16, dtype=torch.double, requires_grad=True)
+    kv = torch.randn(3, 2, 5, 16, dtype=torch.double).split(8, dim=-1)
+    with layer.attn.shared_position_keys(6, x.device):
+        step = layer.step(x[:, 0], kv, layer.attn.one_query_weights())
+        general = layer(x, kv)[:, 0]
+    torch.testing.assert_close(step, general)
+    # ... and so are the gradients, with respect to the input and to every parameter.
+    g = torch.randn_like(step)
+    params = [x] + list(layer.parameters())
+    for a, b in zip(torch.autograd.grad(step, params, g, retain_graph=True), torch.autograd.grad(general, params, g)):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(layer.step(x[:, 0], None, None), layer(x, None)[:, 0])
 
 
 @pytest.mark.parametrize("shared_kv", [True, False])

@@ -83,11 +83,10 @@ text = model.generate(prompt, length=100, top_k=1)
 """
 
 import contextlib
-from typing import List, Optional, Tuple, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 from labml_nn.transformers.feed_forward import FeedForward
@@ -96,6 +95,9 @@ from labml_nn.transformers.lm import (append_memory, check_generate_args, check_
                                       head_size, norm_args, sample_next)
 from labml_nn.transformers.mha import KVWindow
 from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention, attend_one_query
+
+# The keys and the values of a memory window, each `[batch_size, heads, P, dim_head]`.
+KV = Tuple[torch.Tensor, torch.Tensor]
 
 
 class FeedbackAttention(RelativeMultiHeadAttention):
@@ -122,32 +124,58 @@ class FeedbackAttention(RelativeMultiHeadAttention):
             raise ValueError(f"{key_len} keys exceed the {self.max_distance} distances this attention was built for")
         return super().position_keys(key_len, device)
 
-    def attend_one(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def one_query_weights(self) -> 'OneQueryWeights':
+        r"""
+        What every step of a forward pass shares, computed once per pass (with gradients):
+        $(W_q / \sqrt{d_k})^\top$, $u / \sqrt{d_k}$, $v / \sqrt{d_k}$ and $W^{O\top}$. With the scale folded into
+        the queries, the scores need no multiplication; with the weights transposed once, each step's
+        product is one `torch.mm`/`torch.addmm` rather than a transpose and a product.
+        """
+        return OneQueryWeights((self.to_q.weight * self.scale).t(), (self.u * self.scale)[:, None],
+                               (self.v * self.scale)[:, None], self.to_out.weight.t(), self.to_out.bias)
+
+    def attend_one(self, z: torch.Tensor, k: torch.Tensor, v: torch.Tensor, weights: 'OneQueryWeights'
+                   ) -> torch.Tensor:
         r"""
         Attention for a single query per sequence, the step of the exact model, written without the
-        length-one query dimension: `q` is `[batch_size, heads, dim_head]`, `k` and `v` are
-        `[batch_size, heads, P, dim_head]` and every key is visible. It computes what `attend` computes,
-        $\operatorname{softmax}\big(((q + u)^\top k_j + (q + v)^\top r_{P-j}) / \sqrt{d_k}\big)$, with about a
-        third fewer tensor operations per step (forward and backward). A model that runs token by token
-        on small tensors spends much of its time on the overhead of each operation, so this matters more
-        than it would for a parallel model. Returns `[batch_size, dim]`.
+        length-one query dimension: `z` is the normalised input, `[batch_size, dim]`; `k` and `v` are
+        `[batch_size, heads, P, dim_head]`, every key visible, the last at distance 1. It computes what
+        `attend` computes,
+
+        $$\operatorname{softmax}_j\Big(\sum_d \big(k_{j,d}\, (q + u)_d + r_{P-j,d}\, (q + v)_d\big) / \sqrt{d_k}\Big),$$
+
+        as elementwise products and sums rather than matrix products. With one query, each "matrix"
+        product is a batch of matrix-vector products of a few dozen numbers, and PyTorch's CPU kernels
+        for such tiny batched products (forward and, above all, backward) are far slower than one
+        vectorised multiply-and-sum over the same numbers. Returns `[batch_size, dim]`.
         """
         batch_size, heads, P, dim_head = k.shape
-        # Batch and heads are merged into one dimension of `torch.bmm` (a view: `k` and `v` are slices
-        # of the key/value buffer whose batch and head strides merge).
-        bh = batch_size * heads
-        # Terms (a) + (c): `[batch_size * heads, P, dim_head] @ [batch_size * heads, dim_head, 1]`
-        # → `[batch_size * heads, P, 1]`.
-        content = torch.bmm(k.reshape(bh, P, dim_head), (q + self.u).reshape(bh, dim_head, 1))
-        # Terms (b) + (d), per head against the position keys of distances $P \dots 1$:
-        # `[heads, batch_size, dim_head] @ [heads, dim_head, P]` → `[heads, batch_size, P]`.
-        r = self.position_keys(P, q.device)
-        position = torch.bmm((q + self.v).transpose(0, 1), r.transpose(1, 2))
-        scores = content.view(batch_size, heads, P) + position.transpose(0, 1)
-        attn = self.dropout((scores * self.scale).softmax(dim=-1))
-        # `[batch_size * heads, 1, P] @ [batch_size * heads, P, dim_head]` → `[batch_size, heads * dim_head]`
-        out = torch.bmm(attn.view(bh, 1, P), v.reshape(bh, P, dim_head)).view(batch_size, heads * dim_head)
-        return self.to_out(out)
+        # $q/\sqrt{d_k}$ as `[batch_size, heads, 1, dim_head]`, then the content and position queries.
+        q = torch.mm(z, weights.W_q).view(batch_size, heads, 1, dim_head)
+        q_u, q_v = q + weights.u, q + weights.v
+        # Terms (a) + (c) and (b) + (d) in one multiply-add over `[batch_size, heads, P, dim_head]`, then the
+        # sum over `dim_head`. `r`, `[heads, P, dim_head]`, holds the position keys of distances $P \dots 1$.
+        r = self.position_keys(P, z.device)
+        scores = torch.addcmul(k * q_u, r, q_v).sum(dim=-1)
+        attn = scores.softmax(dim=-1)
+        if self.training and self.dropout.p > 0:
+            attn = self.dropout(attn)
+        # $\sum_j a_j v_j$: `[batch_size, heads, P, 1] * [batch_size, heads, P, dim_head]`, summed over $j$.
+        out = (attn.unsqueeze(-1) * v).sum(dim=2)
+        # $W^O$: `[batch_size, heads * dim_head]` → `[batch_size, dim]`
+        return torch.addmm(weights.b_o, out.view(batch_size, heads * dim_head), weights.W_o)
+
+
+class OneQueryWeights(NamedTuple):
+    r"""A forward pass's shared attention weights for `attend_one` (see `one_query_weights`)."""
+    # $(W_q / \sqrt{d_k})^\top$, `[dim, heads * dim_head]`
+    W_q: torch.Tensor
+    # $u / \sqrt{d_k}$ and $v / \sqrt{d_k}$, `[heads, 1, dim_head]` each
+    u: torch.Tensor
+    v: torch.Tensor
+    # $W^{O\top}$, `[heads * dim_head, dim]`, and its bias
+    W_o: torch.Tensor
+    b_o: torch.Tensor
 
 
 class MemoryKV(nn.Module):
@@ -167,7 +195,9 @@ class MemoryKV(nn.Module):
         self.to_kv = nn.Linear(dim, heads * 2 * dim_head, bias=False)
 
     def forward(self, m: torch.Tensor) -> torch.Tensor:
-        return rearrange(self.to_kv(self.norm(m)), 'b n (h kv) -> b h n kv', h=self.heads)
+        batch_size, n, _ = m.shape
+        # `[batch_size, n, heads * 2 * dim_head]` → `[batch_size, heads, n, 2 * dim_head]`
+        return self.to_kv(self.norm(m)).view(batch_size, n, self.heads, -1).transpose(1, 2)
 
 
 class FeedbackLayer(nn.Module):
@@ -184,18 +214,18 @@ class FeedbackLayer(nn.Module):
         self.ff_norm = nn.LayerNorm(dim)
         self.ff = FeedForward(dim, d_ff, ff_dropout)
 
-    def forward(self, x: torch.Tensor, kv: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv: Optional[KV]) -> torch.Tensor:
         r"""
         `x` is the layer input for a window of $n$ steps, `[batch_size, n, dim]`; `kv` holds the keys
-        and values of everything they may attend to, `[batch_size, heads, P + n - 1, 2 * dim_head]`:
+        and the values of everything they may attend to, each `[batch_size, heads, P + n - 1, dim_head]`:
         $P$ memory entries, then the stand-ins for the window's first $n - 1$ positions (none when
         $n = 1$). `None` when there is nothing at all (the first token of a stream).
         """
         if kv is not None:
             n = x.shape[1]
             q = self.attn.queries(self.attn_norm(x))
-            k, v = kv.split(self.attn.dim_head, dim=-1)
-            if kv.shape[2] > n - 1:
+            k, v = kv
+            if k.shape[2] > n - 1:
                 x = x + self.attn.attend(q, k, v)
             else:
                 # No memory before the window: position 0 has no past, its attention adds nothing.
@@ -203,17 +233,15 @@ class FeedbackLayer(nn.Module):
                 x = x + F.pad(self.attn.attend(q[:, :, 1:], k, v), (0, 0, 1, 0))
         return x + self.ff(self.ff_norm(x))
 
-    def step(self, x: torch.Tensor, kv: Optional[torch.Tensor]) -> torch.Tensor:
+    def step(self, x: torch.Tensor, kv: Optional[KV], weights: OneQueryWeights) -> torch.Tensor:
         r"""
-        The layer for one token, `x` `[batch_size, dim]`, with every key in `kv`,
-        `[batch_size, heads, P, 2 * dim_head]`, in its past: `forward` for $n = 1$ without the length-one
-        dimension, through [`attend_one`](#FeedbackAttention.attend_one).
+        The layer for one token, `x` `[batch_size, dim]`, with every key of `kv` in its past: `forward`
+        for $n = 1$ without the length-one dimension, through
+        [`attend_one`](#FeedbackAttention.attend_one); `weights` are the attention's
+        `one_query_weights()` for this forward pass.
         """
         if kv is not None:
-            # `[batch_size, heads, dim_head]`
-            q = rearrange(self.attn.to_q(self.attn_norm(x)), 'b (h d) -> b h d', h=self.attn.heads)
-            k, v = kv.split(self.attn.dim_head, dim=-1)
-            x = x + self.attn.attend_one(q, k, v)
+            x = x + self.attn.attend_one(self.attn_norm(x), kv[0], kv[1], weights)
         return x + self.ff(self.ff_norm(x))
 
 
@@ -292,32 +320,38 @@ class FeedbackTransformer(nn.Module):
         r"""Add the keys and values of the memory vectors `m`, `[batch_size, n, dim]`; returns the new windows."""
         return [history.append(project(m)) for history, project in zip(histories, self.memory_kv)]
 
-    def window(self, x: torch.Tensor, windows: List[Optional[torch.Tensor]], w: torch.Tensor
+    def window(self, x: torch.Tensor, windows: List[Optional[KV]], w: torch.Tensor
                ) -> Tuple[torch.Tensor, torch.Tensor]:
         r"""
-        Run a window of $n$ steps, embeddings `x`, `[batch_size, n, dim]`, through all layers against the
-        memory windows `windows`. `w` is $\operatorname{softmax}(w)$. Returns the last layer's output and
-        the memory vectors $\mathbf{m}$, both `[batch_size, n, dim]`.
+        Run a window of $n$ steps, embeddings `x`, `[batch_size, n, dim]`, through all layers against
+        the memory windows `windows`. `w` is $\operatorname{softmax}(w)$. Returns the last layer's output
+        and the memory vectors $\mathbf{m}$, both `[batch_size, n, dim]`.
         """
-        n = x.shape[1]
-        if n == 1:
-            # The exact model's step: the same computation on `[batch_size, dim]` tensors.
-            x = x[:, 0]
-            m = w[0] * x
-            for l, layer in enumerate(self.layers):
-                x = layer.step(x, windows[self.projection_of(l)])
-                m = torch.addcmul(m, w[l + 1], x)
-            return x[:, None], m[:, None]
         # $\mathbf{m}$ accumulates layer by layer: $\operatorname{softmax}(w)_0\, x^0$ first.
         m = w[0] * x
         for l, layer in enumerate(self.layers):
             kv = windows[self.projection_of(l)]
-            if n > 1:
-                # The window's own memory is not formed yet; positions $0 \dots n-2$ lend the part of it that
-                # is, for the positions after them to attend to.
-                stand_ins = self.memory_kv[self.projection_of(l)](m[:, :-1])
-                kv = stand_ins if kv is None else torch.cat([kv, stand_ins], dim=2)
+            if x.shape[1] > 1:
+                # The window's own memory is not formed yet; positions $0 \dots n-2$ lend the part of it
+                # that is, for the positions after them to attend to.
+                stand_ins = self.memory_kv[self.projection_of(l)](m[:, :-1]).split(layer.attn.dim_head, dim=-1)
+                kv = stand_ins if kv is None else tuple(torch.cat([past, new], dim=2)
+                                                        for past, new in zip(kv, stand_ins))
             x = layer(x, kv)
+            m = torch.addcmul(m, w[l + 1], x)
+        return x, m
+
+    def step(self, x: torch.Tensor, windows: List[Optional[KV]], w: Sequence[torch.Tensor],
+             weights: List[OneQueryWeights]) -> Tuple[torch.Tensor, torch.Tensor]:
+        r"""
+        One step of the exact model: the embeddings `x`, `[batch_size, dim]`, through all layers against
+        the memory windows. `w` holds $\operatorname{softmax}(w)$ as one scalar tensor per layer output;
+        `weights` each layer's `one_query_weights()`. Returns the last layer's output and the memory
+        vector $\mathbf{m}_t$, both `[batch_size, dim]`.
+        """
+        m = w[0] * x
+        for l, layer in enumerate(self.layers):
+            x = layer.step(x, windows[self.projection_of(l)], weights[l])
             m = torch.addcmul(m, w[l + 1], x)
         return x, m
 
@@ -337,18 +371,32 @@ class FeedbackTransformer(nn.Module):
             # Every step needs the same position keys: each layer computes its table once for the pass.
             for layer in self.layers:
                 shared.enter_context(layer.attn.shared_position_keys(layer.attn.max_distance, x.device))
-            for start in range(0, T, self.seq_len):
-                out, m = self.window(h[:, start:start + self.seq_len], windows, w)
-                outputs.append(out)
-                memories.append(m)
-                # The keys and values of the new memory, for the steps that follow; the last window's are
-                # needed only by the next call, which computes them from the returned memory.
-                if start + self.seq_len < T:
-                    windows = self.commit(histories, m)
-        logits = self.to_logits(self.norm(torch.cat(outputs, dim=1)))
+            if self.seq_len == 1:
+                # The exact model, token by token on `[batch_size, dim]` tensors, with the attention weights
+                # each step shares prepared once.
+                ws = w.unbind(0)
+                weights = [layer.attn.one_query_weights() for layer in self.layers]
+                for t, x_t in enumerate(h.unbind(1)):
+                    out, m = self.step(x_t, windows, ws, weights)
+                    outputs.append(out)
+                    memories.append(m)
+                    # The keys and values of the new memory, for the steps that follow; the last step's are
+                    # needed only by the next call, which computes them from the returned memory.
+                    if t + 1 < T:
+                        windows = self.commit(histories, m[:, None])
+                out, m = torch.stack(outputs, dim=1), torch.stack(memories, dim=1)
+            else:
+                for start in range(0, T, self.seq_len):
+                    out, m = self.window(h[:, start:start + self.seq_len], windows, w)
+                    outputs.append(out)
+                    memories.append(m)
+                    if start + self.seq_len < T:
+                        windows = self.commit(histories, m)
+                out, m = torch.cat(outputs, dim=1), torch.cat(memories, dim=1)
+        logits = self.to_logits(self.norm(out))
         if not return_memory:
             return logits
-        return logits, append_memory(memory, torch.cat(memories, dim=1), self.mem_len)
+        return logits, append_memory(memory, m, self.mem_len)
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, length: int, temperature: float = 1.0,

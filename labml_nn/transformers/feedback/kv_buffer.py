@@ -29,11 +29,11 @@ writing step $t + 1$ into the buffer would count as modifying the views saved at
 though the slots they cover never change). [`AppendKV`](#AppendKV) is a custom
 `torch.autograd.Function` that does the bookkeeping itself:
 
-* **forward** copies the new entries into the next free slots and returns the window as a tensor
-  that reads the buffer's storage but has its own version counter, so later writes to other slots do
-  not invalidate it;
-* **backward** adds the gradient of the window into a gradient buffer of the same shape, then
-  returns the gradient of the slots it wrote.
+* **forward** copies the new entries into the next free slots and returns the window's keys and
+  values as tensors that read the buffer's storage but have their own version counters, so later
+  writes to other slots do not invalidate them;
+* **backward** adds the gradients of the window's keys and values into a gradient buffer of the
+  buffer's shape, then returns the gradient of the slots it wrote.
 
 Why the last step is right: the gradient of slot $s$ is the sum of the gradients of every window
 that contains it, the windows read at steps $s + 1, \dots, s + L$. Those are returned by the appends of
@@ -53,7 +53,7 @@ drop from $O(n^2)$ entries to $O(n)$.
 | $L$ | memory length: entries a step attends to | `mem_len` | |
 | | keys and values of all steps so far | `buffer` | `[batch_size, heads, capacity, 2 * dim_head]` |
 | | the new step(s) | `kv` | `[batch_size, heads, n, 2 * dim_head]` |
-| | the entries the next step attends to | `window` | `[batch_size, heads, min(length, mem_len), 2 * dim_head]` |
+| | keys and values of the entries the next step attends to | `k`, `v` | `[batch_size, heads, min(length, mem_len), dim_head]` each |
 
 **What it buys, measured.** The benchmark (`python -m bench.feedback`) times a whole training step
 of the shared-KV model with each accumulation, memory as long as the segment, batch 8, on a 2-core
@@ -89,26 +89,29 @@ class BufferGradient:
         return self.grad
 
 
-def alias(buffer: torch.Tensor, start: int, end: int) -> torch.Tensor:
+def alias(buffer: torch.Tensor, start: int, end: int, first: int, last: int) -> torch.Tensor:
     r"""
-    Slots `start:end` of `buffer`, `[batch_size, heads, capacity, width]`, as a tensor that shares the
-    buffer's memory but not its version counter. (A plain slice would share the counter, and the next
-    write would make autograd reject the slice's saved copies.)
+    Slots `start:end`, features `first:last`, of `buffer`, `[batch_size, heads, capacity, width]`, as a
+    tensor that shares the buffer's memory but not its version counter. (A plain slice would share
+    the counter, and the next write would make autograd reject the slice's saved copies.)
     """
-    view = buffer[:, :, start:end]
+    view = buffer[:, :, start:end, first:last]
     return buffer.new_empty(0).set_(view.untyped_storage(), view.storage_offset(), view.shape, view.stride())
 
 
 class AppendKV(torch.autograd.Function):
     r"""
-    Write `kv`, `[batch_size, heads, n, 2 * dim_head]`, into the next `n` slots of `history`'s buffer and
-    return the newest `mem_len` slots. `previous_window` is the window the last append returned (or
-    `None`): it is not read, it only orders the backward passes as explained above.
+    Write `kv`, `[batch_size, heads, n, 2 * dim_head]` (each head's key and value side by side), into the
+    next `n` slots of `history`'s buffer and return the newest `mem_len` slots as two tensors, the keys
+    and the values, each `[batch_size, heads, min(length, mem_len), dim_head]`. Returning them apart
+    saves the attention a split, whose backward would join the two gradients again with a copy.
+    `previous_window` is the keys the last append returned (or `None`): it is not read, it only
+    orders the backward passes as explained above.
     """
 
     @staticmethod
     def forward(ctx, kv: torch.Tensor, previous_window: Optional[torch.Tensor], history: 'KVHistory'
-                ) -> torch.Tensor:
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
         start, end = history.length, history.length + kv.shape[2]
         if end > history.buffer.shape[2]:
             raise RuntimeError(f"the key/value buffer holds {history.buffer.shape[2]} steps, "
@@ -117,16 +120,18 @@ class AppendKV(torch.autograd.Function):
         history.length = end
         # The window that step `end` will attend to: the newest `mem_len` slots.
         lo = max(0, end - history.mem_len)
-        ctx.gradient, ctx.written, ctx.window = history.gradient, (start, end), (lo, end)
-        return alias(history.buffer, lo, end)
+        width = kv.shape[3]
+        ctx.gradient, ctx.written, ctx.window, ctx.half = history.gradient, (start, end), (lo, end), width // 2
+        return alias(history.buffer, lo, end, 0, width // 2), alias(history.buffer, lo, end, width // 2, width)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_window: torch.Tensor) -> Tuple[torch.Tensor, None, None]:
+    def backward(ctx, grad_k: torch.Tensor, grad_v: torch.Tensor) -> Tuple[torch.Tensor, None, None]:
         grad = ctx.gradient.get()
         lo, hi = ctx.window
         # Every window that contains a slot adds its share; the later ones have already done so.
-        grad[:, :, lo:hi] += grad_window
+        grad[:, :, lo:hi, :ctx.half] += grad_k
+        grad[:, :, lo:hi, ctx.half:] += grad_v
         start, end = ctx.written
         # The slots written here are now complete: hand their gradient on and clear them for the
         # next backward pass.
@@ -140,8 +145,8 @@ class KVHistory:
     The keys and values of the memory of one stream of steps, for one projection (one per layer in the
     first variant of the paper, one for all layers in the second).
 
-    `append(kv)` adds the entries `kv`, `[batch_size, heads, n, 2 * dim_head]`, and returns the window of
-    the newest `mem_len` entries, `[batch_size, heads, min(length, mem_len), 2 * dim_head]`.
+    `append(kv)` adds the entries `kv`, `[batch_size, heads, n, 2 * dim_head]`, and returns the keys and
+    the values of the newest `mem_len` entries, each `[batch_size, heads, min(length, mem_len), dim_head]`.
     With `buffered=False` it does what the custom function replaces, a `torch.cat` of the history at
     every append; the tests check that both give the same numbers and gradients, and the benchmark
     times them.
@@ -149,18 +154,21 @@ class KVHistory:
 
     def __init__(self, batch_size: int, heads: int, width: int, capacity: int, mem_len: int,
                  like: torch.Tensor, buffered: bool = True):
+        if width % 2 != 0:
+            raise ValueError(f"the width holds a key and a value of equal size: it must be even, got {width}")
         self.mem_len, self.buffered = mem_len, buffered
         self.length = 0
-        self.window: Optional[torch.Tensor] = None
+        # The last window: keys and values (buffered), or the joined entries (plain stacking).
+        self.window = None
         if buffered:
             # `[batch_size, heads, capacity, width]`, in the dtype and on the device of `like`.
             self.buffer = like.new_empty(batch_size, heads, capacity, width)
             self.gradient = BufferGradient(self.buffer)
 
-    def append(self, kv: torch.Tensor) -> torch.Tensor:
+    def append(self, kv: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         if self.buffered:
-            self.window = AppendKV.apply(kv, self.window, self)
-        else:
-            history = kv if self.window is None else torch.cat([self.window, kv], dim=2)
-            self.window = history[:, :, max(0, history.shape[2] - self.mem_len):]
-        return self.window
+            self.window = AppendKV.apply(kv, None if self.window is None else self.window[0], self)
+            return self.window
+        history = kv if self.window is None else torch.cat([self.window, kv], dim=2)
+        self.window = history[:, :, max(0, history.shape[2] - self.mem_len):]
+        return self.window.split(kv.shape[3] // 2, dim=-1)
