@@ -253,7 +253,7 @@ def test_one_token_step_equals_the_general_layer():
     x = torch.randn(3, 1, 16, dtype=torch.double, requires_grad=True)
     kv = torch.randn(3, 2, 5, 16, dtype=torch.double).split(8, dim=-1)
     with layer.attn.shared_position_keys(6, x.device):
-        step = layer.step(x[:, 0], kv, layer.attn.one_query_weights())
+        step = layer.step(x[:, 0], kv, layer.step_weights())
         general = layer(x, kv)[:, 0]
     torch.testing.assert_close(step, general)
     # ... and so are the gradients, with respect to the input and to every parameter.
@@ -261,7 +261,7 @@ def test_one_token_step_equals_the_general_layer():
     params = [x] + list(layer.parameters())
     for a, b in zip(torch.autograd.grad(step, params, g, retain_graph=True), torch.autograd.grad(general, params, g)):
         torch.testing.assert_close(a, b)
-    torch.testing.assert_close(layer.step(x[:, 0], None, None), layer(x, None)[:, 0])
+    torch.testing.assert_close(layer.step(x[:, 0], None, layer.step_weights()), layer(x, None)[:, 0])
 
 
 @pytest.mark.parametrize("shared_kv", [True, False])

@@ -79,29 +79,47 @@ class FeedForward(nn.Module):
         return self.w2(hidden)
 
     def plain(self) -> 'PlainFeedForward':
-        r"""This network as plain tensors and a function, for a generator's inner loop (see below)."""
-        return PlainFeedForward(self.w1.weight, self.w1.bias, self.activation,
-                                None if self.v is None else (self.v.weight, self.v.bias),
-                                self.w2.weight, self.w2.bias)
+        r"""
+        This network as plain tensors and a function, for loops that call it once per token (see
+        below). Works with gradients too: the transposes are part of the graph, made once.
+        """
+        return PlainFeedForward(self.w1.weight.t(), self.w1.bias, self.activation,
+                                None if self.v is None else (self.v.weight.t(), self.v.bias),
+                                self.w2.weight.t(), self.w2.bias)
+
+
+def affine(x: torch.Tensor, W: torch.Tensor, b: Optional[torch.Tensor]) -> torch.Tensor:
+    r"""$x W + b$ for `x` `[n, in]` and an already transposed `W`, `[in, out]`: one `torch.addmm`."""
+    return torch.mm(x, W) if b is None else torch.addmm(b, x, W)
 
 
 class PlainFeedForward(NamedTuple):
     r"""
-    The same network held as plain tensors, with no dropout (evaluation). A generator that runs one
-    token at a time calls it thousands of times on tiny tensors, where the fixed cost of each module
-    call is a large part of the time; this computes the same numbers without module calls. It holds
-    the parameters themselves, not copies.
+    The same network held as plain tensors, with no dropout. A model that runs one token at a time
+    (a generator, or the [Feedback Transformer](feedback/index.html) in training) calls it thousands
+    of times on tiny tensors, and there the fixed cost of every module call and every extra
+    operation is a large part of the time. This computes the same numbers with the weights
+    transposed once, up front: `F.linear` transposes its weight at every call, and with gradients
+    that transpose is one more step for autograd to record and to run backwards. It holds the
+    parameters themselves (transposed views), not copies.
     """
+    # $W_1^\top$, `[dim, d_ff]`, and $b_1$
     W_1: torch.Tensor
     b_1: Optional[torch.Tensor]
     activation: Callable[[torch.Tensor], torch.Tensor]
-    # $V$ and $c$ of the gate, or `None`
+    # $V^\top$ and $c$ of the gate, or `None`
     gate: Optional[Tuple[torch.Tensor, Optional[torch.Tensor]]]
+    # $W_2^\top$, `[d_ff, dim]`, and $b_2$
     W_2: torch.Tensor
     b_2: Optional[torch.Tensor]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        hidden = self.activation(F.linear(x, self.W_1, self.b_1))
+        # `[..., dim]` → `[n, dim]` for the matrix products, and back at the end.
+        shape = x.shape
+        if x.dim() != 2:
+            x = x.reshape(-1, shape[-1])
+        hidden = self.activation(affine(x, self.W_1, self.b_1))
         if self.gate is not None:
-            hidden = hidden * F.linear(x, *self.gate)
-        return F.linear(hidden, self.W_2, self.b_2)
+            hidden = hidden * affine(x, *self.gate)
+        out = affine(hidden, self.W_2, self.b_2)
+        return out if len(shape) == 2 else out.view(*shape[:-1], out.shape[-1])

@@ -89,7 +89,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labml_nn.transformers.feed_forward import FeedForward
+from labml_nn.transformers.feed_forward import FeedForward, PlainFeedForward
 from labml_nn.transformers.feedback.kv_buffer import KVHistory
 from labml_nn.transformers.lm import (append_memory, check_generate_args, check_tokens, generate_loop,
                                       head_size, norm_args, sample_next)
@@ -134,11 +134,11 @@ class FeedbackAttention(RelativeMultiHeadAttention):
         return OneQueryWeights((self.to_q.weight * self.scale).t(), (self.u * self.scale)[:, None],
                                (self.v * self.scale)[:, None], self.to_out.weight.t(), self.to_out.bias)
 
-    def attend_one(self, z: torch.Tensor, k: torch.Tensor, v: torch.Tensor, weights: 'OneQueryWeights'
+    def attend_one(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, weights: 'OneQueryWeights'
                    ) -> torch.Tensor:
         r"""
-        Attention for a single query per sequence, the step of the exact model, written without the
-        length-one query dimension: `z` is the normalised input, `[batch_size, dim]`; `k` and `v` are
+        Attention for a single query per sequence, the step of the exact model: `q` is the scaled query
+        $q / \sqrt{d_k}$, `[batch_size, heads, 1, dim_head]` (from `weights.query`); `k` and `v` are
         `[batch_size, heads, P, dim_head]`, every key visible, the last at distance 1. It computes what
         `attend` computes,
 
@@ -150,12 +150,11 @@ class FeedbackAttention(RelativeMultiHeadAttention):
         vectorised multiply-and-sum over the same numbers. Returns `[batch_size, dim]`.
         """
         batch_size, heads, P, dim_head = k.shape
-        # $q/\sqrt{d_k}$ as `[batch_size, heads, 1, dim_head]`, then the content and position queries.
-        q = torch.mm(z, weights.W_q).view(batch_size, heads, 1, dim_head)
+        # The content and position queries, $(q + u)/\sqrt{d_k}$ and $(q + v)/\sqrt{d_k}$.
         q_u, q_v = q + weights.u, q + weights.v
         # Terms (a) + (c) and (b) + (d) in one multiply-add over `[batch_size, heads, P, dim_head]`, then the
         # sum over `dim_head`. `r`, `[heads, P, dim_head]`, holds the position keys of distances $P \dots 1$.
-        r = self.position_keys(P, z.device)
+        r = self.position_keys(P, q.device)
         scores = torch.addcmul(k * q_u, r, q_v).sum(dim=-1)
         attn = scores.softmax(dim=-1)
         if self.training and self.dropout.p > 0:
@@ -176,6 +175,12 @@ class OneQueryWeights(NamedTuple):
     # $W^{O\top}$, `[heads * dim_head, dim]`, and its bias
     W_o: torch.Tensor
     b_o: torch.Tensor
+
+    def query(self, z: torch.Tensor) -> torch.Tensor:
+        r"""$q / \sqrt{d_k}$ for normalised inputs `z`, `[..., dim]`, as `[..., heads, 1, dim_head]`."""
+        heads, _, dim_head = self.u.shape
+        q = torch.mm(z.reshape(-1, z.shape[-1]), self.W_q)
+        return q.view(*z.shape[:-1], heads, 1, dim_head)
 
 
 class MemoryKV(nn.Module):
@@ -198,6 +203,14 @@ class MemoryKV(nn.Module):
         batch_size, n, _ = m.shape
         # `[batch_size, n, heads * 2 * dim_head]` → `[batch_size, heads, n, 2 * dim_head]`
         return self.to_kv(self.norm(m)).view(batch_size, n, self.heads, -1).transpose(1, 2)
+
+    def one(self, m: torch.Tensor, W_kv: torch.Tensor) -> torch.Tensor:
+        r"""
+        `forward` for the memory vector of one step, `m` `[batch_size, dim]`, with $[W_K | W_V]^\top$ given
+        already transposed (`W_kv`, `[dim, heads * 2 * dim_head]`, made once per forward pass).
+        Returns `[batch_size, heads, 1, 2 * dim_head]`.
+        """
+        return torch.mm(self.norm(m), W_kv).view(m.shape[0], self.heads, 1, -1)
 
 
 class FeedbackLayer(nn.Module):
@@ -233,16 +246,35 @@ class FeedbackLayer(nn.Module):
                 x = x + F.pad(self.attn.attend(q[:, :, 1:], k, v), (0, 0, 1, 0))
         return x + self.ff(self.ff_norm(x))
 
-    def step(self, x: torch.Tensor, kv: Optional[KV], weights: OneQueryWeights) -> torch.Tensor:
+    def step_weights(self) -> 'StepWeights':
+        r"""
+        What every step of a forward pass shares, prepared once per pass: the attention's
+        [`one_query_weights`](#FeedbackAttention.one_query_weights) and the feed-forward network in its
+        [plain form](../feed_forward.html#PlainFeedForward) (the module itself while its dropout is
+        active, which the plain form leaves out).
+        """
+        plain_ff = not (self.training and self.ff.dropout.p > 0)
+        return StepWeights(self.attn.one_query_weights(), self.ff.plain() if plain_ff else self.ff)
+
+    def step(self, x: torch.Tensor, kv: Optional[KV], weights: 'StepWeights',
+             q: Optional[torch.Tensor] = None) -> torch.Tensor:
         r"""
         The layer for one token, `x` `[batch_size, dim]`, with every key of `kv` in its past: `forward`
         for $n = 1$ without the length-one dimension, through
-        [`attend_one`](#FeedbackAttention.attend_one); `weights` are the attention's
-        `one_query_weights()` for this forward pass.
+        [`attend_one`](#FeedbackAttention.attend_one); `weights` are this layer's `step_weights()`
+        for the forward pass. `q`, the step's scaled query, may be given when it was computed ahead.
         """
         if kv is not None:
-            x = x + self.attn.attend_one(self.attn_norm(x), kv[0], kv[1], weights)
-        return x + self.ff(self.ff_norm(x))
+            if q is None:
+                q = weights.attn.query(self.attn_norm(x))
+            x = x + self.attn.attend_one(q, kv[0], kv[1], weights.attn)
+        return x + weights.ff(self.ff_norm(x))
+
+
+class StepWeights(NamedTuple):
+    r"""A layer's weights as every step of a forward pass uses them (see `FeedbackLayer.step_weights`)."""
+    attn: OneQueryWeights
+    ff: Union[PlainFeedForward, FeedForward]
 
 
 class FeedbackTransformer(nn.Module):
@@ -341,18 +373,22 @@ class FeedbackTransformer(nn.Module):
             m = torch.addcmul(m, w[l + 1], x)
         return x, m
 
-    def step(self, x: torch.Tensor, windows: List[Optional[KV]], w: Sequence[torch.Tensor],
-             weights: List[OneQueryWeights]) -> Tuple[torch.Tensor, torch.Tensor]:
+    def step(self, x: torch.Tensor, windows: List[Optional[KV]], w: torch.Tensor, weights: List[StepWeights],
+             q_0: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         r"""
         One step of the exact model: the embeddings `x`, `[batch_size, dim]`, through all layers against
-        the memory windows. `w` holds $\operatorname{softmax}(w)$ as one scalar tensor per layer output;
-        `weights` each layer's `one_query_weights()`. Returns the last layer's output and the memory
-        vector $\mathbf{m}_t$, both `[batch_size, dim]`.
+        the memory windows. `w` is $\operatorname{softmax}(w)$; `weights` each layer's `step_weights()`;
+        `q_0` the first layer's query, which depends on the embeddings alone and is computed for all
+        steps at once. Returns the last layer's output and the memory vector $\mathbf{m}_t$, both
+        `[batch_size, dim]`.
         """
-        m = w[0] * x
+        outputs = [x]
         for l, layer in enumerate(self.layers):
-            x = layer.step(x, windows[self.projection_of(l)], weights[l])
-            m = torch.addcmul(m, w[l + 1], x)
+            x = layer.step(x, windows[self.projection_of(l)], weights[l], q_0 if l == 0 else None)
+            outputs.append(x)
+        # $\mathbf{m}_t = \sum_l \operatorname{softmax}(w)_l\, x^l_t$ as one matrix-vector product:
+        # `[batch_size * dim, depth + 1] @ [depth + 1]`.
+        m = torch.mv(torch.stack(outputs, dim=-1).view(-1, len(outputs)), w).view_as(x)
         return x, m
 
     def forward(self, x: torch.Tensor, memory: Optional[torch.Tensor] = None, return_memory: bool = False
@@ -374,16 +410,19 @@ class FeedbackTransformer(nn.Module):
             if self.seq_len == 1:
                 # The exact model, token by token on `[batch_size, dim]` tensors, with the attention weights
                 # each step shares prepared once.
-                ws = w.unbind(0)
-                weights = [layer.attn.one_query_weights() for layer in self.layers]
+                weights = [layer.step_weights() for layer in self.layers]
+                W_kv = [project.to_kv.weight.t() for project in self.memory_kv]
+                # The first layer's queries for all steps, `[batch_size, T, heads, 1, dim_head]`, one per step.
+                q_0 = weights[0].attn.query(self.layers[0].attn_norm(h)).unbind(1)
                 for t, x_t in enumerate(h.unbind(1)):
-                    out, m = self.step(x_t, windows, ws, weights)
+                    out, m = self.step(x_t, windows, w, weights, q_0[t])
                     outputs.append(out)
                     memories.append(m)
                     # The keys and values of the new memory, for the steps that follow; the last step's are
                     # needed only by the next call, which computes them from the returned memory.
                     if t + 1 < T:
-                        windows = self.commit(histories, m[:, None])
+                        windows = [history.append(project.one(m, W))
+                                   for history, project, W in zip(histories, self.memory_kv, W_kv)]
                 out, m = torch.stack(outputs, dim=1), torch.stack(memories, dim=1)
             else:
                 for start in range(0, T, self.seq_len):
