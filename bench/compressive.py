@@ -122,7 +122,7 @@ class LabmlPeer:
         d = CONFIG['dim']
         layer = comp.CompressiveTransformerLayer(
             d_model=d, self_attn=rel.RelativeMultiHeadAttention(CONFIG['heads'], d, 0.0),
-            feed_forward=ff.FeedForward(d, CONFIG['ff'], 0.0), dropout_prob=0.0,
+            feed_forward=ff.FeedForward(d, CONFIG['ff'], 0.0, activation=nn.GELU()), dropout_prob=0.0,
             compress=comp.Conv1dCompression(CMEM_RATIO, d))
         self.emb = nn.Embedding(CONFIG['num_tokens'], d)
         self.transformer = comp.CompressiveTransformer(layer, CONFIG['depth'])

@@ -105,7 +105,7 @@ class LabmlNN(Runner):
         d = C["dim"]
         layer = fb.FeedbackTransformerLayer(
             d_model=d, attn=fb.FeedbackAttention(C["heads"], d, 0.0, is_kv_precomputed=shared_kv),
-            feed_forward=ff.FeedForward(d, C["ff"], 0.0), dropout_prob=0.0)
+            feed_forward=ff.FeedForward(d, C["ff"], 0.0, activation=nn.GELU()), dropout_prob=0.0)
         if shared_kv:
             self.name = "labml-nn 0.5.1 (shared KV)"
             self.transformer = fb.FeedbackTransformerKV(layer, C["depth"], d, C["heads"])

@@ -131,7 +131,7 @@ class LabmlNN(Runner):
         torch.manual_seed(0)
         d = C["dim"]
         layer = xl.TransformerXLLayer(d_model=d, self_attn=rel.RelativeMultiHeadAttention(C["heads"], d, 0.0),
-                                      feed_forward=ff.FeedForward(d, C["ff"], 0.0), dropout_prob=0.0)
+                                      feed_forward=ff.FeedForward(d, C["ff"], 0.0, activation=nn.GELU()), dropout_prob=0.0)
         self.emb = nn.Embedding(C["num_tokens"], d)
         self.xl = xl.TransformerXL(layer, C["depth"])
         self.head = nn.Linear(d, C["num_tokens"])

@@ -155,12 +155,13 @@ class FeedbackAttention(RelativeMultiHeadAttention):
         # Terms (a) + (c) and (b) + (d) in one multiply-add over `[batch_size, heads, P, dim_head]`, then the
         # sum over `dim_head`. `r`, `[heads, P, dim_head]`, holds the position keys of distances $P \dots 1$.
         r = self.position_keys(P, q.device)
-        scores = torch.addcmul(k * q_u, r, q_v).sum(dim=-1)
-        attn = scores.softmax(dim=-1)
+        # The scores keep the summed dimension, `[batch_size, heads, P, 1]`, ready to weight the values.
+        scores = torch.addcmul(k * q_u, r, q_v).sum(dim=-1, keepdim=True)
+        attn = scores.softmax(dim=2)
         if self.training and self.dropout.p > 0:
             attn = self.dropout(attn)
         # $\sum_j a_j v_j$: `[batch_size, heads, P, 1] * [batch_size, heads, P, dim_head]`, summed over $j$.
-        out = (attn.unsqueeze(-1) * v).sum(dim=2)
+        out = (attn * v).sum(dim=2)
         # $W^O$: `[batch_size, heads * dim_head]` → `[batch_size, dim]`
         return torch.addmm(weights.b_o, out.view(batch_size, heads * dim_head), weights.W_o)
 

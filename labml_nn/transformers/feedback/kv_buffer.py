@@ -95,8 +95,12 @@ def alias(buffer: torch.Tensor, start: int, end: int, first: int, last: int) -> 
     tensor that shares the buffer's memory but not its version counter. (A plain slice would share
     the counter, and the next write would make autograd reject the slice's saved copies.)
     """
-    view = buffer[:, :, start:end, first:last]
-    return buffer.new_empty(0).set_(view.untyped_storage(), view.storage_offset(), view.shape, view.stride())
+    batch_size, heads, _, _ = buffer.shape
+    stride = buffer.stride()
+    # The offset of element `[0, 0, start, first]`; the strides are the buffer's own.
+    offset = buffer.storage_offset() + start * stride[2] + first * stride[3]
+    return buffer.new_empty(0).set_(buffer.untyped_storage(), offset, (batch_size, heads, end - start, last - first),
+                                    stride)
 
 
 class AppendKV(torch.autograd.Function):
