@@ -127,18 +127,21 @@ class FeedbackAttention(RelativeMultiHeadAttention):
     def one_query_weights(self) -> 'OneQueryWeights':
         r"""
         What every step of a forward pass shares, computed once per pass (with gradients):
-        $(W_q / \sqrt{d_k})^\top$, $u / \sqrt{d_k}$, $v / \sqrt{d_k}$ and $W^{O\top}$. With the scale folded into
-        the queries, the scores need no multiplication; with the weights transposed once, each step's
-        product is one `torch.mm`/`torch.addmm` rather than a transpose and a product.
+        $(W_q / \sqrt{d_k})^\top$, $u / \sqrt{d_k}$, $(v - u) / \sqrt{d_k}$ and $W^{O\top}$. With the scale
+        folded into the queries, the scores need no multiplication; $u$ enters as the bias of the query
+        product, so $(q + u)/\sqrt{d_k}$ is one `torch.addmm` and $(q + v)/\sqrt{d_k}$ one addition after it;
+        and with the weights transposed once, no step transposes them again.
         """
-        return OneQueryWeights((self.to_q.weight * self.scale).t(), (self.u * self.scale)[:, None],
-                               (self.v * self.scale)[:, None], self.to_out.weight.t(), self.to_out.bias)
+        u, v = self.u * self.scale, self.v * self.scale
+        return OneQueryWeights((self.to_q.weight * self.scale).t(), u.reshape(-1), (v - u)[:, None],
+                               self.to_out.weight.t(), self.to_out.bias)
 
-    def attend_one(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, weights: 'OneQueryWeights'
-                   ) -> torch.Tensor:
+    def attend_one(self, q_u: torch.Tensor, q_v: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                   weights: 'OneQueryWeights') -> torch.Tensor:
         r"""
-        Attention for a single query per sequence, the step of the exact model: `q` is the scaled query
-        $q / \sqrt{d_k}$, `[batch_size, heads, 1, dim_head]` (from `weights.query`); `k` and `v` are
+        Attention for a single query per sequence, the step of the exact model: `q_u` and `q_v` are the
+        content and position queries $(q + u)/\sqrt{d_k}$ and $(q + v)/\sqrt{d_k}$, each
+        `[batch_size, heads, 1, dim_head]` (from `weights.queries`); `k` and `v` are
         `[batch_size, heads, P, dim_head]`, every key visible, the last at distance 1. It computes what
         `attend` computes,
 
@@ -150,11 +153,9 @@ class FeedbackAttention(RelativeMultiHeadAttention):
         vectorised multiply-and-sum over the same numbers. Returns `[batch_size, dim]`.
         """
         batch_size, heads, P, dim_head = k.shape
-        # The content and position queries, $(q + u)/\sqrt{d_k}$ and $(q + v)/\sqrt{d_k}$.
-        q_u, q_v = q + weights.u, q + weights.v
         # Terms (a) + (c) and (b) + (d) in one multiply-add over `[batch_size, heads, P, dim_head]`, then the
         # sum over `dim_head`. `r`, `[heads, P, dim_head]`, holds the position keys of distances $P \dots 1$.
-        r = self.position_keys(P, q.device)
+        r = self.position_keys(P, q_u.device)
         # The scores keep the summed dimension, `[batch_size, heads, P, 1]`, ready to weight the values.
         scores = torch.addcmul(k * q_u, r, q_v).sum(dim=-1, keepdim=True)
         attn = scores.softmax(dim=2)
@@ -170,18 +171,22 @@ class OneQueryWeights(NamedTuple):
     r"""A forward pass's shared attention weights for `attend_one` (see `one_query_weights`)."""
     # $(W_q / \sqrt{d_k})^\top$, `[dim, heads * dim_head]`
     W_q: torch.Tensor
-    # $u / \sqrt{d_k}$ and $v / \sqrt{d_k}$, `[heads, 1, dim_head]` each
+    # $u / \sqrt{d_k}$ as `[heads * dim_head]`, the bias of the content query
     u: torch.Tensor
-    v: torch.Tensor
+    # $(v - u) / \sqrt{d_k}$, `[heads, 1, dim_head]`: the position query is the content query plus this
+    v_minus_u: torch.Tensor
     # $W^{O\top}$, `[heads * dim_head, dim]`, and its bias
     W_o: torch.Tensor
     b_o: torch.Tensor
 
-    def query(self, z: torch.Tensor) -> torch.Tensor:
-        r"""$q / \sqrt{d_k}$ for normalised inputs `z`, `[..., dim]`, as `[..., heads, 1, dim_head]`."""
-        heads, _, dim_head = self.u.shape
-        q = torch.mm(z.reshape(-1, z.shape[-1]), self.W_q)
-        return q.view(*z.shape[:-1], heads, 1, dim_head)
+    def queries(self, z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        r"""
+        $(q + u)/\sqrt{d_k}$ and $(q + v)/\sqrt{d_k}$ for normalised inputs `z`, `[..., dim]`, each as
+        `[..., heads, 1, dim_head]`.
+        """
+        heads, _, dim_head = self.v_minus_u.shape
+        q_u = torch.addmm(self.u, z.reshape(-1, z.shape[-1]), self.W_q).view(*z.shape[:-1], heads, 1, dim_head)
+        return q_u, q_u + self.v_minus_u
 
 
 class MemoryKV(nn.Module):
@@ -258,17 +263,17 @@ class FeedbackLayer(nn.Module):
         return StepWeights(self.attn.one_query_weights(), self.ff.plain() if plain_ff else self.ff)
 
     def step(self, x: torch.Tensor, kv: Optional[KV], weights: 'StepWeights',
-             q: Optional[torch.Tensor] = None) -> torch.Tensor:
+             q: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         r"""
         The layer for one token, `x` `[batch_size, dim]`, with every key of `kv` in its past: `forward`
         for $n = 1$ without the length-one dimension, through
         [`attend_one`](#FeedbackAttention.attend_one); `weights` are this layer's `step_weights()`
-        for the forward pass. `q`, the step's scaled query, may be given when it was computed ahead.
+        for the forward pass. `q`, the step's content and position queries, may be given when they were
+        computed ahead.
         """
         if kv is not None:
-            if q is None:
-                q = weights.attn.query(self.attn_norm(x))
-            x = x + self.attn.attend_one(q, kv[0], kv[1], weights.attn)
+            q_u, q_v = weights.attn.queries(self.attn_norm(x)) if q is None else q
+            x = x + self.attn.attend_one(q_u, q_v, kv[0], kv[1], weights.attn)
         return x + weights.ff(self.ff_norm(x))
 
 
@@ -375,11 +380,11 @@ class FeedbackTransformer(nn.Module):
         return x, m
 
     def step(self, x: torch.Tensor, windows: List[Optional[KV]], w: torch.Tensor, weights: List[StepWeights],
-             q_0: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+             q_0: Tuple[torch.Tensor, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         r"""
         One step of the exact model: the embeddings `x`, `[batch_size, dim]`, through all layers against
         the memory windows. `w` is $\operatorname{softmax}(w)$; `weights` each layer's `step_weights()`;
-        `q_0` the first layer's query, which depends on the embeddings alone and is computed for all
+        `q_0` the first layer's queries, which depend on the embeddings alone and are computed for all
         steps at once. Returns the last layer's output and the memory vector $\mathbf{m}_t$, both
         `[batch_size, dim]`.
         """
@@ -413,8 +418,9 @@ class FeedbackTransformer(nn.Module):
                 # each step shares prepared once.
                 weights = [layer.step_weights() for layer in self.layers]
                 W_kv = [project.to_kv.weight.t() for project in self.memory_kv]
-                # The first layer's queries for all steps, `[batch_size, T, heads, 1, dim_head]`, one per step.
-                q_0 = weights[0].attn.query(self.layers[0].attn_norm(h)).unbind(1)
+                # The first layer's content and position queries for all steps, each
+                # `[batch_size, T, heads, 1, dim_head]`, then one pair per step.
+                q_0 = list(zip(*(q.unbind(1) for q in weights[0].attn.queries(self.layers[0].attn_norm(h)))))
                 for t, x_t in enumerate(h.unbind(1)):
                     out, m = self.step(x_t, windows, w, weights, q_0[t])
                     outputs.append(out)

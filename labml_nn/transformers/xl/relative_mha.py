@@ -197,7 +197,9 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
                 length = max(key_len, 2 * self._r_table.shape[1] if self._r_table_key == key else 0)
                 self._r_table, self._r_table_key = self.position_table(length, device), key
                 self._r_table_keep = keep_storages(W)
-        return self._r_table[:, self._r_table.shape[1] - key_len:]
+        table = self._r_table
+        # (The whole table needs no slice, which with gradients would be one more step in the graph.)
+        return table if key_len == table.shape[1] else table[:, table.shape[1] - key_len:]
 
     @contextlib.contextmanager
     def shared_position_keys(self, max_key_len: int, device: torch.device):
