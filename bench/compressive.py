@@ -212,7 +212,8 @@ def main(argv: Optional[List[str]] = None) -> None:
              f"row's. compressive-transformer-pytorch reruns the current segment for every generated token; "
              f"labml-nn is run token by token with its memory (no key/value cache); ours caches keys and values. "
              f"compressive-transformer-pytorch detaches its key/value projection weights in place when it first "
-             f"computes its reconstruction loss, so from then on its training step skips their gradients.")
+             f"computes its reconstruction loss, so from then on its training step skips their gradients. "
+             f"labml-nn's feed-forward is given GELU, like ours (its default is ReLU).")
     # The machine is shared: say how busy it was, since a loaded 2-core machine slows every model, and
     # models with many small operations most.
     notes += f" Load average during the run: {os.getloadavg()[0]:.1f} (1 min)."

@@ -247,7 +247,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
              "AutoregressiveWrapper with its key/value cache. labml-nn 0.5.1 has no cached generation of its own "
              "and is not timed for it. Floors: training ≥ 1.2× both peers, generation ≥ 3× x-transformers, "
              "cached evaluation ≥ 20×. Training memory: the peak resident memory of 20 training steps above "
-             "that of the built model and optimiser, each model in a fresh process.")
+             "that of the built model and optimiser, each model in a fresh process. Every model has a GELU "
+             "feed-forward (labml-nn's is set to GELU; its default is ReLU).")
     path = write_report("xl", "Transformer-XL: training and generation throughput", rows,
                         ["model", "train tokens/s", "ours ÷ this (train)", "generate tokens/s",
                          "ours ÷ this (generate)", "training memory MiB"], notes, extra=dict(cached_eval=cached))
