@@ -266,24 +266,6 @@ def test_generate_equals_token_by_token_with_memory_when_compressing(prompt_len,
     assert torch.equal(out, seq)
 
 
-def test_generate_sampling_respects_top_k_and_restores_mode():
-    model = make_model().train()
-    out = model.generate(torch.zeros(4, 1, dtype=torch.long), length=12, temperature=0.7, top_k=3)
-    assert out.shape == (4, 13) and out.dtype == torch.long
-    assert model.training
-
-
-@pytest.mark.parametrize("bad,err,words", [
-    (torch.tensor([[1, 2, VOCAB]]), ValueError, f"[0, {VOCAB})"),
-    (torch.rand(2, 3), TypeError, "integer"),
-    (torch.tensor([1, 2, 3]), ValueError, "[batch_size, seq_len]"),
-    ([[1, 2]], TypeError, "torch.Tensor"),
-])
-def test_bad_tokens_get_clear_errors(bad, err, words):
-    with pytest.raises(err, match=re.escape(words)):
-        make_model()(bad)
-
-
 def test_bad_memory_gets_clear_errors():
     model = make_model()
     x = torch.randint(0, VOCAB, (2, 4))
@@ -296,17 +278,6 @@ def test_bad_memory_gets_clear_errors():
         model(x, memory=memory.mem)  # a Transformer-XL style memory
     with pytest.raises(TypeError, match="list of per-layer tensors"):
         model(x, memory=CompressiveMemory(torch.stack(memory.mem), memory.cmem))
-
-
-def test_bad_generate_arguments():
-    model = make_model()
-    p = torch.zeros(1, 2, dtype=torch.long)
-    with pytest.raises(ValueError, match="temperature"):
-        model.generate(p, 3, temperature=0)
-    with pytest.raises(ValueError, match="top_k"):
-        model.generate(p, 3, top_k=0)
-    with pytest.raises(ValueError, match="length"):
-        model.generate(p, -1)
 
 
 def test_constructor_errors():

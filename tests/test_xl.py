@@ -164,27 +164,6 @@ def test_generate_beyond_memory_equals_token_by_token_with_memory():
     assert torch.equal(out, seq)
 
 
-def test_generate_sampling_respects_top_k_and_restores_mode():
-    model = make_model().train()
-    out = model.generate(torch.zeros(4, 1, dtype=torch.long), length=5, temperature=0.7, top_k=3)
-    assert out.shape == (4, 6) and out.dtype == torch.long
-    assert model.training
-
-
-@pytest.mark.parametrize("bad,err,words", [
-    (torch.tensor([[1, 2, 23]]), ValueError, "[0, 23)"),
-    (torch.tensor([[-1, 2]]), ValueError, "[0, 23)"),
-    (torch.rand(2, 3), TypeError, "integer"),
-    (torch.tensor([1, 2, 3]), ValueError, "[batch_size, seq_len]"),
-    (torch.zeros(1, 2, 3, dtype=torch.long), ValueError, "[batch_size, seq_len]"),
-    ([[1, 2]], TypeError, "torch.Tensor"),
-])
-def test_bad_tokens_get_clear_errors(bad, err, words):
-    model = make_model()
-    with pytest.raises(err, match=".*".join(map(__import__('re').escape, [words]))):
-        model(bad)
-
-
 def test_bad_memory_gets_clear_errors():
     model = make_model()
     x = torch.randint(0, 23, (2, 4))
@@ -195,17 +174,6 @@ def test_bad_memory_gets_clear_errors():
         model(x, memory=memory[:2])
     with pytest.raises(TypeError, match="list of per-layer tensors"):
         model(x, memory=torch.stack(memory))
-
-
-def test_bad_generate_arguments():
-    model = make_model()
-    p = torch.zeros(1, 2, dtype=torch.long)
-    with pytest.raises(ValueError, match="temperature"):
-        model.generate(p, 3, temperature=0)
-    with pytest.raises(ValueError, match="top_k"):
-        model.generate(p, 3, top_k=0)
-    with pytest.raises(ValueError, match="length"):
-        model.generate(p, -1)
 
 
 def test_constructor_errors():

@@ -144,27 +144,31 @@ class FeedbackAttention(RelativeMultiHeadAttention):
         `[batch_size, heads, 1, dim_head]` (from `weights.queries`); `k` and `v` are
         `[batch_size, heads, P, dim_head]`, every key visible, the last at distance 1. It computes what
         `attend` computes,
+        $\operatorname{softmax}_j\big((q + u)^\top k_j + (q + v)^\top r_{P-j}\big) / \sqrt{d_k}$, without the
+        length-one query dimension, the mask and the relative shift, and with the scale already in the
+        queries. Returns `[batch_size, dim]`.
 
-        $$\operatorname{softmax}_j\Big(\sum_d \big(k_{j,d}\, (q + u)_d + r_{P-j,d}\, (q + v)_d\big) / \sqrt{d_k}\Big),$$
-
-        as elementwise products and sums rather than matrix products. With one query, each "matrix"
-        product is a batch of matrix-vector products of a few dozen numbers, and PyTorch's CPU kernels
-        for such tiny batched products (forward and, above all, backward) are far slower than one
-        vectorised multiply-and-sum over the same numbers. Returns `[batch_size, dim]`.
+        The products stay matrix products. Elementwise multiply-and-sum forms of the same sums were a
+        few percent faster on the benchmark's CPU, but their backward passes make a temporary the size
+        of the keys for every layer and step, and a training step at $P = 512$ then needed
+        over a gigabyte more memory, which is what the [key/value buffer](kv_buffer.html) is there to
+        save.
         """
         batch_size, heads, P, dim_head = k.shape
-        # Terms (a) + (c) and (b) + (d) in one multiply-add over `[batch_size, heads, P, dim_head]`, then the
-        # sum over `dim_head`. `r`, `[heads, P, dim_head]`, holds the position keys of distances $P \dots 1$.
+        bh = batch_size * heads
+        # Terms (a) + (c): `[batch_size * heads, P, dim_head] @ [batch_size * heads, dim_head, 1]`. (Views:
+        # the keys are a slice of the buffer whose batch and head strides merge.)
+        content = torch.bmm(k.reshape(bh, P, dim_head), q_u.reshape(bh, dim_head, 1)).view(batch_size, heads, P)
+        # Terms (b) + (d) per head against the position keys of distances $P \dots 1$, `[heads, P, dim_head]`:
+        # `[heads, batch_size, dim_head] @ [heads, dim_head, P]` → `[heads, batch_size, P]`.
         r = self.position_keys(P, q_u.device)
-        # The scores keep the summed dimension, `[batch_size, heads, P, 1]`, ready to weight the values.
-        scores = torch.addcmul(k * q_u, r, q_v).sum(dim=-1, keepdim=True)
-        attn = scores.softmax(dim=2)
+        position = torch.bmm(q_v.view(batch_size, heads, dim_head).transpose(0, 1), r.transpose(1, 2))
+        attn = (content + position.transpose(0, 1)).softmax(dim=-1)
         if self.training and self.dropout.p > 0:
             attn = self.dropout(attn)
-        # $\sum_j a_j v_j$: `[batch_size, heads, P, 1] * [batch_size, heads, P, dim_head]`, summed over $j$.
-        out = (attn * v).sum(dim=2)
-        # $W^O$: `[batch_size, heads * dim_head]` → `[batch_size, dim]`
-        return torch.addmm(weights.b_o, out.view(batch_size, heads * dim_head), weights.W_o)
+        # $\sum_j a_j v_j$: `[batch_size * heads, 1, P] @ [batch_size * heads, P, dim_head]`, then $W^O$.
+        out = torch.bmm(attn.view(bh, 1, P), v.reshape(bh, P, dim_head)).view(batch_size, heads * dim_head)
+        return torch.addmm(weights.b_o, out, weights.W_o)
 
 
 class OneQueryWeights(NamedTuple):
