@@ -173,7 +173,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     prompt = _data()[:, :C["seq_len"]]
     generators = runners[:3]
     samples = interleaved({r.name: (lambda r=r: r.generate(prompt, new_tokens)) for r in generators},
-                          rounds=max(3, args.rounds // 2), warmup=1)
+                          rounds=args.rounds, warmup=1)
     gen = {name: C["batch_size"] * new_tokens / median(s) for name, s in samples.items()}
     print(gen, flush=True)
     memory = {r.name: run_isolated("bench.feedback", "--memory-child", r.name) for r in runners}

@@ -226,7 +226,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     setup_threads(2)
     runners = [Ours(), XTransformers(), LabmlNN()]
     train = measure_training(runners, args.rounds)
-    gen = measure_generation(runners[:2], max(3, args.rounds // 2))
+    gen = measure_generation(runners[:2], args.rounds)
     cached = measure_cached_eval(max(3, args.rounds // 2))
     memory = {r.name: run_isolated("bench.xl", "--memory-child", r.name) for r in runners}
 

@@ -244,10 +244,10 @@ def test_attention_step_equals_attend():
                 kz, vz = attn.keys_values(z)
                 k, v = torch.cat([k, kz], 2), torch.cat([v, vz], 2)
                 expected = attn.attend(attn.queries(z), k, v)
-                torch.testing.assert_close(step(z), expected)
+                torch.testing.assert_close(step(z[:, 0]), expected[:, 0])
                 k, v = k[:, :, -5:], v[:, :, -5:]
     with pytest.raises(RuntimeError, match="no_grad"):
-        step(torch.randn(3, 1, 16, dtype=torch.double))
+        step(torch.randn(3, 16, dtype=torch.double))
 
 
 @pytest.mark.parametrize("mem_len", [0, 3])
@@ -277,6 +277,6 @@ def test_layer_step_equals_forward_cached(ff_glu):
         for _ in range(11):
             x = torch.randn(2, 1, 32, dtype=torch.double)
             expected, cache = layer.forward_cached(x, cache, cache_len=4)
-            torch.testing.assert_close(step(x), expected)
+            torch.testing.assert_close(step(x[:, 0]), expected[:, 0])
     with pytest.raises(RuntimeError, match="eval"):
         LayerStep(layer.train(), *cache, size=4)

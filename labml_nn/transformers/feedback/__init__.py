@@ -137,7 +137,7 @@ class FeedbackAttention(RelativeMultiHeadAttention):
                                self.to_out.weight.t(), self.to_out.bias)
 
     def attend_one(self, q_u: torch.Tensor, q_v: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                   weights: 'OneQueryWeights') -> torch.Tensor:
+                   weights: 'OneQueryWeights', position: Optional[torch.Tensor] = None) -> torch.Tensor:
         r"""
         Attention for a single query per sequence, the step of the exact model: `q_u` and `q_v` are the
         content and position queries $(q + u)/\sqrt{d_k}$ and $(q + v)/\sqrt{d_k}$, each
@@ -146,7 +146,8 @@ class FeedbackAttention(RelativeMultiHeadAttention):
         `attend` computes,
         $\operatorname{softmax}_j\big((q + u)^\top k_j + (q + v)^\top r_{P-j}\big) / \sqrt{d_k}$, without the
         length-one query dimension, the mask and the relative shift, and with the scale already in the
-        queries. Returns `[batch_size, dim]`.
+        queries. `position`, when given, holds terms (b) + (d) computed ahead against every distance of
+        the table, `[heads, batch_size, max_distance]`. Returns `[batch_size, dim]`.
 
         The products stay matrix products. Elementwise multiply-and-sum forms of the same sums were a
         few percent faster on the benchmark's CPU, but their backward passes make a temporary the size
@@ -161,8 +162,12 @@ class FeedbackAttention(RelativeMultiHeadAttention):
         content = torch.bmm(k.reshape(bh, P, dim_head), q_u.reshape(bh, dim_head, 1)).view(batch_size, heads, P)
         # Terms (b) + (d) per head against the position keys of distances $P \dots 1$, `[heads, P, dim_head]`:
         # `[heads, batch_size, dim_head] @ [heads, dim_head, P]` → `[heads, batch_size, P]`.
-        r = self.position_keys(P, q_u.device)
-        position = torch.bmm(q_v.view(batch_size, heads, dim_head).transpose(0, 1), r.transpose(1, 2))
+        if position is None:
+            r = self.position_keys(P, q_u.device)
+            position = torch.bmm(q_v.view(batch_size, heads, dim_head).transpose(0, 1), r.transpose(1, 2))
+        else:
+            # The distances $P \dots 1$ are the last $P$ of the table's.
+            position = position[:, :, position.shape[2] - P:]
         attn = (content + position.transpose(0, 1)).softmax(dim=-1)
         if self.training and self.dropout.p > 0:
             attn = self.dropout(attn)
@@ -264,27 +269,31 @@ class FeedbackLayer(nn.Module):
         active, which the plain form leaves out).
         """
         plain_ff = not (self.training and self.ff.dropout.p > 0)
-        return StepWeights(self.attn.one_query_weights(), self.ff.plain() if plain_ff else self.ff)
+        return StepWeights(self.attn.one_query_weights(), self.ff.plain() if plain_ff else self.ff,
+                           norm_args(self.attn_norm), norm_args(self.ff_norm))
 
     def step(self, x: torch.Tensor, kv: Optional[KV], weights: 'StepWeights',
-             q: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
+             q: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         r"""
         The layer for one token, `x` `[batch_size, dim]`, with every key of `kv` in its past: `forward`
         for $n = 1$ without the length-one dimension, through
         [`attend_one`](#FeedbackAttention.attend_one); `weights` are this layer's `step_weights()`
-        for the forward pass. `q`, the step's content and position queries, may be given when they were
-        computed ahead.
+        for the forward pass. `q`, the step's content and position queries and its position term, may be
+        given when they were computed ahead.
         """
         if kv is not None:
-            q_u, q_v = weights.attn.queries(self.attn_norm(x)) if q is None else q
-            x = x + self.attn.attend_one(q_u, q_v, kv[0], kv[1], weights.attn)
-        return x + weights.ff(self.ff_norm(x))
+            q_u, q_v, position = (*weights.attn.queries(F.layer_norm(x, *weights.attn_norm)), None) if q is None else q
+            x = x + self.attn.attend_one(q_u, q_v, kv[0], kv[1], weights.attn, position)
+        return x + weights.ff(F.layer_norm(x, *weights.ff_norm))
 
 
 class StepWeights(NamedTuple):
     r"""A layer's weights as every step of a forward pass uses them (see `FeedbackLayer.step_weights`)."""
     attn: OneQueryWeights
     ff: Union[PlainFeedForward, FeedForward]
+    # The arguments of `F.layer_norm` for the two pre-norms
+    attn_norm: tuple
+    ff_norm: tuple
 
 
 class FeedbackTransformer(nn.Module):
@@ -384,12 +393,12 @@ class FeedbackTransformer(nn.Module):
         return x, m
 
     def step(self, x: torch.Tensor, windows: List[Optional[KV]], w: torch.Tensor, weights: List[StepWeights],
-             q_0: Tuple[torch.Tensor, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+             q_0: Tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         r"""
         One step of the exact model: the embeddings `x`, `[batch_size, dim]`, through all layers against
         the memory windows. `w` is $\operatorname{softmax}(w)$; `weights` each layer's `step_weights()`;
-        `q_0` the first layer's queries, which depend on the embeddings alone and are computed for all
-        steps at once. Returns the last layer's output and the memory vector $\mathbf{m}_t$, both
+        `q_0` the first layer's queries and position term, which depend on the embeddings alone and are
+        computed for all steps at once (`first_layer_queries`). Returns the last layer's output and the memory vector $\mathbf{m}_t$, both
         `[batch_size, dim]`.
         """
         outputs = [x]
@@ -400,6 +409,25 @@ class FeedbackTransformer(nn.Module):
         # `[batch_size * dim, depth + 1] @ [depth + 1]`.
         m = torch.mv(torch.stack(outputs, dim=-1).view(-1, len(outputs)), w).view_as(x)
         return x, m
+
+    def first_layer_queries(self, h: torch.Tensor, weights: StepWeights
+                            ) -> List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        r"""
+        The first layer's attention input is the embeddings `h`, `[batch_size, T, dim]`, known before
+        the recurrence starts: its content and position queries, and its position term against every
+        distance, are computed for all $T$ steps in one product each instead of $T$ small ones.
+        Returns, per step, $(q + u)/\sqrt{d_k}$ and $(q + v)/\sqrt{d_k}$, `[batch_size, heads, 1, dim_head]`,
+        and the position term, `[heads, batch_size, max_distance]`.
+        """
+        attn = self.layers[0].attn
+        batch_size, T, _ = h.shape
+        # `[batch_size, T, heads, 1, dim_head]` each
+        q_u, q_v = weights.attn.queries(self.layers[0].attn_norm(h))
+        # `[heads, batch_size * T, dim_head] @ [heads, dim_head, max_distance]`
+        r = attn.position_keys(attn.max_distance, h.device)
+        position = torch.bmm(q_v.view(batch_size * T, attn.heads, attn.dim_head).transpose(0, 1), r.transpose(1, 2))
+        position = position.view(attn.heads, batch_size, T, -1)
+        return list(zip(q_u.unbind(1), q_v.unbind(1), position.unbind(2)))
 
     def forward(self, x: torch.Tensor, memory: Optional[torch.Tensor] = None, return_memory: bool = False
                 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
@@ -422,9 +450,7 @@ class FeedbackTransformer(nn.Module):
                 # each step shares prepared once.
                 weights = [layer.step_weights() for layer in self.layers]
                 W_kv = [project.to_kv.weight.t() for project in self.memory_kv]
-                # The first layer's content and position queries for all steps, each
-                # `[batch_size, T, heads, 1, dim_head]`, then one pair per step.
-                q_0 = list(zip(*(q.unbind(1) for q in weights[0].attn.queries(self.layers[0].attn_norm(h)))))
+                q_0 = self.first_layer_queries(h, weights[0])
                 for t, x_t in enumerate(h.unbind(1)):
                     out, m = self.step(x_t, windows, w, weights, q_0[t])
                     outputs.append(out)

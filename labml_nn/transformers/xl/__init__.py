@@ -114,8 +114,9 @@ class TransformerXLLayer(nn.Module):
 class LayerStep:
     r"""
     A [layer](#TransformerXLLayer) prepared to generate **one position at a time, without gradients**:
-    `step(h)` with `h`, `[batch_size, 1, dim]`, returns what `layer.forward_cached(h, cache)` returns
-    for the cache of the newest `size` positions, `[batch_size, 1, dim]`, and keeps that cache itself.
+    `step(h)` with `h`, `[batch_size, dim]`, returns what `layer.forward_cached(h[:, None], cache)`
+    returns for the cache of the newest `size` positions, without the length-one sequence dimension,
+    `[batch_size, dim]`, and keeps that cache itself.
 
     It is the same layer written once more as plain tensor operations, on parameters gathered when
     generation starts; the attention is an [`AttentionStep`](relative_mha.html#AttentionStep). At one
@@ -203,17 +204,21 @@ class TransformerXL(nn.Module):
         steps: List[LayerStep] = []
 
         def next_logits(tokens: torch.Tensor) -> torch.Tensor:
-            h = self.token_emb(tokens)
             if steps:
-                # A sampled token: one position through every layer, each as a `LayerStep`.
+                # A sampled token: one position through every layer, each as a `LayerStep`, on
+                # `[batch_size, dim]` tensors.
+                h = self.token_emb(tokens[:, 0])
                 for step in steps:
                     h = step(h)
             else:
                 # The prompt: one segment, in parallel; its keys and values start the layers' windows.
+                h = self.token_emb(tokens)
                 for layer in self.layers:
                     h, (k, v) = layer.forward_cached(h, None)
                     steps.append(LayerStep(layer, k, v, self.mem_len))
-            # Only the last position's logits are needed: `[batch_size, num_tokens]`.
-            return self.to_logits(self.norm(h[:, -1]))
+                # Only the last position's logits are needed.
+                h = h[:, -1]
+            # `[batch_size, num_tokens]`
+            return self.to_logits(self.norm(h))
 
         return generate_loop(self, prompt, length, temperature, top_k, next_logits)

@@ -253,10 +253,10 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
 class AttentionStep:
     r"""
     Relative attention for **one new position at a time, without gradients**: the inner loop of
-    generation. Calling it with `z`, `[batch_size, 1, dim]`, the new position's (normalised) input,
+    generation. Calling it with `z`, `[batch_size, dim]`, the new position's (normalised) input,
     adds the position's key and value to a [window](../mha.html#KVWindow) of the newest `size` ones
-    and returns what `attend` gives for the new query over the window and itself,
-    `[batch_size, 1, dim]` (the tests check it).
+    and returns what `attend` gives for the new query over the window and itself, `[batch_size, dim]`
+    (the tests check it). The length-one sequence dimension is left out throughout.
 
     With one position per call, every tensor operation does little arithmetic and most of the time
     goes to each operation's fixed cost: Python, PyTorch's dispatch, module calls. So this is the
@@ -289,7 +289,7 @@ class AttentionStep:
             raise RuntimeError("AttentionStep computes without gradients (it is for generation): call it "
                                "under torch.no_grad(), or train with the attention module itself")
         batch_size = z.shape[0]
-        # `[batch_size, 1, 3 * heads * dim_head]`, read as `[batch_size, 3, heads, 1, dim_head]`.
+        # `[batch_size, 3 * heads * dim_head]`, read as `[batch_size, 3, heads, 1, dim_head]`.
         qkv = F.linear(z, self.W_qkv).view(batch_size, 3, self.heads, 1, self.dim_head)
         # Keys and values over the window and the new position, `[batch_size, heads, n, dim_head]` each.
         k, v = self.window.append(qkv[:, 1:].transpose(0, 1))
@@ -298,8 +298,8 @@ class AttentionStep:
         # The position keys of distances $n - 1 \dots 0$, `[heads, n, dim_head]`.
         r = self.r[:, self.r.shape[1] - k.shape[2]:]
         out = attend_one_query(q_u, q_v, k, v, r)
-        # `[batch_size, heads, 1, dim_head]` → `[batch_size, 1, heads * dim_head]`, then $W^O$.
-        return F.linear(out.transpose(1, 2).reshape(batch_size, 1, self.heads * self.dim_head), self.W_o, self.b_o)
+        # `[batch_size, heads, 1, dim_head]` → `[batch_size, heads * dim_head]`, then $W^O$.
+        return F.linear(out.reshape(batch_size, self.heads * self.dim_head), self.W_o, self.b_o)
 
 
 def attend_one_query(q_u: torch.Tensor, q_v: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
