@@ -32,10 +32,10 @@ def recurrence(x: torch.Tensor, mem_len: int, buffered: bool) -> torch.Tensor:
     history = KVHistory(batch, 1, width, steps, mem_len, x, buffered)
     state, outputs = torch.zeros_like(x[:, 0]), []
     for t in range(steps):
-        k, v = history.append(torch.tanh(x[:, t] + state)[:, None, None])       # [batch, 1, P, width / 2] each
+        k, v = history.append(torch.tanh(x[:, t] + state)[:, None, None])       # [batch, P, width / 2] each
         window = torch.cat([k, v.flip(-1)], -1)
-        weights = torch.arange(1, window.shape[2] + 1, dtype=x.dtype)[:, None]  # distinct per position
-        state = (window[:, 0] * weights).sum(1).sin()
+        weights = torch.arange(1, window.shape[1] + 1, dtype=x.dtype)[:, None]  # distinct per position
+        state = (window * weights).sum(1).sin()
         outputs.append(state)
     return torch.stack(outputs, 1)
 
@@ -224,8 +224,9 @@ def test_one_token_step_equals_the_general_layer():
         layer.attn.v.normal_()
     x = torch.randn(3, 1, 16, dtype=torch.double, requires_grad=True)
     kv = torch.randn(3, 2, 5, 16, dtype=torch.double).split(8, dim=-1)
+    flat = tuple(t.reshape(6, 5, 8) for t in kv)  # the history's layout, [batch_size * heads, P, dim_head]
     with layer.attn.shared_position_keys(6, x.device):
-        step = layer.step(x[:, 0], kv, layer.step_weights())
+        step = layer.step(x[:, 0], flat, layer.step_weights())
         general = layer(x, kv)[:, 0]
     torch.testing.assert_close(step, general)
     # ... and so are the gradients, with respect to the input and to every parameter.

@@ -96,7 +96,8 @@ from labml_nn.transformers.lm import (append_memory, check_generate_args, check_
 from labml_nn.transformers.mha import KVWindow
 from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention, attend_one_query
 
-# The keys and the values of a memory window, each `[batch_size, heads, P, dim_head]`.
+# The keys and the values of a memory window, each `[batch_size, heads, P, dim_head]` (or, as the key/value
+# history returns them, `[batch_size * heads, P, dim_head]`).
 KV = Tuple[torch.Tensor, torch.Tensor]
 
 
@@ -127,52 +128,57 @@ class FeedbackAttention(RelativeMultiHeadAttention):
     def one_query_weights(self) -> 'OneQueryWeights':
         r"""
         What every step of a forward pass shares, computed once per pass (with gradients):
-        $(W_q / \sqrt{d_k})^\top$, $u / \sqrt{d_k}$, $(v - u) / \sqrt{d_k}$ and $W^{O\top}$. With the scale
-        folded into the queries, the scores need no multiplication; $u$ enters as the bias of the query
-        product, so $(q + u)/\sqrt{d_k}$ is one `torch.addmm` and $(q + v)/\sqrt{d_k}$ one addition after it;
-        and with the weights transposed once, no step transposes them again.
+        $(W_q / \sqrt{d_k})^\top$, $u / \sqrt{d_k}$, $(v - u) / \sqrt{d_k}$, the position keys (transposed)
+        and $W^{O\top}$. With the scale folded into the queries, the scores need no multiplication; $u$
+        enters as the bias of the query product, so $(q + u)/\sqrt{d_k}$ is one `torch.addmm` and
+        $(q + v)/\sqrt{d_k}$ one addition after it; and with the weights transposed once, no step
+        transposes them again.
         """
         u, v = self.u * self.scale, self.v * self.scale
-        return OneQueryWeights((self.to_q.weight * self.scale).t(), u.reshape(-1), (v - u)[:, None],
+        r_t = self.position_keys(self.max_distance, u.device).transpose(1, 2)
+        return OneQueryWeights((self.to_q.weight * self.scale).t(), u.reshape(-1), (v - u).reshape(-1), r_t,
                                self.to_out.weight.t(), self.to_out.bias)
 
-    def attend_one(self, q_u: torch.Tensor, q_v: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+    def attend_one(self, q_u: torch.Tensor, q_v: Optional[torch.Tensor], k: torch.Tensor, v: torch.Tensor,
                    weights: 'OneQueryWeights', position: Optional[torch.Tensor] = None) -> torch.Tensor:
         r"""
-        Attention for a single query per sequence, the step of the exact model: `q_u` and `q_v` are the
-        content and position queries $(q + u)/\sqrt{d_k}$ and $(q + v)/\sqrt{d_k}$, each
-        `[batch_size, heads, 1, dim_head]` (from `weights.queries`); `k` and `v` are
-        `[batch_size, heads, P, dim_head]`, every key visible, the last at distance 1. It computes what
+        Attention for a single query per sequence, the step of the exact model. It computes what
         `attend` computes,
         $\operatorname{softmax}_j\big((q + u)^\top k_j + (q + v)^\top r_{P-j}\big) / \sqrt{d_k}$, without the
         length-one query dimension, the mask and the relative shift, and with the scale already in the
-        queries. `position`, when given, holds terms (b) + (d) computed ahead against every distance of
-        the table, `[heads, batch_size, max_distance]`. Returns `[batch_size, dim]`.
+        queries. Every tensor comes in the layout its matrix product needs, so that nothing is
+        reshaped on the way (with gradients, every reshape is one more step for autograd):
+
+        * `q_u`, $(q + u)/\sqrt{d_k}$, is `[batch_size * heads, dim_head, 1]`, and `k`, `v` are
+          `[batch_size * heads, P, dim_head]` as the [key/value history](kv_buffer.html) returns them;
+        * `q_v`, $(q + v)/\sqrt{d_k}$, is `[heads, batch_size, dim_head]`, for the position keys of each
+          head; or `position`, terms (b) + (d) computed ahead against every distance of the table,
+          `[heads, batch_size, max_distance]`.
+
+        Returns `[batch_size, dim]`.
 
         The products stay matrix products. Elementwise multiply-and-sum forms of the same sums were a
-        few percent faster on the benchmark's CPU, but their backward passes make a temporary the size
-        of the keys for every layer and step, and a training step at $P = 512$ then needed
-        over a gigabyte more memory, which is what the [key/value buffer](kv_buffer.html) is there to
-        save.
+        few percent faster on the benchmark's CPU, but they make temporaries the size of the keys in
+        every layer and step, of a different size at every step, and the memory allocator's heap
+        fragments: a training step at $P = 512$ then held over a gigabyte more memory, which is what the
+        [key/value buffer](kv_buffer.html) is there to save.
         """
-        batch_size, heads, P, dim_head = k.shape
-        bh = batch_size * heads
-        # Terms (a) + (c): `[batch_size * heads, P, dim_head] @ [batch_size * heads, dim_head, 1]`. (Views:
-        # the keys are a slice of the buffer whose batch and head strides merge.)
-        content = torch.bmm(k.reshape(bh, P, dim_head), q_u.reshape(bh, dim_head, 1)).view(batch_size, heads, P)
-        # Terms (b) + (d) per head against the position keys of distances $P \dots 1$, `[heads, P, dim_head]`:
-        # `[heads, batch_size, dim_head] @ [heads, dim_head, P]` → `[heads, batch_size, P]`.
+        bh, P, dim_head = k.shape
+        heads = weights.r_t.shape[0]
+        batch_size = bh // heads
+        # Terms (a) + (c): `[batch_size * heads, P, dim_head] @ [batch_size * heads, dim_head, 1]`.
+        content = torch.bmm(k, q_u).view(batch_size, heads, P)
+        # Terms (b) + (d) per head against the position keys of distances $P \dots 1$, the last $P$ of the
+        # table's: `[heads, batch_size, dim_head] @ [heads, dim_head, P]` → `[heads, batch_size, P]`.
         if position is None:
-            r = self.position_keys(P, q_u.device)
-            position = torch.bmm(q_v.view(batch_size, heads, dim_head).transpose(0, 1), r.transpose(1, 2))
+            position = torch.bmm(q_v, weights.r_t[:, :, weights.r_t.shape[2] - P:])
         else:
-            # The distances $P \dots 1$ are the last $P$ of the table's.
             position = position[:, :, position.shape[2] - P:]
         attn = (content + position.transpose(0, 1)).softmax(dim=-1)
         if self.training and self.dropout.p > 0:
             attn = self.dropout(attn)
         # $\sum_j a_j v_j$: `[batch_size * heads, 1, P] @ [batch_size * heads, P, dim_head]`, then $W^O$.
-        out = torch.bmm(attn.view(bh, 1, P), v.reshape(bh, P, dim_head)).view(batch_size, heads * dim_head)
+        out = torch.bmm(attn.view(bh, 1, P), v).view(batch_size, heads * dim_head)
         return torch.addmm(weights.b_o, out, weights.W_o)
 
 
@@ -180,22 +186,26 @@ class OneQueryWeights(NamedTuple):
     r"""A forward pass's shared attention weights for `attend_one` (see `one_query_weights`)."""
     # $(W_q / \sqrt{d_k})^\top$, `[dim, heads * dim_head]`
     W_q: torch.Tensor
-    # $u / \sqrt{d_k}$ as `[heads * dim_head]`, the bias of the content query
+    # $u / \sqrt{d_k}$, `[heads * dim_head]`, the bias of the content query
     u: torch.Tensor
-    # $(v - u) / \sqrt{d_k}$, `[heads, 1, dim_head]`: the position query is the content query plus this
+    # $(v - u) / \sqrt{d_k}$, `[heads * dim_head]`: the position query is the content query plus this
     v_minus_u: torch.Tensor
+    # $r_\delta^\top$ for $\delta = $ `max_distance` $\dots 1$, `[heads, dim_head, max_distance]`
+    r_t: torch.Tensor
     # $W^{O\top}$, `[heads * dim_head, dim]`, and its bias
     W_o: torch.Tensor
     b_o: torch.Tensor
 
     def queries(self, z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         r"""
-        $(q + u)/\sqrt{d_k}$ and $(q + v)/\sqrt{d_k}$ for normalised inputs `z`, `[..., dim]`, each as
-        `[..., heads, 1, dim_head]`.
+        $(q + u)/\sqrt{d_k}$ as `[n * heads, dim_head, 1]` and $(q + v)/\sqrt{d_k}$ as `[heads, n, dim_head]`
+        for normalised inputs `z`, `[n, dim]`: the layouts `attend_one` takes.
         """
-        heads, _, dim_head = self.v_minus_u.shape
-        q_u = torch.addmm(self.u, z.reshape(-1, z.shape[-1]), self.W_q).view(*z.shape[:-1], heads, 1, dim_head)
-        return q_u, q_u + self.v_minus_u
+        n = z.shape[0]
+        heads, dim_head, _ = self.r_t.shape
+        q_u = torch.addmm(self.u, z, self.W_q)
+        q_v = (q_u + self.v_minus_u).view(n, heads, dim_head).transpose(0, 1)
+        return q_u.view(n * heads, dim_head, 1), q_v
 
 
 class MemoryKV(nn.Module):
@@ -273,7 +283,8 @@ class FeedbackLayer(nn.Module):
                            norm_args(self.attn_norm), norm_args(self.ff_norm))
 
     def step(self, x: torch.Tensor, kv: Optional[KV], weights: 'StepWeights',
-             q: Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
+             q: Optional[Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]] = None
+             ) -> torch.Tensor:
         r"""
         The layer for one token, `x` `[batch_size, dim]`, with every key of `kv` in its past: `forward`
         for $n = 1$ without the length-one dimension, through
@@ -382,6 +393,9 @@ class FeedbackTransformer(nn.Module):
         m = w[0] * x
         for l, layer in enumerate(self.layers):
             kv = windows[self.projection_of(l)]
+            if kv is not None:
+                # The history's `[batch_size * heads, P, dim_head]` as `[batch_size, heads, P, dim_head]`.
+                kv = tuple(t.view(x.shape[0], layer.attn.heads, -1, layer.attn.dim_head) for t in kv)
             if x.shape[1] > 1:
                 # The window's own memory is not formed yet; positions $0 \dots n-2$ lend the part of it
                 # that is, for the positions after them to attend to.
@@ -393,7 +407,7 @@ class FeedbackTransformer(nn.Module):
         return x, m
 
     def step(self, x: torch.Tensor, windows: List[Optional[KV]], w: torch.Tensor, weights: List[StepWeights],
-             q_0: Tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+             q_0: Tuple[torch.Tensor, None, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
         r"""
         One step of the exact model: the embeddings `x`, `[batch_size, dim]`, through all layers against
         the memory windows. `w` is $\operatorname{softmax}(w)$; `weights` each layer's `step_weights()`;
@@ -411,23 +425,23 @@ class FeedbackTransformer(nn.Module):
         return x, m
 
     def first_layer_queries(self, h: torch.Tensor, weights: StepWeights
-                            ) -> List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+                            ) -> List[Tuple[torch.Tensor, None, torch.Tensor]]:
         r"""
         The first layer's attention input is the embeddings `h`, `[batch_size, T, dim]`, known before
-        the recurrence starts: its content and position queries, and its position term against every
-        distance, are computed for all $T$ steps in one product each instead of $T$ small ones.
-        Returns, per step, $(q + u)/\sqrt{d_k}$ and $(q + v)/\sqrt{d_k}$, `[batch_size, heads, 1, dim_head]`,
-        and the position term, `[heads, batch_size, max_distance]`.
+        the recurrence starts: its content queries and its position term against every distance are
+        computed for all $T$ steps in one product each instead of $T$ small ones. Returns, per step,
+        $(q + u)/\sqrt{d_k}$, `[batch_size * heads, dim_head, 1]`, no position query, and the position term,
+        `[heads, batch_size, max_distance]`.
         """
-        attn = self.layers[0].attn
-        batch_size, T, _ = h.shape
-        # `[batch_size, T, heads, 1, dim_head]` each
-        q_u, q_v = weights.attn.queries(self.layers[0].attn_norm(h))
-        # `[heads, batch_size * T, dim_head] @ [heads, dim_head, max_distance]`
-        r = attn.position_keys(attn.max_distance, h.device)
-        position = torch.bmm(q_v.view(batch_size * T, attn.heads, attn.dim_head).transpose(0, 1), r.transpose(1, 2))
-        position = position.view(attn.heads, batch_size, T, -1)
-        return list(zip(q_u.unbind(1), q_v.unbind(1), position.unbind(2)))
+        batch_size, T, dim = h.shape
+        heads, dim_head, max_distance = weights.attn.r_t.shape
+        # Step-major, `[T * batch_size, dim]`, so that each step's queries are one contiguous block.
+        z = self.layers[0].attn_norm(h.transpose(0, 1)).reshape(T * batch_size, dim)
+        q_u, q_v = weights.attn.queries(z)
+        # `[heads, T * batch_size, dim_head] @ [heads, dim_head, max_distance]`
+        position = torch.bmm(q_v, weights.attn.r_t).view(heads, T, batch_size, max_distance)
+        return [(q, None, p) for q, p in zip(q_u.view(T, batch_size * heads, dim_head, 1).unbind(0),
+                                             position.unbind(1))]
 
     def forward(self, x: torch.Tensor, memory: Optional[torch.Tensor] = None, return_memory: bool = False
                 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:

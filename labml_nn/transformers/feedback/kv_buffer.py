@@ -53,7 +53,7 @@ drop from $O(n^2)$ entries to $O(n)$.
 | $L$ | memory length: entries a step attends to | `mem_len` | |
 | | keys and values of all steps so far | `buffer` | `[batch_size, heads, capacity, 2 * dim_head]` |
 | | the new step(s) | `kv` | `[batch_size, heads, n, 2 * dim_head]` |
-| | keys and values of the entries the next step attends to | `k`, `v` | `[batch_size, heads, min(length, mem_len), dim_head]` each |
+| | keys and values of the entries the next step attends to | `k`, `v` | `[batch_size * heads, min(length, mem_len), dim_head]` each |
 
 **What it buys, measured.** The benchmark (`python -m bench.feedback`) times a whole training step
 of the shared-KV model with each accumulation, memory as long as the segment, batch 8, on a 2-core
@@ -92,22 +92,24 @@ class BufferGradient:
 def alias(buffer: torch.Tensor, start: int, end: int, first: int, last: int) -> torch.Tensor:
     r"""
     Slots `start:end`, features `first:last`, of `buffer`, `[batch_size, heads, capacity, width]`, as a
-    tensor that shares the buffer's memory but not its version counter. (A plain slice would share
+    tensor `[batch_size * heads, end - start, last - first]` that shares the buffer's memory but not its
+    version counter. (A plain slice would share
     the counter, and the next write would make autograd reject the slice's saved copies.)
     """
     batch_size, heads, _, _ = buffer.shape
     stride = buffer.stride()
-    # The offset of element `[0, 0, start, first]`; the strides are the buffer's own.
+    # The offset of element `[0, 0, start, first]`. Batch and heads merge into one dimension (the buffer
+    # is contiguous), giving the `[batch_size * heads, n, width]` layout of a batched matrix product.
     offset = buffer.storage_offset() + start * stride[2] + first * stride[3]
-    return buffer.new_empty(0).set_(buffer.untyped_storage(), offset, (batch_size, heads, end - start, last - first),
-                                    stride)
+    return buffer.new_empty(0).set_(buffer.untyped_storage(), offset,
+                                    (batch_size * heads, end - start, last - first), stride[1:])
 
 
 class AppendKV(torch.autograd.Function):
     r"""
     Write `kv`, `[batch_size, heads, n, 2 * dim_head]` (each head's key and value side by side), into the
     next `n` slots of `history`'s buffer and return the newest `mem_len` slots as two tensors, the keys
-    and the values, each `[batch_size, heads, min(length, mem_len), dim_head]`. Returning them apart
+    and the values, each `[batch_size * heads, min(length, mem_len), dim_head]`. Returning them apart
     saves the attention a split, whose backward would join the two gradients again with a copy.
     `previous_window` is the keys the last append returned (or `None`): it is not read, it only
     orders the backward passes as explained above.
@@ -133,9 +135,12 @@ class AppendKV(torch.autograd.Function):
     def backward(ctx, grad_k: torch.Tensor, grad_v: torch.Tensor) -> Tuple[torch.Tensor, None, None]:
         grad = ctx.gradient.get()
         lo, hi = ctx.window
-        # Every window that contains a slot adds its share; the later ones have already done so.
-        grad[:, :, lo:hi, :ctx.half] += grad_k
-        grad[:, :, lo:hi, ctx.half:] += grad_v
+        # Every window that contains a slot adds its share; the later ones have already done so. (The
+        # window gradients are `[batch_size * heads, P, dim_head]`, the layout the windows were given in.)
+        batch_size, heads, capacity, width = grad.shape
+        flat = grad.view(batch_size * heads, capacity, width)
+        flat[:, lo:hi, :ctx.half] += grad_k
+        flat[:, lo:hi, ctx.half:] += grad_v
         start, end = ctx.written
         # The slots written here are now complete: hand their gradient on and clear them for the
         # next backward pass.
@@ -150,7 +155,8 @@ class KVHistory:
     first variant of the paper, one for all layers in the second).
 
     `append(kv)` adds the entries `kv`, `[batch_size, heads, n, 2 * dim_head]`, and returns the keys and
-    the values of the newest `mem_len` entries, each `[batch_size, heads, min(length, mem_len), dim_head]`.
+    the values of the newest `mem_len` entries, each `[batch_size * heads, min(length, mem_len), dim_head]`:
+    the layout of the batched matrix products of attention.
     With `buffered=False` it does what the custom function replaces, a `torch.cat` of the history at
     every append; the tests check that both give the same numbers and gradients, and the benchmark
     times them.
@@ -175,4 +181,5 @@ class KVHistory:
             return self.window
         history = kv if self.window is None else torch.cat([self.window, kv], dim=2)
         self.window = history[:, :, max(0, history.shape[2] - self.mem_len):]
-        return self.window.split(kv.shape[3] // 2, dim=-1)
+        batch_size, heads, n, width = self.window.shape
+        return tuple(t.reshape(batch_size * heads, n, width // 2) for t in self.window.split(width // 2, dim=-1))
