@@ -57,11 +57,12 @@ drop from $O(n^2)$ entries to $O(n)$.
 
 **What it buys, measured.** The benchmark (`python -m bench.feedback`) times a whole training step
 of the shared-KV model with each accumulation, memory as long as the segment, batch 8, on a 2-core
-CPU. The saving is in memory, not in time: one step at $n = 512$ needed 418 MiB above the model with
-the buffer against 1,431 MiB with `torch.cat` (3.4× less), and 86 against 144 MiB at $n = 128$;
-the step times were within a few percent of each other at every length (1.07× faster at 512). On
-this machine the step is dominated by the per-step attention and feed-forward work, which both
-versions share, and the backward pass still adds each window's gradient, $O(n^2)$ in total, in both.
+CPU. The saving is in memory, not in time: one step at $n = 512$ needed 368 MiB above the model with
+the buffer against 1,357 MiB with `torch.cat` (3.7× less), and 80 against 140 MiB at $n = 128$
+(1.75× less); the step times were within a few percent of each other at every length
+(0.96–1.02×). On this machine the step is dominated by the per-step attention and feed-forward
+work, which both versions share, and the backward pass still adds each window's gradient,
+$O(n^2)$ in total, in both: the gradient of a window is as large as the window, whoever stores it.
 The latest numbers are in the [results](../../../readme.md#results).
 """
 
