@@ -287,6 +287,13 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     # The parent only reports; this makes the thread count it reports the one every run uses.
     torch.set_num_threads(args.threads)
+    # Every run needs the data: find it (or download it) once, here, so that a missing file stops the
+    # benchmark before it replaces a report with rows that did not run.
+    from labml_nn.experiments.data import DataError, load_text
+    try:
+        load_text()
+    except DataError as error:
+        sys.exit(f"bench.results: {error}")
     selected = [r for r in rows(args.seq_len) if r.key in args.models]
     if "reference" in args.models and not reference_installed():
         print(f"labml-nn 0.5.1 is not installed in {release_dir()}: its row is left out "
@@ -298,6 +305,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         for regime in args.regimes:
             for row in selected:
                 results.append(run_row(row, regime, args, Path(scratch)))
+    if not any("error" not in r for r in results):
+        sys.exit("bench.results: no run finished; the reports were left as they were")
     path = write_report(results, args, Path(args.out))
     print(path.read_text())
     if Path(args.out).resolve() == OUT_DIR.resolve():
