@@ -151,13 +151,15 @@ def test_greedy_generate_equals_argmax_of_full_forwards():
     assert torch.equal(out, seq)
 
 
-def test_generate_beyond_memory_equals_token_by_token_with_memory():
-    model = make_model(mem_len=4)
-    prompt = torch.randint(0, 23, (1, 3))
-    out = model.generate(prompt, length=8, top_k=1)
+# Generation beyond the memory, long enough to go round the key/value window several times.
+@pytest.mark.parametrize("mem_len,batch_size,prompt_len,length", [(4, 1, 3, 8), (0, 2, 6, 25), (3, 2, 6, 25)])
+def test_generate_beyond_memory_equals_token_by_token_with_memory(mem_len, batch_size, prompt_len, length):
+    model = make_model(mem_len=mem_len)
+    prompt = torch.randint(0, 23, (batch_size, prompt_len))
+    out = model.generate(prompt, length=length, top_k=1)
     logits, memory = model(prompt, return_memory=True)
     seq = prompt
-    for _ in range(8):
+    for _ in range(length):
         nxt = logits[:, -1].argmax(-1, keepdim=True)
         seq = torch.cat([seq, nxt], 1)
         logits, memory = model(nxt, memory=memory, return_memory=True)
@@ -248,20 +250,6 @@ def test_attention_step_equals_attend():
                 k, v = k[:, :, -5:], v[:, :, -5:]
     with pytest.raises(RuntimeError, match="no_grad"):
         step(torch.randn(3, 16, dtype=torch.double))
-
-
-@pytest.mark.parametrize("mem_len", [0, 3])
-def test_long_generate_equals_token_by_token_with_memory(mem_len):
-    model = make_model(mem_len=mem_len)
-    prompt = torch.randint(0, 23, (2, 6))
-    out = model.generate(prompt, length=25, top_k=1)
-    logits, memory = model(prompt, return_memory=True)
-    seq = prompt
-    for _ in range(25):
-        nxt = logits[:, -1].argmax(-1, keepdim=True)
-        seq = torch.cat([seq, nxt], 1)
-        logits, memory = model(nxt, memory=memory, return_memory=True)
-    assert torch.equal(out, seq)
 
 
 @pytest.mark.parametrize("ff_glu", [False, True])
