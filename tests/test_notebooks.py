@@ -5,7 +5,7 @@ import nbformat
 import pytest
 
 from utils.config import NOTEBOOKS, REPO_URL
-from utils.run_notebooks import NOTEBOOKS_DIR, execute, has_outputs, notebook_paths
+from utils.run_notebooks import execute, has_outputs, notebook_paths
 
 PATHS = notebook_paths()
 

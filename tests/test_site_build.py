@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -97,7 +95,7 @@ def test_colab_link_when_the_paper_has_a_notebook(tmp_path):
     build(root, tmp_path / "out")
     site_folder = folder.removeprefix(config.PACKAGE + "/")
     html = (tmp_path / "out" / site_folder / "model.html").read_text()
-    assert f"https://colab.research.google.com/github/" in html and f"/notebooks/{name}.ipynb" in html
+    assert "https://colab.research.google.com/github/" in html and f"/notebooks/{name}.ipynb" in html
     assert "colab.research.google.com" not in (tmp_path / "out/paper/attention.html").read_text()
 
 
@@ -172,20 +170,21 @@ def test_checker_rejects_remote_resources_and_missing_anchors(tmp_path):
     assert "a.html:6:" in text and "arxiv" not in text
 
 
-def test_real_site_builds_in_under_5_seconds(tmp_path):
-    """`make site` on this repository, self-check included, is quick."""
+def test_real_site_builds_and_its_prose_has_no_raw_tex(tmp_path):
+    """`make site` on this repository builds every page, and no formula of the prose is left as
+    TeX source (a `$` pair the math parser did not take, such as `$\\delta = $`). Code panes, inline
+    code and KaTeX's own TeX annotations are left out of the search. (How long the build takes is
+    printed by `make site`; timing goals live in benchmarks, not in tests.)"""
     need_katex()
-    started = time.perf_counter()
     stats = build(REPO, tmp_path / "docs", check=False)
-    try:
-        check_site(tmp_path / "docs")
-    except SiteError:
-        pass  # reported by test_real_site_links_and_anchors_resolve
-    seconds = time.perf_counter() - started
-    # 5 s on an unloaded machine; a machine busy with other jobs gets proportionally longer.
-    busy = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
-    assert seconds < 5 * busy, f"the build took {seconds:.1f} s (load factor {busy:.1f})"
-    assert stats["pages"] >= 2 and (tmp_path / "docs/index.html").is_file()
+    assert stats["pages"] >= 10 and (tmp_path / "docs/index.html").is_file()
+    raw_tex = re.compile(r"\$[^$<>\n]{0,80}\\[a-zA-Z]+[^$<>\n]{0,80}\$")
+    skip = re.compile(r"<(pre|code|script|annotation)\b[\s\S]*?</\1>")
+    found = []
+    for page in (tmp_path / "docs").rglob("*.html"):
+        prose = skip.sub("", page.read_text(encoding="utf-8"))
+        found += [f"{page.relative_to(tmp_path / 'docs')}: {m.group(0)}" for m in raw_tex.finditer(prose)]
+    assert not found, "unrendered TeX in the prose:\n" + "\n".join(found)
 
 
 def test_real_site_links_and_anchors_resolve(tmp_path):

@@ -369,7 +369,7 @@ def feedback_diagram() -> plt.Figure:
         if not current:
             # The memory vector of step t, a learned mix of all its layers.
             my = depth * 0.6 + 0.75
-            _box(ax, x - 0.3, my, 0.6, 0.35, "#c6dbef", f"m", fontsize=7)
+            _box(ax, x - 0.3, my, 0.6, 0.35, "#c6dbef", "m", fontsize=7)
             for l in range(depth + 1):
                 _arrow(ax, (x + 0.35, l * 0.6 + 0.2), (x + 0.3, my + 0.1), color="#6baed6", lw=0.5,
                        rad=0.25, style="-|>")

@@ -83,7 +83,7 @@ text = model.generate(prompt, length=100, top_k=1)
 """
 
 import contextlib
-from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import List, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -144,7 +144,7 @@ class FeedbackAttention(RelativeMultiHeadAttention):
         r"""
         Attention for a single query per sequence, the step of the exact model. It computes what
         `attend` computes,
-        $\operatorname{softmax}_j\big((q + u)^\top k_j + (q + v)^\top r_{P-j}\big) / \sqrt{d_k}$, without the
+        $\operatorname{softmax}_j\big(((q + u)^\top k_j + (q + v)^\top r_{P-j}) / \sqrt{d_k}\big)$, without the
         length-one query dimension, the mask and the relative shift, and with the scale already in the
         queries. Every tensor comes in the layout its matrix product needs, so that nothing is
         reshaped on the way (with gradients, every reshape is one more step for autograd):
@@ -190,7 +190,7 @@ class OneQueryWeights(NamedTuple):
     u: torch.Tensor
     # $(v - u) / \sqrt{d_k}$, `[heads * dim_head]`: the position query is the content query plus this
     v_minus_u: torch.Tensor
-    # $r_\delta^\top$ for $\delta = $ `max_distance` $\dots 1$, `[heads, dim_head, max_distance]`
+    # $r_\delta^\top$ for the distances from `max_distance` down to 1, `[heads, dim_head, max_distance]`
     r_t: torch.Tensor
     # $W^{O\top}$, `[heads * dim_head, dim]`, and its bias
     W_o: torch.Tensor
@@ -567,16 +567,7 @@ class FeedbackStep:
         self.heads, self.dim_head, self.shared_kv = attn.heads, attn.dim_head, model.shared_kv
         # $\operatorname{softmax}(w)$, one 0-dimensional tensor per layer output $x^0 \dots x^N$
         self.w = model.layer_weights.softmax(dim=0).unbind(0)
-        self.layers = [(norm_args(layer.attn_norm),
-                        # $W_q / \sqrt{d_k}$, `[heads * dim_head, dim]`
-                        layer.attn.to_q.weight * layer.attn.scale,
-                        # $[u; v] / \sqrt{d_k}$, `[2, 1, heads, 1, dim_head]`
-                        (torch.stack([layer.attn.u, layer.attn.v]) * layer.attn.scale)[:, None, :, None, :],
-                        # $r_\delta$ for $\delta = L \dots 1$, `[heads, L, dim_head]`
-                        layer.attn.position_table(model.mem_len, attn.u.device),
-                        layer.attn.to_out.weight, layer.attn.to_out.bias,
-                        norm_args(layer.ff_norm), layer.ff.plain())
-                       for layer in model.layers]
+        self.layers = [self.plain_layer(layer, model.mem_len) for layer in model.layers]
         self.projections = [(norm_args(p.norm), p.to_kv.weight) for p in model.memory_kv]
         # Windows of $L - 1$ entries: each append returns them and the new entry, the $L$ that the
         # next step attends to. `kv[i]` is that window for projection `i`, `None` before the first step.
@@ -584,6 +575,19 @@ class FeedbackStep:
         self.windows = [KVWindow(empty, empty, model.mem_len - 1) for _ in model.memory_kv]
         self.kv: List[Optional[Tuple[torch.Tensor, torch.Tensor]]] = [None] * len(model.memory_kv)
         self.head = (norm_args(model.norm), model.to_logits.weight, model.to_logits.bias)
+
+    @staticmethod
+    def plain_layer(layer: FeedbackLayer, mem_len: int) -> tuple:
+        """The parameters of one layer as the step uses them."""
+        attn = layer.attn
+        # $W_q / \sqrt{d_k}$, `[heads * dim_head, dim]`
+        W_q = attn.to_q.weight * attn.scale
+        # $[u; v] / \sqrt{d_k}$, `[2, 1, heads, 1, dim_head]`
+        uv = (torch.stack([attn.u, attn.v]) * attn.scale)[:, None, :, None, :]
+        # $r_\delta$ for the distances $L \dots 1$, `[heads, L, dim_head]`
+        r = attn.position_table(mem_len, attn.u.device)
+        return (norm_args(layer.attn_norm), W_q, uv, r, attn.to_out.weight, attn.to_out.bias,
+                norm_args(layer.ff_norm), layer.ff.plain())
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():

@@ -53,7 +53,7 @@ $\delta = m + i - j$.
 import contextlib
 import functools
 import math
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -279,7 +279,7 @@ class AttentionStep:
         self.W_qkv = torch.cat([attn.to_q.weight * attn.scale, attn.to_kv.weight])
         # $[u; v] / \sqrt{d_k}$, `[2, 1, heads, 1, dim_head]`, to broadcast against `[batch_size, heads, 1, dim_head]`
         self.uv = (torch.stack([attn.u, attn.v]) * attn.scale)[:, None, :, None, :]
-        # $r_\delta$ for $\delta = $ `size` $\dots 0$, `[heads, size + 1, dim_head]`
+        # $r_\delta$ for the distances from `size` down to 0, `[heads, size + 1, dim_head]`
         self.r = attn.position_table(size + 1, k.device)
         # $W^O$ and its bias
         self.W_o, self.b_o = attn.to_out.weight, attn.to_out.bias
