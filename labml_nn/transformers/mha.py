@@ -23,7 +23,8 @@ it. Query $i$ of the segment therefore sits at position $m + i$ of the key seque
 mask must let it see keys $0 \dots m + i$. This module supports that directly (`mem=`), and splits the
 computation into small methods so that
 [relative attention](xl/relative_mha.html) can replace only the scores and the
-[Feedback Transformer](feedback/index.html) can reuse the projections.
+[Feedback Transformer](feedback/index.html) can reuse the projections. At the end of the page,
+[`KVWindow`](#KVWindow) keeps the keys and values of the newest positions for a generator.
 
 | symbol | meaning | code | shape |
 |---|---|---|---|
@@ -57,67 +58,6 @@ def causal_mask(seq_len: int, key_len: int, device: Optional[torch.device] = Non
     """
     mem_len = key_len - seq_len
     return torch.ones(seq_len, key_len, dtype=torch.bool, device=device).triu(mem_len + 1)
-
-
-def weights_key(*tensors: torch.Tensor) -> tuple:
-    r"""
-    What identifies the current values of some parameters: their storage and version counters. Every
-    in-place update (an optimiser step, `load_state_dict`) advances a version counter, so a quantity
-    computed from the parameters without gradients stays valid exactly while this key is unchanged.
-    A cache that compares keys must also hold on to the storages (`keep_storages`): a freed storage's
-    address could otherwise be reused by a new tensor whose counter starts again at zero.
-    """
-    return tuple((t.data_ptr(), t._version) for t in tensors)
-
-
-def keep_storages(*tensors: torch.Tensor) -> tuple:
-    """References that keep the tensors' storages, and so their addresses, alive."""
-    return tuple(t.untyped_storage() for t in tensors)
-
-
-class KVWindow:
-    r"""
-    The keys and values of the newest `size` positions of one attention layer, kept for generation.
-
-    A generator that attends to a sliding window could keep the cached keys `[batch_size, heads, n, dim_head]`
-    and, for every new token, concatenate the new key and cut the oldest: each token would copy the
-    whole window (twice: keys and values) and allocate a new tensor. Here the window lives in a buffer
-    with room for `2 * size + 1` positions. A new position is written after the last one; the window
-    is a view of the newest positions; only when the buffer's end is reached are the newest `size`
-    positions copied back to its start, once every `size + 1` tokens.
-
-    `buffer` is `[2, batch_size, heads, capacity, dim_head]`: keys and values side by side, so one copy
-    writes both.
-    """
-
-    def __init__(self, k: torch.Tensor, v: torch.Tensor, size: int):
-        # Start from the keys and values of a prompt, each `[batch_size, heads, n, dim_head]`.
-        batch_size, heads, n, dim_head = k.shape
-        self.size = size
-        keep = min(n, size)
-        self.buffer = k.new_empty(2, batch_size, heads, 2 * size + 1, dim_head)
-        self.buffer[0, :, :, :keep] = k[:, :, n - keep:]
-        self.buffer[1, :, :, :keep] = v[:, :, n - keep:]
-        # The window is `buffer[:, :, :, start:end]`.
-        self.start, self.end = 0, keep
-
-    def append(self, kv: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        r"""
-        Add one position, `kv` `[2, batch_size, heads, 1, dim_head]` (its key and value), and return the keys
-        and values to attend to: the window *and* the new position, each `[batch_size, heads, n + 1, dim_head]`
-        with $n \le$ `size`. Afterwards the window holds the newest `size` positions.
-        """
-        if self.end == self.buffer.shape[3]:
-            # The buffer is full: move the window (at most `size` positions) to the start. Source and
-            # target do not overlap, because the buffer holds more than twice the window.
-            n = self.end - self.start
-            self.buffer[:, :, :, :n] = self.buffer[:, :, :, self.start:self.end]
-            self.start, self.end = 0, n
-        self.buffer[:, :, :, self.end:self.end + 1] = kv
-        self.end += 1
-        k, v = self.buffer[:, :, :, self.start:self.end].unbind(0)
-        self.start = max(self.start, self.end - self.size)
-        return k, v
 
 
 class MultiHeadAttention(nn.Module):
@@ -233,3 +173,48 @@ class MultiHeadAttention(nn.Module):
         h = x if mem is None else torch.cat([mem, x], dim=1)
         k, v = self.keys_values(h)
         return self.attend(self.queries(x), k, v, mask)
+
+
+class KVWindow:
+    r"""
+    The keys and values of the newest `size` positions of one attention layer, kept for generation.
+
+    A generator that attends to a sliding window could keep the cached keys `[batch_size, heads, n, dim_head]`
+    and, for every new token, concatenate the new key and cut the oldest: each token would copy the
+    whole window (twice: keys and values) and allocate a new tensor. Here the window lives in a buffer
+    with room for `2 * size + 1` positions. A new position is written after the last one; the window
+    is a view of the newest positions; only when the buffer's end is reached are the newest `size`
+    positions copied back to its start, once every `size + 1` tokens.
+
+    `buffer` is `[2, batch_size, heads, capacity, dim_head]`: keys and values side by side, so one copy
+    writes both.
+    """
+
+    def __init__(self, k: torch.Tensor, v: torch.Tensor, size: int):
+        # Start from the keys and values of a prompt, each `[batch_size, heads, n, dim_head]`.
+        batch_size, heads, n, dim_head = k.shape
+        self.size = size
+        keep = min(n, size)
+        self.buffer = k.new_empty(2, batch_size, heads, 2 * size + 1, dim_head)
+        self.buffer[0, :, :, :keep] = k[:, :, n - keep:]
+        self.buffer[1, :, :, :keep] = v[:, :, n - keep:]
+        # The window is `buffer[:, :, :, start:end]`.
+        self.start, self.end = 0, keep
+
+    def append(self, kv: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        r"""
+        Add one position, `kv` `[2, batch_size, heads, 1, dim_head]` (its key and value), and return the keys
+        and values to attend to: the window *and* the new position, each `[batch_size, heads, n + 1, dim_head]`
+        with $n \le$ `size`. Afterwards the window holds the newest `size` positions.
+        """
+        if self.end == self.buffer.shape[3]:
+            # The buffer is full: move the window (at most `size` positions) to the start. Source and
+            # target do not overlap, because the buffer holds more than twice the window.
+            n = self.end - self.start
+            self.buffer[:, :, :, :n] = self.buffer[:, :, :, self.start:self.end]
+            self.start, self.end = 0, n
+        self.buffer[:, :, :, self.end:self.end + 1] = kv
+        self.end += 1
+        k, v = self.buffer[:, :, :, self.start:self.end].unbind(0)
+        self.start = max(self.start, self.end - self.size)
+        return k, v

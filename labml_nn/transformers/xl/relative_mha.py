@@ -60,7 +60,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from labml_nn.transformers.mha import KVWindow, MultiHeadAttention, keep_storages, weights_key
+from labml_nn.transformers.mha import KVWindow, MultiHeadAttention
 
 
 def sinusoidal_embeddings(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -138,6 +138,22 @@ def relative_shift(x: torch.Tensor) -> torch.Tensor:
     # 3. Drop the first `seq_len` numbers and read the rest back as `[..., seq_len, key_len]`;
     #    within one batch and head the remaining numbers are contiguous, so this is a view.
     return x[..., 1:, :].reshape(*lead, seq_len, key_len)
+
+
+def weights_key(*tensors: torch.Tensor) -> tuple:
+    r"""
+    What identifies the current values of some parameters: their storage and version counters. Every
+    in-place update (an optimiser step, `load_state_dict`) advances a version counter, so a quantity
+    computed from the parameters without gradients stays valid exactly while this key is unchanged.
+    A cache that compares keys must also hold on to the storages (`keep_storages`): a freed storage's
+    address could otherwise be reused by a new tensor whose counter starts again at zero.
+    """
+    return tuple((t.data_ptr(), t._version) for t in tensors)
+
+
+def keep_storages(*tensors: torch.Tensor) -> tuple:
+    """References that keep the tensors' storages, and so their addresses, alive."""
+    return tuple(t.untyped_storage() for t in tensors)
 
 
 class RelativeMultiHeadAttention(MultiHeadAttention):
