@@ -63,6 +63,12 @@ def test_gradient_buffer_is_clean_after_backward():
     torch.testing.assert_close(first, second, rtol=0, atol=0)
 
 
+def test_custom_function_refuses_a_second_derivative():
+    x = torch.randn(2, 5, 4, dtype=torch.double, requires_grad=True)
+    with pytest.raises(RuntimeError, match="second derivative"):
+        torch.autograd.grad(recurrence(x, 3, buffered=True).sum(), x, create_graph=True)
+
+
 @pytest.mark.parametrize("shared_kv", [True, False])
 @pytest.mark.parametrize("seq_len", [1, 3])
 def test_buffer_and_plain_stacking_give_identical_outputs_and_gradients(shared_kv, seq_len):

@@ -69,7 +69,6 @@ The latest numbers are in the [results](../../../readme.md#results).
 from typing import Optional, Tuple
 
 import torch
-from torch.autograd.function import once_differentiable
 
 
 class BufferGradient:
@@ -123,7 +122,7 @@ class AppendKV(torch.autograd.Function):
         if end > history.buffer.shape[2]:
             raise RuntimeError(f"the key/value buffer holds {history.buffer.shape[2]} steps, "
                                f"cannot append {kv.shape[2]} after {start}")
-        history.buffer[:, :, start:end] = kv
+        history.buffer.narrow(2, start, end - start).copy_(kv)
         history.length = end
         # The window that step `end` will attend to: the newest `mem_len` slots.
         lo = max(0, end - history.mem_len)
@@ -132,21 +131,24 @@ class AppendKV(torch.autograd.Function):
         return alias(history.buffer, lo, end, 0, width // 2), alias(history.buffer, lo, end, width // 2, width)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_k: torch.Tensor, grad_v: torch.Tensor) -> Tuple[torch.Tensor, None, None]:
+        if torch.is_grad_enabled():
+            raise RuntimeError("AppendKV has no second derivative (backward with create_graph=True)")
         grad = ctx.gradient.get()
         lo, hi = ctx.window
         # Every window that contains a slot adds its share; the later ones have already done so. (The
         # window gradients are `[batch_size * heads, P, dim_head]`, the layout the windows were given in.)
         batch_size, heads, capacity, width = grad.shape
         flat = grad.view(batch_size * heads, capacity, width)
-        flat[:, lo:hi, :ctx.half] += grad_k
-        flat[:, lo:hi, ctx.half:] += grad_v
+        window = flat.narrow(1, lo, hi - lo)
+        window[:, :, :ctx.half].add_(grad_k)
+        window[:, :, ctx.half:].add_(grad_v)
         start, end = ctx.written
         # The slots written here are now complete: hand their gradient on and clear them for the
         # next backward pass.
-        grad_kv = grad[:, :, start:end].clone()
-        grad[:, :, start:end].zero_()
+        written = grad.narrow(2, start, end - start)
+        grad_kv = written.clone()
+        written.zero_()
         return grad_kv, None, None
 
 
