@@ -213,8 +213,8 @@ class KVWindow:
             n = self.end - self.start
             self.buffer[:, :, :, :n] = self.buffer[:, :, :, self.start:self.end]
             self.start, self.end = 0, n
-        self.buffer[:, :, :, self.end:self.end + 1] = kv
+        self.buffer.narrow(3, self.end, 1).copy_(kv)
         self.end += 1
-        k, v = self.buffer[:, :, :, self.start:self.end].unbind(0)
+        k, v = self.buffer.narrow(3, self.start, self.end - self.start).unbind(0)
         self.start = max(self.start, self.end - self.size)
         return k, v
