@@ -91,8 +91,7 @@ from torch import nn
 
 from labml_nn.transformers.feed_forward import FeedForward, PlainFeedForward
 from labml_nn.transformers.feedback.kv_buffer import KVHistory
-from labml_nn.transformers.lm import (append_memory, check_generate_args, check_tokens, generate_loop,
-                                      head_size, norm_args, sample_next)
+from labml_nn.transformers.lm import append_memory, check_tokens, generate_loop, head_size, norm_args
 from labml_nn.transformers.mha import KVWindow
 from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention, attend_one_query
 
@@ -514,33 +513,36 @@ class FeedbackTransformer(nn.Module):
                 return logits
 
             return generate_loop(self, prompt, length, temperature, top_k, next_logits)
-        check_generate_args(prompt, self.num_tokens, length, temperature, top_k)
-        was_training = self.training
-        self.eval()
-        histories, windows = self.start_histories(None, prompt.shape[0], prompt.shape[1] + length)
-        w = self.layer_weights.softmax(dim=0)
-        # The unfinished window: `[batch_size, k, dim]` with $1 \le k \le n$, starting at a multiple of $n$.
-        pending = self.token_emb(prompt)
-        # Commit the prompt's full windows, all but the one the first new token's logits come from.
-        while pending.shape[1] > self.seq_len:
-            _, m = self.window(pending[:, :self.seq_len], windows, w)
-            windows = self.commit(histories, m)
-            pending = pending[:, self.seq_len:]
-        out = [prompt]
-        for _ in range(length):
-            top, m = self.window(pending, windows, w)
+
+        # The unfinished window, `[batch_size, k, dim]` with $1 \le k \le n$, starting at a multiple of $n$,
+        # the memory vectors of its last run, and the key/value histories and their windows.
+        state = dict(pending=None, m=None)
+
+        def next_logits(tokens: torch.Tensor) -> torch.Tensor:
+            if "histories" not in state:
+                # The first call, with the prompt (checked by now): room for every token to come.
+                state["histories"], state["windows"] = self.start_histories(None, tokens.shape[0],
+                                                                            tokens.shape[1] + length)
+                state["w"] = self.layer_weights.softmax(dim=0)
+            histories, w = state["histories"], state["w"]
+            pending = state["pending"]
+            if pending is not None and pending.shape[1] == self.seq_len:
+                # The window is full: its memory joins the history and the new tokens start the next one.
+                state["windows"] = self.commit(histories, state["m"])
+                pending = None
+            new = self.token_emb(tokens)
+            pending = new if pending is None else torch.cat([pending, new], dim=1)
+            # Commit the full windows of a long prompt, all but the one the next logits come from.
+            while pending.shape[1] > self.seq_len:
+                _, m = self.window(pending[:, :self.seq_len], state["windows"], w)
+                state["windows"] = self.commit(histories, m)
+                pending = pending[:, self.seq_len:]
+            top, state["m"] = self.window(pending, state["windows"], w)
+            state["pending"] = pending
             # `[batch_size, num_tokens]`, for the last position only
-            logits = self.to_logits(self.norm(top[:, -1]))
-            tokens = sample_next(logits, temperature, top_k)[:, None]
-            out.append(tokens)
-            if pending.shape[1] == self.seq_len:
-                # The window is full: its memory joins the history and the new token starts the next one.
-                windows = self.commit(histories, m)
-                pending = self.token_emb(tokens)
-            else:
-                pending = torch.cat([pending, self.token_emb(tokens)], dim=1)
-        self.train(was_training)
-        return torch.cat(out, dim=1)
+            return self.to_logits(self.norm(top[:, -1]))
+
+        return generate_loop(self, prompt, length, temperature, top_k, next_logits)
 
 
 class FeedbackStep:
