@@ -241,19 +241,3 @@ def test_one_token_step_equals_the_general_layer():
     for a, b in zip(torch.autograd.grad(step, params, g, retain_graph=True), torch.autograd.grad(general, params, g)):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(layer.step(x[:, 0], None, layer.step_weights()), layer(x, None)[:, 0])
-
-
-@pytest.mark.parametrize("shared_kv", [True, False])
-def test_generation_step_equals_the_model(shared_kv):
-    from labml_nn.transformers.feedback import FeedbackStep
-    model = make_model(shared_kv, mem_len=3)
-    x = torch.randint(0, NUM_TOKENS, (2, 15))  # several trips round each key/value window
-    expected = model(x)
-    with torch.no_grad():
-        step = FeedbackStep(model, batch_size=2)
-        got = torch.stack([step(e) for e in model.token_emb(x).unbind(1)], 1)
-    torch.testing.assert_close(got, expected)
-    with pytest.raises(RuntimeError, match="no_grad"):
-        step(model.token_emb(x[:, 0]))
-    with pytest.raises(RuntimeError, match="seq_len=1"):
-        FeedbackStep(make_model(shared_kv, seq_len=2), batch_size=2)

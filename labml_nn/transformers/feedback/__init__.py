@@ -92,8 +92,7 @@ from torch import nn
 from labml_nn.transformers.feed_forward import FeedForward, PlainFeedForward
 from labml_nn.transformers.feedback.kv_buffer import KVHistory
 from labml_nn.transformers.lm import append_memory, check_tokens, generate_loop, head_size, norm_args
-from labml_nn.transformers.mha import KVWindow
-from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention, attend_one_query
+from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
 
 # The keys and the values of a memory window, each `[batch_size, heads, P, dim_head]` (or, as the key/value
 # history returns them, `[batch_size * heads, P, dim_head]`).
@@ -381,6 +380,13 @@ class FeedbackTransformer(nn.Module):
         r"""Add the keys and values of the memory vectors `m`, `[batch_size, n, dim]`; returns the new windows."""
         return [history.append(project(m)) for history, project in zip(histories, self.memory_kv)]
 
+    def commit_step(self, histories: List[KVHistory], m: torch.Tensor, W_kv: List[torch.Tensor]) -> List[KV]:
+        r"""
+        `commit` for the memory vector of one step, `m` `[batch_size, dim]`, with each projection's
+        $[W_K | W_V]^\top$ transposed once per pass (`W_kv`); returns the new windows.
+        """
+        return [history.append(project.one(m, W)) for history, project, W in zip(histories, self.memory_kv, W_kv)]
+
     def window(self, x: torch.Tensor, windows: List[Optional[KV]], w: torch.Tensor
                ) -> Tuple[torch.Tensor, torch.Tensor]:
         r"""
@@ -406,12 +412,12 @@ class FeedbackTransformer(nn.Module):
         return x, m
 
     def step(self, x: torch.Tensor, windows: List[Optional[KV]], w: torch.Tensor, weights: List[StepWeights],
-             q_0: Tuple[torch.Tensor, None, torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+             q_0: Optional[Tuple[torch.Tensor, None, torch.Tensor]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         r"""
         One step of the exact model: the embeddings `x`, `[batch_size, dim]`, through all layers against
         the memory windows. `w` is $\operatorname{softmax}(w)$; `weights` each layer's `step_weights()`;
-        `q_0` the first layer's queries and position term, which depend on the embeddings alone and are
-        computed for all steps at once (`first_layer_queries`). Returns the last layer's output and the memory vector $\mathbf{m}_t$, both
+        `q_0` the first layer's queries and position term, which depend on the embeddings alone and, in a
+        forward pass, are computed for all steps at once (`first_layer_queries`). Returns the last layer's output and the memory vector $\mathbf{m}_t$, both
         `[batch_size, dim]`.
         """
         outputs = [x]
@@ -471,8 +477,7 @@ class FeedbackTransformer(nn.Module):
                     # The keys and values of the new memory, for the steps that follow; the last step's are
                     # needed only by the next call, which computes them from the returned memory.
                     if t + 1 < T:
-                        windows = [history.append(project.one(m, W))
-                                   for history, project, W in zip(histories, self.memory_kv, W_kv)]
+                        windows = self.commit_step(histories, m, W_kv)
                 out, m = torch.stack(outputs, dim=1), torch.stack(memories, dim=1)
             else:
                 for start in range(0, T, self.seq_len):
@@ -496,21 +501,31 @@ class FeedbackTransformer(nn.Module):
         sequence would pick.
 
         The keys and values of each step's memory are computed once and kept: a new token costs one
-        step through the layers. The exact model (`seq_len=1`) runs as a [`FeedbackStep`](#FeedbackStep).
-        With `seq_len = n > 1` the model's windows start at multiples of $n$, so the unfinished window
+        step through the layers. The exact model (`seq_len=1`) runs the [training step](#FeedbackTransformer.step)
+        without gradients. With `seq_len = n > 1` the model's windows start at multiples of $n$, so the unfinished window
         (at most $n - 1$ earlier tokens) is run again with each new token, and committed to the memory
         once it is full.
         """
         if self.seq_len == 1:
-            steps: List[FeedbackStep] = []
+            # The exact model: the training step, one token at a time, with the memory of each token
+            # committed before the next one runs.
+            state = {}
 
             def next_logits(tokens: torch.Tensor) -> torch.Tensor:
-                if not steps:
-                    steps.append(FeedbackStep(self, tokens.shape[0]))
-                # The prompt too goes token by token: the exact model is recurrent.
+                if not state:
+                    # The first call, with the prompt (checked by now): room for every token to come.
+                    histories, windows = self.start_histories(None, tokens.shape[0], tokens.shape[1] + length)
+                    state.update(histories=histories, windows=windows, m=None,
+                                 w=self.layer_weights.softmax(dim=0),
+                                 weights=[layer.step_weights() for layer in self.layers],
+                                 W_kv=[project.to_kv.weight.t() for project in self.memory_kv])
+                # The prompt too goes token by token: the model is recurrent.
                 for x in self.token_emb(tokens).unbind(1):
-                    logits = steps[0](x)
-                return logits
+                    if state["m"] is not None:
+                        state["windows"] = self.commit_step(state["histories"], state["m"], state["W_kv"])
+                    out, state["m"] = self.step(x, state["windows"], state["w"], state["weights"])
+                # `[batch_size, num_tokens]`
+                return self.to_logits(self.norm(out))
 
             return generate_loop(self, prompt, length, temperature, top_k, next_logits)
 
@@ -543,76 +558,3 @@ class FeedbackTransformer(nn.Module):
             return self.to_logits(self.norm(top[:, -1]))
 
         return generate_loop(self, prompt, length, temperature, top_k, next_logits)
-
-
-class FeedbackStep:
-    r"""
-    The exact model (`seq_len=1`) prepared to run **one token at a time without gradients**, the inner
-    loop of generation: `step(x)` takes the embeddings of the next token, `[batch_size, dim]`, runs
-    them through every layer against the memory of the earlier steps, adds this step's memory vector
-    $\mathbf{m}_t$ to the memory and returns the next token's logits, `[batch_size, num_tokens]`.
-
-    It is the model's step written once more as plain tensor operations, on parameters gathered when
-    generation starts, for the reason given for Transformer-XL's
-    [`LayerStep`](../xl/index.html#LayerStep): at one token per call, the fixed cost of each module
-    call and tensor operation is most of the time. The attention of a single query needs neither mask
-    nor relative shift ([`attend_one_query`](../xl/relative_mha.html#attend_one_query)), and
-    $1/\sqrt{d_k}$ is folded into $W_q$, $u$ and $v$. The keys and values of the memory are kept in
-    [key/value windows](../mha.html#KVWindow), one per memory projection, of the newest $L$ steps.
-    """
-
-    @torch.no_grad()
-    def __init__(self, model: FeedbackTransformer, batch_size: int):
-        if model.training or model.seq_len != 1:
-            raise RuntimeError("FeedbackStep runs the exact model (seq_len=1) in evaluation mode (model.eval())")
-        attn = model.layers[0].attn
-        self.heads, self.dim_head, self.shared_kv = attn.heads, attn.dim_head, model.shared_kv
-        # $\operatorname{softmax}(w)$, one 0-dimensional tensor per layer output $x^0 \dots x^N$
-        self.w = model.layer_weights.softmax(dim=0).unbind(0)
-        self.layers = [self.plain_layer(layer, model.mem_len) for layer in model.layers]
-        self.projections = [(norm_args(p.norm), p.to_kv.weight) for p in model.memory_kv]
-        # Windows of $L - 1$ entries: each append returns them and the new entry, the $L$ that the
-        # next step attends to. `kv[i]` is that window for projection `i`, `None` before the first step.
-        empty = attn.u.new_empty(batch_size, self.heads, 0, self.dim_head)
-        self.windows = [KVWindow(empty, empty, model.mem_len - 1) for _ in model.memory_kv]
-        self.kv: List[Optional[Tuple[torch.Tensor, torch.Tensor]]] = [None] * len(model.memory_kv)
-        self.head = (norm_args(model.norm), model.to_logits.weight, model.to_logits.bias)
-
-    @staticmethod
-    def plain_layer(layer: FeedbackLayer, mem_len: int) -> tuple:
-        """The parameters of one layer as the step uses them."""
-        attn = layer.attn
-        # $W_q / \sqrt{d_k}$, `[heads * dim_head, dim]`
-        W_q = attn.to_q.weight * attn.scale
-        # $[u; v] / \sqrt{d_k}$, `[2, 1, heads, 1, dim_head]`
-        uv = (torch.stack([attn.u, attn.v]) * attn.scale)[:, None, :, None, :]
-        # $r_\delta$ for the distances $L \dots 1$, `[heads, L, dim_head]`
-        r = attn.position_table(mem_len, attn.u.device)
-        return (norm_args(layer.attn_norm), W_q, uv, r, attn.to_out.weight, attn.to_out.bias,
-                norm_args(layer.ff_norm), layer.ff.plain())
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            raise RuntimeError("FeedbackStep computes without gradients: call it under torch.no_grad()")
-        batch_size, heads, dim_head = x.shape[0], self.heads, self.dim_head
-        # $\mathbf{m}_t$ accumulates over the layer outputs, $\operatorname{softmax}(w)_0\, x^0_t$ first.
-        m = self.w[0] * x
-        for l, (attn_norm, W_q, uv, r, W_o, b_o, ff_norm, ff) in enumerate(self.layers):
-            kv = self.kv[0 if self.shared_kv else l]
-            if kv is not None:
-                k, v = kv
-                # $(q + u)/\sqrt{d_k}$ and $(q + v)/\sqrt{d_k}$, each `[batch_size, heads, 1, dim_head]`
-                q = F.linear(F.layer_norm(x, *attn_norm), W_q).view(batch_size, heads, 1, dim_head)
-                q_u, q_v = (q + uv).unbind(0)
-                # The window's $P$ keys lie at distances $P \dots 1$: the last $P$ rows of the table.
-                out = attend_one_query(q_u, q_v, k, v, r[:, r.shape[1] - k.shape[2]:])
-                x = x + F.linear(out.reshape(batch_size, heads * dim_head), W_o, b_o)
-            x = x + ff(F.layer_norm(x, *ff_norm))
-            m = torch.addcmul(m, self.w[l + 1], x)
-        # Commit $\mathbf{m}_t$: its keys and values, `[batch_size, heads * 2 * dim_head]` with each head's
-        # key and value side by side (the layout of `MemoryKV`), as `[2, batch_size, heads, 1, dim_head]`.
-        for i, (norm, W_kv) in enumerate(self.projections):
-            kv_t = F.linear(F.layer_norm(m, *norm), W_kv).view(batch_size, heads, 2, dim_head)
-            self.kv[i] = self.windows[i].append(kv_t.permute(2, 0, 1, 3).unsqueeze(3))
-        norm, W, b = self.head
-        return F.linear(F.layer_norm(x, *norm), W, b)

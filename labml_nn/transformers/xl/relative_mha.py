@@ -313,22 +313,10 @@ class AttentionStep:
         q_u, q_v = (qkv[:, 0] + self.uv).unbind(0)
         # The position keys of distances $n - 1 \dots 0$, `[heads, n, dim_head]`.
         r = self.r[:, self.r.shape[1] - k.shape[2]:]
-        out = attend_one_query(q_u, q_v, k, v, r)
+        # Terms (b) + (d) per head: `[heads, batch_size, dim_head] @ [heads, dim_head, n]`, then read as
+        # `[batch_size, heads, 1, n]`, the additive term of the fused attention.
+        position = torch.bmm(q_v.squeeze(2).transpose(0, 1), r.transpose(1, 2)).transpose(0, 1).unsqueeze(2)
+        # Terms (a) + (c) inside the kernel; the scale is already applied. `[batch_size, heads, 1, dim_head]`
+        out = F.scaled_dot_product_attention(q_u, k, v, attn_mask=position, scale=1.0)
         # `[batch_size, heads, 1, dim_head]` → `[batch_size, heads * dim_head]`, then $W^O$.
         return F.linear(out.reshape(batch_size, self.heads * self.dim_head), self.W_o, self.b_o)
-
-
-def attend_one_query(q_u: torch.Tensor, q_v: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                     r: torch.Tensor) -> torch.Tensor:
-    r"""
-    $\operatorname{softmax}_j\big(q_u^\top k_j + q_v^\top r_j\big)\, v_j$ for one query per sequence that may
-    see every key: `q_u`, `q_v` are `[batch_size, heads, 1, dim_head]` (the content and position queries,
-    already scaled), `k`, `v` are `[batch_size, heads, n, dim_head]` and `r`, `[heads, n, dim_head]`,
-    holds the position key of each key's distance, in key order. Returns `[batch_size, heads, 1, dim_head]`.
-    No mask and no relative shift: both are only needed with several queries.
-    """
-    # Terms (b) + (d) per head: `[heads, batch_size, dim_head] @ [heads, dim_head, n]`, then read as
-    # `[batch_size, heads, 1, n]`, the additive term of the fused attention.
-    position = torch.bmm(q_v.squeeze(2).transpose(0, 1), r.transpose(1, 2)).transpose(0, 1).unsqueeze(2)
-    # Terms (a) + (c) inside the kernel; the scale is already applied.
-    return F.scaled_dot_product_attention(q_u, k, v, attn_mask=position, scale=1.0)
