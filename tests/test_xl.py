@@ -260,11 +260,12 @@ def test_layer_step_equals_forward_cached(ff_glu):
     with torch.no_grad():
         layer.attn.u.normal_(), layer.attn.v.normal_()
         h = torch.randn(2, 6, 32, dtype=torch.double)
-        _, cache = layer.forward_cached(h, None, cache_len=4)
-        step = LayerStep(layer, *layer.forward_cached(h, None)[1], size=4)
+        _, cache = layer.forward_cached(h, None)
+        step = LayerStep(layer, *cache, size=4)
         for _ in range(11):
             x = torch.randn(2, 1, 32, dtype=torch.double)
-            expected, cache = layer.forward_cached(x, cache, cache_len=4)
+            # The reference: the cache of the newest 4 positions, extended by the new one.
+            expected, cache = layer.forward_cached(x, tuple(t[:, :, -4:] for t in cache))
             torch.testing.assert_close(step(x[:, 0]), expected[:, 0])
     with pytest.raises(RuntimeError, match="eval"):
         LayerStep(layer.train(), *cache, size=4)

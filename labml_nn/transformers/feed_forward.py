@@ -114,12 +114,8 @@ class PlainFeedForward(NamedTuple):
     b_2: Optional[torch.Tensor]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        # `[..., dim]` → `[n, dim]` for the matrix products, and back at the end.
-        shape = x.shape
-        if x.dim() != 2:
-            x = x.reshape(-1, shape[-1])
+        r"""`x` is one position per sequence, `[batch_size, dim]`; so is the result."""
         hidden = self.activation(affine(x, self.W_1, self.b_1))
         if self.gate is not None:
             hidden = hidden * affine(x, *self.gate)
-        out = affine(hidden, self.W_2, self.b_2)
-        return out if len(shape) == 2 else out.view(*shape[:-1], out.shape[-1])
+        return affine(hidden, self.W_2, self.b_2)

@@ -284,14 +284,17 @@ class FeedbackLayer(nn.Module):
              q: Optional[Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]] = None
              ) -> torch.Tensor:
         r"""
-        The layer for one token, `x` `[batch_size, dim]`, with every key of `kv` in its past: `forward`
-        for $n = 1$ without the length-one dimension, through
+        The layer for one token, `x` `[batch_size, dim]`, with every key of `kv` in its past (keys and
+        values each `[batch_size * heads, P, dim_head]`, as the history returns them): `forward` for
+        $n = 1$ without the length-one dimension, through
         [`attend_one`](#FeedbackAttention.attend_one); `weights` are this layer's `step_weights()`
         for the forward pass. `q`, the step's content and position queries and its position term, may be
         given when they were computed ahead.
         """
         if kv is not None:
-            q_u, q_v, position = (*weights.attn.queries(F.layer_norm(x, *weights.attn_norm)), None) if q is None else q
+            if q is None:
+                q = (*weights.attn.queries(F.layer_norm(x, *weights.attn_norm)), None)
+            q_u, q_v, position = q
             x = x + self.attn.attend_one(q_u, q_v, kv[0], kv[1], weights.attn, position)
         return x + weights.ff(F.layer_norm(x, *weights.ff_norm))
 
@@ -417,8 +420,8 @@ class FeedbackTransformer(nn.Module):
         One step of the exact model: the embeddings `x`, `[batch_size, dim]`, through all layers against
         the memory windows. `w` is $\operatorname{softmax}(w)$; `weights` each layer's `step_weights()`;
         `q_0` the first layer's queries and position term, which depend on the embeddings alone and, in a
-        forward pass, are computed for all steps at once (`first_layer_queries`). Returns the last layer's output and the memory vector $\mathbf{m}_t$, both
-        `[batch_size, dim]`.
+        forward pass, are computed for all steps at once (`first_layer_queries`). Returns the last layer's
+        output and the memory vector $\mathbf{m}_t$, both `[batch_size, dim]`.
         """
         outputs = [x]
         for l, layer in enumerate(self.layers):

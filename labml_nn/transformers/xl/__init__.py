@@ -90,14 +90,12 @@ class TransformerXLLayer(nn.Module):
         """
         return self.attn.keys_values(self.attn_norm(mem))
 
-    def forward_cached(self, h: torch.Tensor, cache: Optional[KVCache], cache_len: Optional[int] = None
-                       ) -> Tuple[torch.Tensor, KVCache]:
+    def forward_cached(self, h: torch.Tensor, cache: Optional[KVCache]) -> Tuple[torch.Tensor, KVCache]:
         r"""
         The layer given the keys and values of its memory rather than the memory itself: attention
         over `[cache, h]`, then the feed-forward network. Returns the new `h`, `[batch_size, seq_len, dim]`,
-        and the cache extended by the segment and cut to the newest `cache_len` positions (all of
-        them if `cache_len` is `None`). Generation keeps this cache from token to token, so every
-        position's keys and values are computed once.
+        and the cache extended by the segment's keys and values. A generator computes the prompt's keys
+        and values with it once, and keeps them.
         """
         z = self.attn_norm(h)
         k, v = self.attn.keys_values(z)
@@ -106,8 +104,6 @@ class TransformerXLLayer(nn.Module):
             k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
         h = h + self.attn.attend(self.attn.queries(z), k, v)
         h = h + self.ff(self.ff_norm(h))
-        if cache_len is not None and k.shape[2] > cache_len:
-            k, v = k[:, :, k.shape[2] - cache_len:], v[:, :, v.shape[2] - cache_len:]
         return h, (k, v)
 
 

@@ -182,6 +182,8 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         # A table of position keys reused across calls (see `position_keys`), and what it was made from.
         self._r_table: Optional[torch.Tensor] = None
         self._r_table_key = None
+        # The storage of $W_{k,R}$ the table was made from, kept alive so its address stays its own.
+        self._r_table_keep = ()
 
     def position_table(self, length: int, device: torch.device) -> torch.Tensor:
         r"""$r_\delta = W_{k,R} R_\delta$ for `length` distances in descending order, as `[heads, length, dim_head]`."""
