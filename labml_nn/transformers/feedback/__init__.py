@@ -83,15 +83,16 @@ text = model.generate(prompt, length=100, top_k=1)
 """
 
 import contextlib
-from typing import List, NamedTuple, Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labml_nn.transformers.feed_forward import FeedForward, PlainFeedForward
+from labml_nn.transformers.feed_forward import FeedForward
 from labml_nn.transformers.feedback.kv_buffer import KVHistory
-from labml_nn.transformers.lm import append_memory, check_tokens, generate_loop, head_size, norm_args
+from labml_nn.transformers.feedback.step import LayerSteps, LayerWeights, MemorySteps, StepOptions
+from labml_nn.transformers.lm import append_memory, check_tokens, generate_loop, head_size
 from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
 
 # The keys and the values of a memory window, each `[batch_size, heads, P, dim_head]` (or, as the key/value
@@ -123,88 +124,6 @@ class FeedbackAttention(RelativeMultiHeadAttention):
             raise ValueError(f"{key_len} keys exceed the {self.max_distance} distances this attention was built for")
         return super().position_keys(key_len, device)
 
-    def one_query_weights(self) -> 'OneQueryWeights':
-        r"""
-        What every step of a forward pass shares, computed once per pass (with gradients):
-        $(W_q / \sqrt{d_k})^\top$, $u / \sqrt{d_k}$, $(v - u) / \sqrt{d_k}$, the position keys (transposed)
-        and $W^{O\top}$. With the scale folded into the queries, the scores need no multiplication; $u$
-        enters as the bias of the query product, so $(q + u)/\sqrt{d_k}$ is one `torch.addmm` and
-        $(q + v)/\sqrt{d_k}$ one addition after it; and with the weights transposed once, no step
-        transposes them again.
-        """
-        u, v = self.u * self.scale, self.v * self.scale
-        r_t = self.position_keys(self.max_distance, u.device).transpose(1, 2)
-        return OneQueryWeights((self.to_q.weight * self.scale).t(), u.reshape(-1), (v - u).reshape(-1), r_t,
-                               self.to_out.weight.t(), self.to_out.bias)
-
-    def attend_one(self, q_u: torch.Tensor, q_v: Optional[torch.Tensor], k: torch.Tensor, v: torch.Tensor,
-                   weights: 'OneQueryWeights', position: Optional[torch.Tensor] = None) -> torch.Tensor:
-        r"""
-        Attention for a single query per sequence, the step of the exact model. It computes what
-        `attend` computes,
-        $\operatorname{softmax}_j\big(((q + u)^\top k_j + (q + v)^\top r_{P-j}) / \sqrt{d_k}\big)$, without the
-        length-one query dimension, the mask and the relative shift, and with the scale already in the
-        queries. Every tensor comes in the layout its matrix product needs, so that nothing is
-        reshaped on the way (with gradients, every reshape is one more step for autograd):
-
-        * `q_u`, $(q + u)/\sqrt{d_k}$, is `[batch_size * heads, dim_head, 1]`, and `k`, `v` are
-          `[batch_size * heads, P, dim_head]` as the [key/value history](kv_buffer.html) returns them;
-        * `q_v`, $(q + v)/\sqrt{d_k}$, is `[heads, batch_size, dim_head]`, for the position keys of each
-          head; or `position`, terms (b) + (d) computed ahead against every distance of the table,
-          `[heads, batch_size, max_distance]`.
-
-        Returns `[batch_size, dim]`.
-
-        The products stay matrix products. Elementwise multiply-and-sum forms of the same sums were a
-        few percent faster on the benchmark's CPU, but they make temporaries the size of the keys in
-        every layer and step, of a different size at every step, and the memory allocator's heap
-        fragments: a training step at $P = 512$ then held over a gigabyte more memory, which is what the
-        [key/value buffer](kv_buffer.html) is there to save.
-        """
-        bh, P, dim_head = k.shape
-        heads = weights.r_t.shape[0]
-        batch_size = bh // heads
-        # Terms (a) + (c): `[batch_size * heads, P, dim_head] @ [batch_size * heads, dim_head, 1]`.
-        content = torch.bmm(k, q_u).view(batch_size, heads, P)
-        # Terms (b) + (d) per head against the position keys of distances $P \dots 1$, the last $P$ of the
-        # table's: `[heads, batch_size, dim_head] @ [heads, dim_head, P]` → `[heads, batch_size, P]`.
-        if position is None:
-            position = torch.bmm(q_v, weights.r_t[:, :, weights.r_t.shape[2] - P:])
-        else:
-            position = position[:, :, position.shape[2] - P:]
-        attn = (content + position.transpose(0, 1)).softmax(dim=-1)
-        if self.training and self.dropout.p > 0:
-            attn = self.dropout(attn)
-        # $\sum_j a_j v_j$: `[batch_size * heads, 1, P] @ [batch_size * heads, P, dim_head]`, then $W^O$.
-        out = torch.bmm(attn.view(bh, 1, P), v).view(batch_size, heads * dim_head)
-        return torch.addmm(weights.b_o, out, weights.W_o)
-
-
-class OneQueryWeights(NamedTuple):
-    r"""A forward pass's shared attention weights for `attend_one` (see `one_query_weights`)."""
-    # $(W_q / \sqrt{d_k})^\top$, `[dim, heads * dim_head]`
-    W_q: torch.Tensor
-    # $u / \sqrt{d_k}$, `[heads * dim_head]`, the bias of the content query
-    u: torch.Tensor
-    # $(v - u) / \sqrt{d_k}$, `[heads * dim_head]`: the position query is the content query plus this
-    v_minus_u: torch.Tensor
-    # $r_\delta^\top$ for the distances from `max_distance` down to 1, `[heads, dim_head, max_distance]`
-    r_t: torch.Tensor
-    # $W^{O\top}$, `[heads * dim_head, dim]`, and its bias
-    W_o: torch.Tensor
-    b_o: torch.Tensor
-
-    def queries(self, z: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        r"""
-        $(q + u)/\sqrt{d_k}$ as `[n * heads, dim_head, 1]` and $(q + v)/\sqrt{d_k}$ as `[heads, n, dim_head]`
-        for normalised inputs `z`, `[n, dim]`: the layouts `attend_one` takes.
-        """
-        n = z.shape[0]
-        heads, dim_head, _ = self.r_t.shape
-        q_u = torch.addmm(self.u, z, self.W_q)
-        q_v = (q_u + self.v_minus_u).view(n, heads, dim_head).transpose(0, 1)
-        return q_u.view(n * heads, dim_head, 1), q_v
-
 
 class MemoryKV(nn.Module):
     r"""
@@ -227,13 +146,14 @@ class MemoryKV(nn.Module):
         # `[batch_size, n, heads * 2 * dim_head]` → `[batch_size, heads, n, 2 * dim_head]`
         return self.to_kv(self.norm(m)).view(batch_size, n, self.heads, -1).transpose(1, 2)
 
-    def one(self, m: torch.Tensor, W_kv: torch.Tensor) -> torch.Tensor:
+    def step_weights(self) -> Tuple[torch.Tensor, torch.Tensor]:
         r"""
-        `forward` for the memory vector of one step, `m` `[batch_size, dim]`, with $[W_K | W_V]^\top$ given
-        already transposed (`W_kv`, `[dim, heads * 2 * dim_head]`, made once per forward pass).
-        Returns `[batch_size, heads, 1, 2 * dim_head]`.
+        The projection for the [one-token step](step.html#MemoryStep), with the norm's $\gamma, \beta$ folded in:
+        $W' = \operatorname{diag}(\gamma) [W_K | W_V]^\top$, `[dim, heads * 2 * dim_head]`, and
+        $b' = \beta [W_K | W_V]^\top$.
         """
-        return torch.mm(self.norm(m), W_kv).view(m.shape[0], self.heads, 1, -1)
+        W = self.to_kv.weight.t()
+        return self.norm.weight[:, None] * W, self.norm.bias @ W
 
 
 class FeedbackLayer(nn.Module):
@@ -269,43 +189,39 @@ class FeedbackLayer(nn.Module):
                 x = x + F.pad(self.attn.attend(q[:, :, 1:], k, v), (0, 0, 1, 0))
         return x + self.ff(self.ff_norm(x))
 
-    def step_weights(self) -> 'StepWeights':
+    def start_steps(self) -> LayerSteps:
         r"""
-        What every step of a forward pass shares, prepared once per pass: the attention's
-        [`one_query_weights`](#FeedbackAttention.one_query_weights) and the feed-forward network in its
-        [plain form](../feed_forward.html#PlainFeedForward) (the module itself while its dropout is
-        active, which the plain form leaves out).
+        This layer for the exact model, one token at a time: the returned `steps(x, kv)` maps `x`,
+        `[batch_size, dim]`, to the layer's output against the memory keys and values `kv` (each
+        `[batch_size * heads, P, dim_head]`, as the [history](kv_buffer.html) returns them, or `None`), through
+        [`LayerStep`](step.html#LayerStep), whose backward is written by hand.
+
+        What every step of a forward pass shares is prepared here, once: $W_q^\top$, $W_O^\top$, $W_1^\top$
+        and $W_2^\top$ transposed to the layout the products need, the position keys transposed,
+        $1/\sqrt{d_k}$ folded into $W_q$, $u$ and $v$ (the scores need no multiplication, $u$ enters as the
+        bias of the query product and $q_v$ is $q_u$ plus $(v - u)/\sqrt{d_k}$), and each pre-norm's $\gamma$
+        and $\beta$ folded into the product that follows it. These are differentiable functions of the
+        parameters, so the gradients found for them reach the parameters.
         """
-        plain_ff = not (self.training and self.ff.dropout.p > 0)
-        return StepWeights(self.attn.one_query_weights(), self.ff.plain() if plain_ff else self.ff,
-                           norm_args(self.attn_norm), norm_args(self.ff_norm))
-
-    def step(self, x: torch.Tensor, kv: Optional[KV], weights: 'StepWeights',
-             q: Optional[Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]] = None
-             ) -> torch.Tensor:
-        r"""
-        The layer for one token, `x` `[batch_size, dim]`, with every key of `kv` in its past (keys and
-        values each `[batch_size * heads, P, dim_head]`, as the history returns them): `forward` for
-        $n = 1$ without the length-one dimension, through
-        [`attend_one`](#FeedbackAttention.attend_one); `weights` are this layer's `step_weights()`
-        for the forward pass. `q`, the step's content and position queries and its position term, may be
-        given when they were computed ahead.
-        """
-        if kv is not None:
-            if q is None:
-                q = (*weights.attn.queries(F.layer_norm(x, *weights.attn_norm)), None)
-            q_u, q_v, position = q
-            x = x + self.attn.attend_one(q_u, q_v, kv[0], kv[1], weights.attn, position)
-        return x + weights.ff(F.layer_norm(x, *weights.ff_norm))
-
-
-class StepWeights(NamedTuple):
-    r"""A layer's weights as every step of a forward pass uses them (see `FeedbackLayer.step_weights`)."""
-    attn: OneQueryWeights
-    ff: Union[PlainFeedForward, FeedForward]
-    # The arguments of `F.layer_norm` for the two pre-norms
-    attn_norm: tuple
-    ff_norm: tuple
+        attn, ff = self.attn, self.ff
+        if ff.activation is not F.gelu or ff.v is not None or ff.w1.bias is None or ff.w2.bias is None:
+            raise ValueError("the one-token step implements the layer's GELU feed-forward network with biases")
+        if self.attn_norm.eps != self.ff_norm.eps:
+            raise ValueError("the one-token step expects both pre-norms to share one eps")
+        # $(\gamma \odot \hat{x} + \beta) W = \hat{x} (\operatorname{diag}(\gamma) W) + \beta W$: each norm's scale and
+        # shift fold into the weight and the bias of the product after it.
+        W_q = attn.to_q.weight.t() * attn.scale
+        u = (attn.u.reshape(-1) + self.attn_norm.bias @ attn.to_q.weight.t()) * attn.scale
+        v_minus_u = (attn.v - attn.u).reshape(-1) * attn.scale
+        r_t = attn.position_keys(attn.max_distance, u.device).transpose(1, 2)
+        W_1 = ff.w1.weight.t()
+        weights = LayerWeights(self.attn_norm.weight[:, None] * W_q, u, v_minus_u, r_t,
+                               attn.to_out.weight.t(), attn.to_out.bias,
+                               self.ff_norm.weight[:, None] * W_1, torch.addmv(ff.w1.bias, W_1.t(), self.ff_norm.bias),
+                               ff.w2.weight.t(), ff.w2.bias)
+        options = StepOptions(self.attn_norm.eps, attn.dropout.p if self.training else 0.0,
+                              ff.dropout.p if self.training else 0.0)
+        return LayerSteps(weights, options)
 
 
 class FeedbackTransformer(nn.Module):
@@ -383,12 +299,15 @@ class FeedbackTransformer(nn.Module):
         r"""Add the keys and values of the memory vectors `m`, `[batch_size, n, dim]`; returns the new windows."""
         return [history.append(project(m)) for history, project in zip(histories, self.memory_kv)]
 
-    def commit_step(self, histories: List[KVHistory], m: torch.Tensor, W_kv: List[torch.Tensor]) -> List[KV]:
+    def start_steps(self) -> Tuple[List[LayerSteps], MemorySteps]:
         r"""
-        `commit` for the memory vector of one step, `m` `[batch_size, dim]`, with each projection's
-        $[W_K | W_V]^\top$ transposed once per pass (`W_kv`); returns the new windows.
+        The exact model's [steps](step.html) for one forward pass: each layer's
+        [`start_steps()`](#FeedbackLayer.start_steps), and the memory vector with its keys and values.
         """
-        return [history.append(project.one(m, W)) for history, project, W in zip(histories, self.memory_kv, W_kv)]
+        norm = self.memory_kv[0].norm
+        return ([layer.start_steps() for layer in self.layers],
+                MemorySteps(self.layer_weights.softmax(dim=0), [project.step_weights() for project in self.memory_kv],
+                            self.layers[0].attn.heads, norm.eps))
 
     def window(self, x: torch.Tensor, windows: List[Optional[KV]], w: torch.Tensor
                ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -414,42 +333,21 @@ class FeedbackTransformer(nn.Module):
             m = torch.addcmul(m, w[l + 1], x)
         return x, m
 
-    def step(self, x: torch.Tensor, windows: List[Optional[KV]], w: torch.Tensor, weights: List[StepWeights],
-             q_0: Optional[Tuple[torch.Tensor, None, torch.Tensor]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def step(self, x: torch.Tensor, windows: List[Optional[KV]], steps: Tuple[List[LayerSteps], MemorySteps],
+             with_kv: bool = True) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
         r"""
         One step of the exact model: the embeddings `x`, `[batch_size, dim]`, through all layers against
-        the memory windows. `w` is $\operatorname{softmax}(w)$; `weights` each layer's `step_weights()`;
-        `q_0` the first layer's queries and position term, which depend on the embeddings alone and, in a
-        forward pass, are computed for all steps at once (`first_layer_queries`). Returns the last layer's
-        output and the memory vector $\mathbf{m}_t$, both `[batch_size, dim]`.
+        the memory windows, with the pass's [`start_steps()`](#FeedbackTransformer.start_steps). Returns the
+        last layer's output and the memory vector $\mathbf{m}_t$, both `[batch_size, dim]`, and the keys and values
+        of $\mathbf{m}_t$ for each history (`[batch_size, heads, 1, 2 * dim_head]`; none unless `with_kv`).
         """
+        layer_steps, memory_step = steps
         outputs = [x]
-        for l, layer in enumerate(self.layers):
-            x = layer.step(x, windows[self.projection_of(l)], weights[l], q_0 if l == 0 else None)
+        for l, layer_step in enumerate(layer_steps):
+            x = layer_step(x, windows[self.projection_of(l)])
             outputs.append(x)
-        # $\mathbf{m}_t = \sum_l \operatorname{softmax}(w)_l\, x^l_t$ as one matrix-vector product:
-        # `[batch_size * dim, depth + 1] @ [depth + 1]`.
-        m = torch.mv(torch.stack(outputs, dim=-1).view(-1, len(outputs)), w).view_as(x)
-        return x, m
-
-    def first_layer_queries(self, h: torch.Tensor, weights: StepWeights
-                            ) -> List[Tuple[torch.Tensor, None, torch.Tensor]]:
-        r"""
-        The first layer's attention input is the embeddings `h`, `[batch_size, T, dim]`, known before
-        the recurrence starts: its content queries and its position term against every distance are
-        computed for all $T$ steps in one product each instead of $T$ small ones. Returns, per step,
-        $(q + u)/\sqrt{d_k}$, `[batch_size * heads, dim_head, 1]`, no position query, and the position term,
-        `[heads, batch_size, max_distance]`.
-        """
-        batch_size, T, dim = h.shape
-        heads, dim_head, max_distance = weights.attn.r_t.shape
-        # Step-major, `[T * batch_size, dim]`, so that each step's queries are one contiguous block.
-        z = self.layers[0].attn_norm(h.transpose(0, 1)).reshape(T * batch_size, dim)
-        q_u, q_v = weights.attn.queries(z)
-        # `[heads, T * batch_size, dim_head] @ [heads, dim_head, max_distance]`
-        position = torch.bmm(q_v, weights.attn.r_t).view(heads, T, batch_size, max_distance)
-        return [(q, None, p) for q, p in zip(q_u.view(T, batch_size * heads, dim_head, 1).unbind(0),
-                                             position.unbind(1))]
+        m, kvs = memory_step(outputs, with_kv)
+        return x, m, kvs
 
     def forward(self, x: torch.Tensor, memory: Optional[torch.Tensor] = None, return_memory: bool = False
                 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
@@ -461,28 +359,26 @@ class FeedbackTransformer(nn.Module):
         # only as distances inside attention.
         h = self.token_emb(x)
         histories, windows = self.start_histories(memory, batch_size, T)
-        w = self.layer_weights.softmax(dim=0)
         outputs, memories = [], []
         with contextlib.ExitStack() as shared:
             # Every step needs the same position keys: each layer computes its table once for the pass.
             for layer in self.layers:
                 shared.enter_context(layer.attn.shared_position_keys(layer.attn.max_distance, x.device))
             if self.seq_len == 1:
-                # The exact model, token by token on `[batch_size, dim]` tensors, with the attention weights
-                # each step shares prepared once.
-                weights = [layer.step_weights() for layer in self.layers]
-                W_kv = [project.to_kv.weight.t() for project in self.memory_kv]
-                q_0 = self.first_layer_queries(h, weights[0])
+                # The exact model, token by token on `[batch_size, dim]` tensors, with the weights each step
+                # shares prepared once.
+                steps = self.start_steps()
                 for t, x_t in enumerate(h.unbind(1)):
-                    out, m = self.step(x_t, windows, w, weights, q_0[t])
+                    # The keys and values of the new memory are for the steps that follow; the last step's are
+                    # needed only by the next call, which computes them from the returned memory.
+                    out, m, kvs = self.step(x_t, windows, steps, with_kv=t + 1 < T)
                     outputs.append(out)
                     memories.append(m)
-                    # The keys and values of the new memory, for the steps that follow; the last step's are
-                    # needed only by the next call, which computes them from the returned memory.
-                    if t + 1 < T:
-                        windows = self.commit_step(histories, m, W_kv)
+                    if kvs:
+                        windows = [history.append(kv) for history, kv in zip(histories, kvs)]
                 out, m = torch.stack(outputs, dim=1), torch.stack(memories, dim=1)
             else:
+                w = self.layer_weights.softmax(dim=0)
                 for start in range(0, T, self.seq_len):
                     out, m = self.window(h[:, start:start + self.seq_len], windows, w)
                     outputs.append(out)
@@ -518,15 +414,13 @@ class FeedbackTransformer(nn.Module):
                 if not state:
                     # The first call, with the prompt (checked by now): room for every token to come.
                     histories, windows = self.start_histories(None, tokens.shape[0], tokens.shape[1] + length)
-                    state.update(histories=histories, windows=windows, m=None,
-                                 w=self.layer_weights.softmax(dim=0),
-                                 weights=[layer.step_weights() for layer in self.layers],
-                                 W_kv=[project.to_kv.weight.t() for project in self.memory_kv])
-                # The prompt too goes token by token: the model is recurrent.
+                    state.update(histories=histories, windows=windows, kvs=[], steps=self.start_steps())
+                # The prompt too goes token by token: the model is recurrent. Each step's memory joins the
+                # histories before the next step runs.
                 for x in self.token_emb(tokens).unbind(1):
-                    if state["m"] is not None:
-                        state["windows"] = self.commit_step(state["histories"], state["m"], state["W_kv"])
-                    out, state["m"] = self.step(x, state["windows"], state["w"], state["weights"])
+                    if state["kvs"]:
+                        state["windows"] = [history.append(kv) for history, kv in zip(state["histories"], state["kvs"])]
+                    out, _, state["kvs"] = self.step(x, state["windows"], state["steps"])
                 # `[batch_size, num_tokens]`
                 return self.to_logits(self.norm(out))
 
