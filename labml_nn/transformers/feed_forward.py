@@ -95,13 +95,13 @@ def affine(x: torch.Tensor, W: torch.Tensor, b: Optional[torch.Tensor]) -> torch
 
 class PlainFeedForward(NamedTuple):
     r"""
-    The same network held as plain tensors, with no dropout. A model that runs one token at a time
-    (a generator, or the [Feedback Transformer](feedback/index.html) in training) calls it thousands
-    of times on tiny tensors, and there the fixed cost of every module call and every extra
-    operation is a large part of the time. This computes the same numbers with the weights
-    transposed once, up front: `F.linear` transposes its weight at every call, and with gradients
-    that transpose is one more step for autograd to record and to run backwards. It holds the
-    parameters themselves (transposed views), not copies.
+    The same network held as plain tensors, with no dropout. A generator that runs one token at a
+    time calls it thousands of times on tiny tensors, and there the fixed cost of every module call
+    and every extra operation is a large part of the time. This computes the same numbers with the
+    weights transposed once, up front: `F.linear` transposes its weight at every call, and with
+    gradients that transpose is one more step for autograd to record and to run backwards. It holds
+    the parameters themselves (transposed views), not copies. (The [Feedback Transformer](feedback/step.html)'s
+    training step goes further and writes its whole layer step, backward included, by hand.)
     """
     # $W_1^\top$, `[dim, d_ff]`, and $b_1$
     W_1: torch.Tensor

@@ -57,13 +57,17 @@ drop from $O(n^2)$ entries to $O(n)$.
 
 **What it buys, measured.** The benchmark (`python -m bench.feedback`) times a whole training step
 of the shared-KV model with each accumulation, memory as long as the segment, batch 8, on a 2-core
-CPU. The saving is in memory, not in time: one step at $n = 512$ needed 368 MiB above the model with
-the buffer against 1,357 MiB with `torch.cat` (3.7× less), and 80 against 140 MiB at $n = 128$
-(1.75× less); the step times were within a few percent of each other at every length
-(0.96–1.02×). On this machine the step is dominated by the per-step attention and feed-forward
-work, which both versions share, and the backward pass still adds each window's gradient,
-$O(n^2)$ in total, in both: the gradient of a window is as large as the window, whoever stores it.
-The latest numbers are in the [results](../../../readme.md#results).
+CPU. The saving is mostly in memory: one step at $n = 512$ needed 303 MiB above the model with the
+buffer against 1,308 MiB with `torch.cat` (4.3× less), and 78 against 129 MiB at $n = 128$ (1.65×
+less). In time the buffer gains little, and more as segments grow: 0.96×, 1.13× and 1.16× the
+speed of `torch.cat` at $n$ = 32, 128 and 512 (before the [hand-written step](step.html) made the rest
+of the step faster, the same comparison measured 0.96–1.02×). The step is dominated by the per-step
+attention and feed-forward work, which both versions share, and the backward pass still adds each
+window's gradient, $O(n^2)$ in total, in both: the gradient of a window is as large as the window,
+whoever stores it. (Adding those gradients into the buffer's gradient inside the step, without the
+window-sized tensor in between, was tried: the in-place product into the interleaved key/value
+layout was slower, 0.73–0.88× at $n = 128$.) The latest numbers are in the
+[results](../../../readme.md#results).
 """
 
 from typing import Optional, Tuple

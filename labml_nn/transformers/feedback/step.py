@@ -208,8 +208,8 @@ class WeightGradients(Records):
 
 class SharedWeights(torch.autograd.Function):
     r"""
-    The door through which a layer's weights enter the steps of one forward pass. Forward returns an
-    empty token that every [`LayerStep`](#LayerStep) of the pass takes as an input; the steps read the
+    The door through which a layer's weights enter the steps of one forward pass. Forward returns a
+    scalar token that every [`LayerStep`](#LayerStep) of the pass takes as an input; the steps read the
     weights themselves from their arguments. The token makes this node an ancestor of every step in
     the graph, so its backward runs after all of theirs, when every record is in, and returns the
     weights' gradients.
