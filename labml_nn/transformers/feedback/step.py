@@ -81,8 +81,10 @@ $g$ by a saved mask and their gradients by the same mask.
 (dropout included), and the whole exact model, outputs and every parameter's gradient, against the
 same recurrence run with plain autograd through the general [layer](index.html#FeedbackLayer). In the
 benchmark's training step (`python -m bench.feedback`, 2-core CPU, interleaved in one process) the exact
-model trained 1.17–1.22 times as many tokens per second as with autograd recording every operation
-(the implementation these functions replaced), over three runs.
+model trained 1.09–1.22 times as many tokens per second as with autograd recording every operation
+(the implementation these functions replaced), over nine runs; the larger gains were on a busier
+machine. Most of what is left is the work of the operations themselves, at sizes where a CPU is
+far from its peak: the same step without gradients takes about a third of the training step.
 
 | symbol | meaning | code | shape |
 |---|---|---|---|
