@@ -138,6 +138,51 @@ def test_greedy_generate_equals_argmax_of_full_forwards(seq_len, shared_kv):
     assert torch.equal(out, seq)
 
 
+@pytest.mark.parametrize("seq_len", [1, 3])
+def test_long_generation_slides_a_bounded_history(seq_len, monkeypatch):
+    # Far more tokens than the buffer holds (2 * mem_len + seq_len): the same tokens as full forwards, in
+    # a history whose buffer never grows.
+    model = make_model(True, seq_len, mem_len=3)
+    sizes, entries = [], []
+    real_append = KVHistory.append
+
+    def append(self, kv):
+        sizes.append(self.buffer.shape[2])
+        entries.append(kv.shape[2])
+        return real_append(self, kv)
+
+    monkeypatch.setattr(KVHistory, "append", append)
+    prompt = torch.randint(0, NUM_TOKENS, (2, 4))
+    out = model.generate(prompt, length=20, top_k=1)
+    monkeypatch.undo()
+    assert max(sizes) == 2 * 3 + seq_len and sum(entries) > 2 * max(sizes)
+    seq = prompt
+    for _ in range(20):
+        seq = torch.cat([seq, model(seq)[:, -1].argmax(-1, keepdim=True)], 1)
+    assert torch.equal(out, seq)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_sliding_history_returns_the_windows_of_a_growing_one(n):
+    torch.manual_seed(0)
+    entries = torch.randn(2, 3, 30, 8)
+    growing = KVHistory(2, 3, 8, capacity=30, mem_len=4, like=entries)
+    sliding = KVHistory(2, 3, 8, capacity=2 * 4 + n, mem_len=4, like=entries, sliding=True)
+    with torch.no_grad():
+        for start in range(0, 30, n):
+            for a, b in zip(growing.append(entries[:, :, start:start + n]), sliding.append(entries[:, :, start:start + n])):
+                assert torch.equal(a, b)
+
+
+def test_a_sliding_history_refuses_gradients():
+    history = KVHistory(1, 1, 4, capacity=3, mem_len=1, like=torch.zeros(1), sliding=True)
+    kv = torch.randn(1, 1, 1, 4, requires_grad=True)
+    for _ in range(3):
+        history.append(kv)
+    with pytest.raises(RuntimeError, match="without gradients"):
+        history.append(kv)
+
+
 def test_position_keys_are_distances_one_to_key_len():
     attn = FeedbackAttention(dim=8, heads=2, dim_head=4, max_distance=10).double()
     r = attn.position_keys(6, torch.device('cpu'))

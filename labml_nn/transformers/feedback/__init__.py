@@ -280,17 +280,22 @@ class FeedbackTransformer(nn.Module):
                              f"{tuple(memory.shape)}: was it made for another batch size or model?")
         return memory[:, max(0, memory.shape[1] - self.mem_len):]
 
-    def start_histories(self, memory: Optional[torch.Tensor], batch_size: int, capacity: int
-                        ) -> Tuple[List[KVHistory], List[Optional[torch.Tensor]]]:
+    def start_histories(self, memory: Optional[torch.Tensor], batch_size: int, capacity: int,
+                        sliding: bool = False) -> Tuple[List[KVHistory], List[Optional[torch.Tensor]]]:
         r"""
         One [key/value history](kv_buffer.html) per memory projection, with room for `capacity` new
         steps after the memory, and the windows the first step attends to. The keys and values of a
-        memory from an earlier call are computed here, once, with the current weights.
+        memory from an earlier call are computed here, once, with the current weights. A `sliding`
+        history (generation) holds at most $2L + n$ entries however many steps come.
         """
         past = 0 if memory is None else memory.shape[1]
+        size = past + capacity
+        if sliding:
+            # Room for the window, as many entries again, and the largest single append (a window of $n$).
+            size = min(size, 2 * self.mem_len + self.seq_len)
         attn = self.layers[0].attn
-        histories = [KVHistory(batch_size, attn.heads, 2 * attn.dim_head, past + capacity, self.mem_len,
-                               self.token_emb.weight, self.kv_buffer) for _ in self.memory_kv]
+        histories = [KVHistory(batch_size, attn.heads, 2 * attn.dim_head, size, self.mem_len,
+                               self.token_emb.weight, self.kv_buffer, sliding) for _ in self.memory_kv]
         if past == 0:
             return histories, [None] * len(histories)
         return histories, self.commit(histories, memory)
@@ -399,8 +404,9 @@ class FeedbackTransformer(nn.Module):
         `[batch_size, prompt_len + length]`, the same tokens that calling the model on the growing
         sequence would pick.
 
-        The keys and values of each step's memory are computed once and kept: a new token costs one
-        step through the layers. The exact model (`seq_len=1`) runs the [training step](#FeedbackTransformer.step)
+        The keys and values of each step's memory are computed once and kept, the newest $L$ of them in a
+        buffer of about $2L$ entries that [slides](kv_buffer.html#KVHistory.slide), so memory does not grow
+        with `length`: a new token costs one step through the layers. The exact model (`seq_len=1`) runs the [training step](#FeedbackTransformer.step)
         without gradients. With `seq_len = n > 1` the model's windows start at multiples of $n$, so the unfinished window
         (at most $n - 1$ earlier tokens) is run again with each new token, and committed to the memory
         once it is full.
@@ -413,7 +419,8 @@ class FeedbackTransformer(nn.Module):
             def next_logits(tokens: torch.Tensor) -> torch.Tensor:
                 if not state:
                     # The first call, with the prompt (checked by now): room for every token to come.
-                    histories, windows = self.start_histories(None, tokens.shape[0], tokens.shape[1] + length)
+                    histories, windows = self.start_histories(None, tokens.shape[0], tokens.shape[1] + length,
+                                                              sliding=True)
                     state.update(histories=histories, windows=windows, kvs=[], steps=self.start_steps())
                 # The prompt too goes token by token: the model is recurrent. Each step's memory joins the
                 # histories before the next step runs.
@@ -434,7 +441,7 @@ class FeedbackTransformer(nn.Module):
             if "histories" not in state:
                 # The first call, with the prompt (checked by now): room for every token to come.
                 state["histories"], state["windows"] = self.start_histories(None, tokens.shape[0],
-                                                                            tokens.shape[1] + length)
+                                                                            tokens.shape[1] + length, sliding=True)
                 state["w"] = self.layer_weights.softmax(dim=0)
             histories, w = state["histories"], state["w"]
             pending = state["pending"]
