@@ -78,7 +78,8 @@ class ReferenceXL(nn.Module):
         relative = mods["labml_nn.transformers.xl.relative_mha"]
         self.subsequent_mask = mods["labml_nn.transformers.utils"].subsequent_mask
         layer = xl.TransformerXLLayer(d_model=dim, self_attn=relative.RelativeMultiHeadAttention(heads, dim, attn_dropout),
-                                      feed_forward=ff.FeedForward(dim, ff_mult * dim, ff_dropout),
+                                      # GELU, like ours (the release's default is ReLU)
+                                      feed_forward=ff.FeedForward(dim, ff_mult * dim, ff_dropout, activation=nn.GELU()),
                                       dropout_prob=ff_dropout)
         self.mem_len = mem_len
         self.token_emb = nn.Embedding(num_tokens, dim)
@@ -251,7 +252,8 @@ def write_report(results: List[dict], args: argparse.Namespace, out_dir: Path) -
              *table(results, "clock", labels), "",
              "labml-nn 0.5.1's relative attention learns an embedding for each of 2 × 4,096 distances in "
              "every layer; those make up most of its parameter count, and a segment uses only the "
-             "distances it spans. The no-memory baseline is Transformer-XL with `--mem-len 0`.", "",
+             "distances it spans; its feed-forward is given GELU, like ours (its default is ReLU). The no-memory "
+             "baseline is Transformer-XL with `--mem-len 0`.", "",
              "## Checks", "", *floors(results), "",
              "Reproduce everything with `make results` (`python -m bench.results --steps "
              f"{args.steps} --time-budget {args.time_budget:g}`).", ""]
