@@ -328,6 +328,15 @@ def test_hand_written_step_can_run_backwards_twice_and_for_some_inputs_only():
     torch.testing.assert_close(torch.autograd.grad(out.sum(), weights.W_1)[0], first[2])
 
 
+def test_hand_written_step_detects_weights_changed_before_backward():
+    model = make_model()
+    loss = model(torch.randint(0, NUM_TOKENS, (2, 5))).sum()
+    with torch.no_grad():
+        model.layers[0].attn.to_out.weight.add_(1.0)  # an optimiser step between forward and backward
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
 def test_hand_written_step_refuses_a_second_derivative():
     x, k, v, weights = _small_step_inputs()
     out = LayerSteps(weights, StepOptions(1e-5, 0.0, 0.0))(x, (k, v))

@@ -220,10 +220,14 @@ class SharedWeights(torch.autograd.Function):
     @staticmethod
     def forward(ctx, grads: Records, *weights: torch.Tensor) -> torch.Tensor:
         ctx.grads = grads
+        # Saved only to be checked: if a weight the steps used (several are views of the parameters) was
+        # changed in place before the backward pass, an optimiser step too early, autograd raises its usual error.
+        ctx.save_for_backward(*weights)
         return torch.zeros(())
 
     @staticmethod
     def backward(ctx, _token_grad: torch.Tensor):
+        ctx.saved_tensors
         return (None, *ctx.grads.sums())
 
 
