@@ -223,7 +223,8 @@ class SharedWeights(torch.autograd.Function):
         # Saved only to be checked: if a weight the steps used (several are views of the parameters) was
         # changed in place before the backward pass, an optimiser step too early, autograd raises its usual error.
         ctx.save_for_backward(*weights)
-        return torch.zeros(())
+        # On the weights' device, like everything else the steps take.
+        return weights[0].new_zeros(())
 
     @staticmethod
     def backward(ctx, _token_grad: torch.Tensor):
