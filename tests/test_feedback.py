@@ -174,6 +174,15 @@ def test_a_sliding_history_returns_the_windows_of_a_growing_one(n):
                 assert torch.equal(a, b)
 
 
+def test_a_sliding_history_needs_room_for_twice_its_window():
+    history = KVHistory(1, 1, 4, capacity=3, mem_len=2, like=torch.zeros(1), sliding=True)
+    with torch.no_grad():
+        for _ in range(3):
+            history.append(torch.randn(1, 1, 1, 4))
+        with pytest.raises(RuntimeError, match="more than 2 \\* mem_len"):
+            history.append(torch.randn(1, 1, 1, 4))
+
+
 def test_a_sliding_history_refuses_gradients():
     history = KVHistory(1, 1, 4, capacity=3, mem_len=1, like=torch.zeros(1), sliding=True)
     kv = torch.randn(1, 1, 1, 4, requires_grad=True)

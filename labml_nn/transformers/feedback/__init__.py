@@ -406,10 +406,10 @@ class FeedbackTransformer(nn.Module):
 
         The keys and values of each step's memory are computed once and kept, the newest $L$ of them in a
         buffer of about $2L$ entries that [slides](kv_buffer.html#KVHistory.slide), so memory does not grow
-        with `length`: a new token costs one step through the layers. The exact model (`seq_len=1`) runs the [training step](#FeedbackTransformer.step)
-        without gradients. With `seq_len = n > 1` the model's windows start at multiples of $n$, so the unfinished window
-        (at most $n - 1$ earlier tokens) is run again with each new token, and committed to the memory
-        once it is full.
+        with `length`: a new token costs one step through the layers. The exact model (`seq_len=1`) runs
+        the [training step](#FeedbackTransformer.step) without gradients. With `seq_len = n > 1` the
+        model's windows start at multiples of $n$, so the unfinished window (at most $n - 1$ earlier
+        tokens) is run again with each new token, and committed to the memory once it is full.
         """
         if self.seq_len == 1:
             # The exact model: the training step, one token at a time, with the memory of each token
@@ -418,7 +418,7 @@ class FeedbackTransformer(nn.Module):
 
             def next_logits(tokens: torch.Tensor) -> torch.Tensor:
                 if not state:
-                    # The first call, with the prompt (checked by now): room for every token to come.
+                    # The first call, with the prompt (checked by now): histories for the text to come.
                     histories, windows = self.start_histories(None, tokens.shape[0], tokens.shape[1] + length,
                                                               sliding=True)
                     state.update(histories=histories, windows=windows, kvs=[], steps=self.start_steps())
@@ -439,7 +439,7 @@ class FeedbackTransformer(nn.Module):
 
         def next_logits(tokens: torch.Tensor) -> torch.Tensor:
             if "histories" not in state:
-                # The first call, with the prompt (checked by now): room for every token to come.
+                # The first call, with the prompt (checked by now): histories for the text to come.
                 state["histories"], state["windows"] = self.start_histories(None, tokens.shape[0],
                                                                             tokens.shape[1] + length, sliding=True)
                 state["w"] = self.layer_weights.softmax(dim=0)

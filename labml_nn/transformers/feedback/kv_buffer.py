@@ -97,8 +97,8 @@ def alias(buffer: torch.Tensor, start: int, end: int, first: int, last: int) -> 
     r"""
     Slots `start:end`, features `first:last`, of `buffer`, `[batch_size, heads, capacity, width]`, as a
     tensor `[batch_size * heads, end - start, last - first]` that shares the buffer's memory but not its
-    version counter. (A plain slice would share
-    the counter, and the next write would make autograd reject the slice's saved copies.)
+    version counter. (A plain slice would share the counter, and the next write would make autograd
+    reject the slice's saved copies.)
     """
     batch_size, heads, _, _ = buffer.shape
     stride = buffer.stride()
@@ -205,6 +205,9 @@ class KVHistory:
             raise RuntimeError("a sliding key/value history is for generation without gradients: "
                                "sliding overwrites the slots of the windows it handed out")
         keep = min(self.length, self.mem_len)
-        # The buffer holds more than twice the window when it is full, so source and target do not overlap.
+        if self.length < 2 * keep:
+            raise RuntimeError(f"a sliding key/value history needs room for more than 2 * mem_len = {2 * self.mem_len} "
+                               f"entries, got {self.buffer.shape[2]}")
+        # Source and target do not overlap: the buffer holds at least twice the window.
         self.buffer.narrow(2, 0, keep).copy_(self.buffer.narrow(2, self.length - keep, keep))
         self.length = keep

@@ -246,7 +246,8 @@ class LayerStep(torch.autograd.Function):
                 ) -> torch.Tensor:
         batch_size, dim = x.shape
         ctx.w, ctx.options, ctx.grads = w, options, grads
-        saved_attn: Tuple[torch.Tensor, ...] = ()
+        # What the attention's backward needs, all `None` when there is no memory to attend to.
+        saved_attn: Tuple[Optional[torch.Tensor], ...] = (None,) * 12
         if k is None:
             y = x
         else:
@@ -276,8 +277,7 @@ class LayerStep(torch.autograd.Function):
             # `[batch_size, heads * dim_head]`; then $y = x + o W_O + b_O$
             o = torch.bmm(a_used.view(bh, 1, P), v).view(batch_size, heads * dim_head)
             y = torch.addmm(w.b_o, o, w.W_o).add_(x)
-            saved_attn = (x, x_hat, mean_a, rstd_a, q_u, q_v, k, v, a, a_used, o) + (
-                () if a_mask is None else (a_mask,))
+            saved_attn = (x, x_hat, mean_a, rstd_a, q_u, q_v, k, v, a, a_mask, a_used, o)
         y_hat, mean_f, rstd_f = torch.native_layer_norm(y, (dim,), None, None, options.eps)
         # $h = \hat{y} W_1' + b_1'$ and $g$, `[batch_size, d_ff]`; then $x' = y + g W_2 + b_2$
         h = torch.addmm(w.b_1, y_hat, w.W_1)
@@ -286,10 +286,8 @@ class LayerStep(torch.autograd.Function):
         if g_mask is not None:
             g = g * g_mask
         out = torch.addmm(w.b_2, g, w.W_2).add_(y)
-        ctx.has_attn, ctx.has_a_mask = k is not None, k is not None and a_mask is not None
-        ctx.has_g_mask = g_mask is not None
-        ctx.save_for_backward(y, y_hat, mean_f, rstd_f, h, g, *(() if g_mask is None else (g_mask,)),
-                              *saved_attn)
+        # (`None` entries, for the masks of inactive dropout and the attention of a first step, are kept as `None`.)
+        ctx.save_for_backward(y, y_hat, mean_f, rstd_f, h, g, g_mask, *saved_attn)
         return out
 
     @staticmethod
@@ -298,9 +296,8 @@ class LayerStep(torch.autograd.Function):
         if torch.is_grad_enabled():
             raise RuntimeError("LayerStep has no second derivative (backward with create_graph=True)")
         w, grads = ctx.w, ctx.grads.for_this_pass()
-        saved = list(ctx.saved_tensors)
-        y, y_hat, mean_f, rstd_f, h, g = saved[:6]
-        g_mask = saved.pop(6) if ctx.has_g_mask else None
+        (y, y_hat, mean_f, rstd_f, h, g, g_mask,
+         x, x_hat, mean_a, rstd_a, q_u, q_v, k, v, a, a_mask, a_used, o) = ctx.saved_tensors
         # The feed-forward network: $\delta_g = \delta_{x'} W_2^\top$ (times the dropout mask), then
         # $\delta_h = \delta_g \odot \operatorname{GELU}'(h)$ and $\delta_{\hat{y}} = \delta_h W_1'^\top$
         grads.ff_out.append((g, d_out))
@@ -311,10 +308,8 @@ class LayerStep(torch.autograd.Function):
         grads.hidden.append((y_hat, d_h))
         # $\delta_y = \delta_{x'} + \operatorname{LN}^\top(\delta_{\hat{y}})$
         d_y = _norm_backward(torch.mm(d_h, w.W_1.t()), y, mean_f, rstd_f).add_(d_out)
-        if not ctx.has_attn:
+        if k is None:
             return None, d_y, None, None, None, None, None
-        x, x_hat, mean_a, rstd_a, q_u, q_v, k, v, a, a_used, o = saved[6:17]
-        a_mask = saved[17] if ctx.has_a_mask else None
         heads, dim_head, max_distance = w.r_t.shape
         bh, P, _ = k.shape
         batch_size = bh // heads
@@ -390,7 +385,7 @@ class MemoryStep(torch.autograd.Function):
         m = torch.mv(X.t(), w).view(batch_size, dim)
         ctx.projections, ctx.grads, ctx.shape = projections, grads, (batch_size, dim)
         if not projections:
-            ctx.save_for_backward(X, w)
+            ctx.save_for_backward(X, w, None, None, None, None)
             return m
         m_hat, mean, rstd = torch.native_layer_norm(m, (dim,), None, None, eps)
         kvs = [torch.addmm(b, m_hat, W).view(batch_size, heads, 1, -1) for W, b in projections]
@@ -401,9 +396,8 @@ class MemoryStep(torch.autograd.Function):
     def backward(ctx, d_m: torch.Tensor, *d_kvs: torch.Tensor):
         if torch.is_grad_enabled():
             raise RuntimeError("MemoryStep has no second derivative (backward with create_graph=True)")
-        X, w = ctx.saved_tensors[:2]
+        X, w, m, m_hat, mean, rstd = ctx.saved_tensors
         if ctx.projections:
-            m, m_hat, mean, rstd = ctx.saved_tensors[2:]
             grads = ctx.grads.for_this_pass()
             d_m_hat = None
             for (W, _), d_kv, pairs in zip(ctx.projections, d_kvs, grads.pairs):
