@@ -1,11 +1,16 @@
 """Package metadata for labml_nn: annotated implementations of the memory transformers."""
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
+# One version, in labml_nn/__init__.py (model files record it).
+VERSION = re.search(r'^__version__ = "([^"]+)"', Path(__file__).with_name("labml_nn").joinpath("__init__.py")
+                    .read_text(encoding="utf-8"), re.M).group(1)
+
 setup(
     name="labml_nn",
-    version="0.1.0",
+    version=VERSION,
     description="Annotated PyTorch implementations of Transformer-XL, the Compressive Transformer "
                 "and the Feedback Transformer, with a side-by-side literate site",
     long_description=Path(__file__).with_name("readme.md").read_text(encoding="utf-8"),
@@ -21,6 +26,9 @@ setup(
         "labml>=0.5.3",
         "einops>=0.7",
         "numpy",
+        # Model files: weights as safetensors, save_pretrained / from_pretrained / push_to_hub.
+        "safetensors>=0.4.3",
+        "huggingface_hub>=0.23",
     ],
     extras_require={
         "dev": [

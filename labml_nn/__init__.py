@@ -16,4 +16,4 @@ Each model takes token ids `[batch_size, seq_len]` and returns logits `[batch_si
 carries its memory between calls, and has an `experiment.py` that trains it on Tiny Shakespeare.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

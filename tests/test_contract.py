@@ -3,10 +3,13 @@ The user-facing contract every memory transformer follows (labml_nn/transformers
 an error that names what was expected, generation checks its arguments, keeps the shape and dtype of
 its output and restores the model's mode. One test per claim, run against all three models.
 """
+import json
 import re
 
 import pytest
 import torch
+
+import labml_nn
 
 from labml_nn.transformers.compressive import CompressiveTransformer
 from labml_nn.transformers.feedback import FeedbackTransformer
@@ -72,3 +75,46 @@ def test_memory_is_detached_and_carries_over(model):
     assert tensors and not any(t.requires_grad for t in tensors)
     logits = model(x, memory=memory)
     assert logits.shape == (2, 5, NUM_TOKENS)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32])
+def test_token_ids_of_any_integer_dtype_give_the_same_logits(model, dtype):
+    x = torch.randint(0, NUM_TOKENS, (2, 5))
+    torch.testing.assert_close(model(x.to(dtype)), model(x), rtol=0, atol=0)
+    assert model.generate(x[:, :2].to(dtype), 3, top_k=1).dtype == torch.long
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_a_memory_of_another_dtype_is_a_clear_error(model, dtype):
+    x = torch.randint(0, NUM_TOKENS, (2, 5))
+    _, memory = model(x, return_memory=True)
+    model.to(dtype)
+    with pytest.raises(TypeError, match=re.escape(f"is torch.float32 on cpu, but the model computes in {dtype}")):
+        model(x, memory=memory)
+
+
+def test_save_pretrained_then_from_pretrained_gives_the_same_logits(model, tmp_path):
+    from labml_nn.transformers.hub import load_pretrained
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)  # weights no constructor would make
+    model.save_pretrained(tmp_path, vocab="abcdefghijklmnopqrs")
+    x = torch.randint(0, NUM_TOKENS, (2, 7))
+    for again in (type(model).from_pretrained(tmp_path), load_pretrained(tmp_path)):
+        assert type(again) is type(model) and not again.training
+        torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_class"] == type(model).__name__ and config["vocab"] == "abcdefghijklmnopqrs"
+    assert config["labml_nn_version"] == labml_nn.__version__
+
+
+def test_a_model_file_of_another_class_or_with_missing_weights_is_refused(tmp_path):
+    from labml_nn.transformers.hub import ModelFileError
+    MODELS["xl"]().save_pretrained(tmp_path / "xl")
+    with pytest.raises(ModelFileError, match="holds a TransformerXL, not a FeedbackTransformer"):
+        FeedbackTransformer.from_pretrained(tmp_path / "xl")
+    config = json.loads((tmp_path / "xl" / "config.json").read_text())
+    config["depth"] = 3  # a layer more than the weights have
+    (tmp_path / "xl" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match="missing"):
+        TransformerXL.from_pretrained(tmp_path / "xl")

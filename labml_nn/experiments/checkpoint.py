@@ -1,99 +1,299 @@
 r"""
 ---
-title: Atomic checkpoints
-summary: Checkpoints that a killed process can never leave half-written, keeping the last few, found again by step number.
+title: Checkpoints that load safely and never lose work
+summary: Checkpoints as directories of safetensors weights, JSON and plain tensors, written atomically, loaded without running code, with a fall-back to the newest readable one and a lock per run.
 ---
 
-# Atomic checkpoints
+# Checkpoints that load safely and never lose work
 
-A run on a shared machine gets killed: out of time, out of memory, a user's Ctrl-C. If that happens
-while `torch.save` is writing, a naive checkpoint file is left truncated, and if it is also the newest
-file, `--resume` fails on it or, worse, loads garbage. We avoid this with the usual three steps:
+A checkpoint must survive three things: a process killed while it is written, a file that is
+damaged later, and a file that is hostile. It must also keep two runs from mixing.
 
-1. write the checkpoint to a temporary file in the same directory;
-2. `fsync` it, so its bytes are on disk and not only in the page cache;
-3. `os.replace` it onto its final name. A rename within one file system is atomic: a reader sees
-   either no file or the whole file, never a part of one.
+## What a checkpoint is
 
-Only files with a final name (`checkpoint-00001500.pt`) count as checkpoints; leftover temporary
-files from a killed process are ignored and cleaned up by the next save. After a save we delete all
-but the newest `keep` checkpoints.
+A directory, `checkpoint-00001500/`, holding
 
-A checkpoint is a plain dictionary (see the [trainer](trainer.html) for its keys), readable with
-`torch.load` without this code.
+* `config.json` and `model.safetensors`: the [model file](../transformers/hub.html) (constructor
+  arguments, class name, vocabulary; weights), so a checkpoint is also a model directory that
+  `from_pretrained` and [`sample`](sample.html) read directly;
+* `trainer.pt`: everything else the next step depends on (optimiser moments, the step, the stream
+  position, the memory and the random-number states; see the [trainer](trainer.html)) as tensors
+  and plain Python data: lists, dictionaries, numbers and strings.
+
+**Why not one pickle, as before.** Checkpoints used to be one `torch.save` of a dictionary that held
+the memory's own Python types and numpy's random state, and so had to be read with
+`torch.load(..., weights_only=False)`, which unpickles anything: a file named `checkpoint-00000010.pt`
+whose pickle holds an object with `__reduce__` returning `(os.system, ("...",))` ran that command as
+soon as `--resume` or `sample` opened it. And the file named its model as an import path,
+`"module:Class"`, which the loader imported and called with the file's keyword arguments, so even a
+file of plain data could run a command (`"os:system"`). Now nothing in a checkpoint is trusted to name
+code: weights are safetensors (bytes and shapes), `trainer.pt` is read with `weights_only=True`,
+which refuses every type but tensors and plain data, and the model's class is looked up by name in a
+fixed table. A file in the old format is refused with a message, never loaded.
+
+## Written atomically
+
+1. write the three files into a temporary directory beside the final one (same file system);
+2. `fsync` each file and the directory, so the bytes are on disk and not only in the page cache;
+3. rename the directory onto its final name. A rename is atomic: a reader sees no checkpoint or a
+   whole one. (Saving a step that already has a checkpoint moves the old one aside first, then
+   deletes it.)
+
+Leftover temporary directories of a killed process never count as checkpoints, and the next save
+removes them. After a save all but the newest `keep` checkpoints are deleted.
+
+## Damaged files, and two runs in one directory
+
+A checkpoint can still be damaged after it was written (a full disk, a copy cut short). Loading
+tries the newest checkpoint and, if any of its files cannot be read, says so in one line and tries
+the one before: a run resumes from the newest checkpoint that is whole.
+
+A run directory belongs to one run at a time. The trainer holds an exclusive lock on its `.lock`
+file while it runs (an `flock`, which the operating system releases if the process dies), so a second
+run started in the same directory stops at once with a message instead of deleting the first run's
+files. And a new run (without `--resume`) in a directory that already holds checkpoints stops
+too, unless it is told `--overwrite`: otherwise the two runs' checkpoints would interleave and
+prune each other.
 """
 
 import os
 import re
+import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import safetensors.torch
 import torch
+from torch import nn
 
+from labml_nn.transformers.hub import WEIGHTS_FILE, ModelFileError, model_class, read_config
+
+TRAINER_FILE = "trainer.pt"
 # Zero-padded step numbers keep the names in step order when listed.
-_NAME = re.compile(r"^checkpoint-(\d+)\.pt$")
+_NAME = re.compile(r"^checkpoint-(\d+)$")
+# The old format: one pickle per checkpoint. Recognised only to be refused.
+_LEGACY = re.compile(r"^checkpoint-(\d+)\.pt$")
+_TEMPORARY = ".checkpoint-"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used, or a run directory that cannot be used: the message says why."""
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:
-    return Path(directory) / f"checkpoint-{step:08d}.pt"
+    return Path(directory) / f"checkpoint-{step:08d}"
 
 
-def list_checkpoints(directory: Path) -> List[Path]:
-    """Complete checkpoints in `directory`, oldest first."""
+def _numbered(directory: Path, pattern: re.Pattern, want_dir: bool) -> List[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    found = [(int(m.group(1)), p) for p in directory.iterdir()
+             if (m := pattern.match(p.name)) and p.is_dir() == want_dir]
     return [p for _, p in sorted(found)]
 
 
+def list_checkpoints(directory: Path) -> List[Path]:
+    """Checkpoint directories in `directory`, oldest first."""
+    return _numbered(directory, _NAME, want_dir=True)
+
+
+def legacy_checkpoints(directory: Path) -> List[Path]:
+    """Files of the old, unsafe format (`checkpoint-N.pt`) in `directory`."""
+    return _numbered(directory, _LEGACY, want_dir=False)
+
+
 def latest_checkpoint(directory: Path) -> Optional[Path]:
-    """The newest complete checkpoint, or `None`."""
+    """The newest checkpoint directory (readable or not), or `None`."""
     found = list_checkpoints(directory)
     return found[-1] if found else None
 
 
-def save_checkpoint(state: Any, directory: Path, step: int, keep: int = 3) -> Path:
-    """Write `state` as the checkpoint of `step`, atomically, and keep only the newest `keep`."""
+def legacy_message(path: Path) -> str:
+    return (f"{path} is a checkpoint in the old format: a pickle, which can run code when it is loaded, so it "
+            f"is not loaded. This version writes checkpoint directories (config.json, model.safetensors, "
+            f"trainer.pt); train again, or load the old file yourself only if you trust where it came from")
+
+
+# ## Saving
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a directory
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(directory: Path, step: int, model: nn.Module, trainer_state: Dict[str, Any],
+                    vocab: Optional[str] = None, keep: int = 3) -> Path:
+    r"""
+    Write the checkpoint of `step`, atomically: the model file (`model.save_pretrained`, with the
+    vocabulary) and `trainer_state`, which must be tensors and plain data (`torch.load` with
+    `weights_only=True` reads it back). Keeps the newest `keep` checkpoints.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = checkpoint_path(directory, step)
-    # The temporary file lives in the same directory, hence the same file system, so that the
-    # rename below is atomic. Its name never matches `_NAME`.
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=directory)
+    # The temporary directory's name never matches `_NAME`.
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_TEMPORARY}{step:08d}-", suffix=".tmp", dir=directory))
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
+        model.save_pretrained(tmp, vocab=vocab)
+        with open(tmp / TRAINER_FILE, "wb") as f:
+            torch.save(trainer_state, f)
+        for file in tmp.iterdir():
+            _fsync(file)
+        _fsync(tmp)
+        if final.exists():
+            # The same step saved again (at the end of a run): move the old one aside, then replace it.
+            old = final.with_name(f"{_TEMPORARY}{step:08d}-replaced.tmp")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
     except BaseException:
-        # Also on KeyboardInterrupt: leave no temporary file behind.
-        Path(tmp).unlink(missing_ok=True)
+        # Also on KeyboardInterrupt: leave no temporary directory behind.
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
-    # Make the rename itself durable: fsync the directory entry (not possible on every OS).
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    # Make the rename itself durable.
+    _fsync(directory)
     _prune(directory, keep)
     return final
 
 
 def _prune(directory: Path, keep: int) -> None:
-    """Delete all but the newest `keep` checkpoints, and temporary files of killed saves."""
+    """Delete all but the newest `keep` checkpoints, and temporary directories of killed saves. Only
+    the process that holds the run's lock saves, so these are never another process's files."""
     for old in list_checkpoints(directory)[:-keep] if keep > 0 else []:
-        old.unlink(missing_ok=True)
-    for leftover in directory.glob(".checkpoint-*.tmp"):
-        leftover.unlink(missing_ok=True)
+        shutil.rmtree(old, ignore_errors=True)
+    for leftover in directory.glob(f"{_TEMPORARY}*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
-def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict:
-    """Read a checkpoint. `weights_only=False` because it also holds the model's memory, whose type
-    is the model's business; like any pickle, that can run code, so load only checkpoints you trust."""
-    return torch.load(path, map_location=map_location, weights_only=False)
+# ## Loading
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read into memory: the model's `config.json`, its weights, and the trainer's state."""
+    path: Path
+    config: Dict[str, Any]
+    weights: Dict[str, torch.Tensor]
+    trainer: Dict[str, Any]
+
+
+def load_checkpoint(path: Path, map_location: Any = "cpu") -> Checkpoint:
+    r"""
+    Read a checkpoint directory without running anything it contains: JSON, safetensors, and
+    `torch.load(..., weights_only=True)`. Any problem is a `CheckpointError` naming the file.
+    """
+    path = Path(path)
+    if path.is_file() and _LEGACY.match(path.name):
+        raise CheckpointError(legacy_message(path))
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is not a checkpoint directory")
+    try:
+        config = read_config(path)
+        model_class(config.get("model_class"))
+    except ModelFileError as error:
+        raise CheckpointError(str(error)) from None
+    try:
+        weights = safetensors.torch.load_file(str(path / WEIGHTS_FILE), device=str(map_location))
+    except Exception as error:
+        raise CheckpointError(f"{path / WEIGHTS_FILE} is not readable ({type(error).__name__}: {error})") from None
+    try:
+        trainer = torch.load(path / TRAINER_FILE, map_location=map_location, weights_only=True)
+    except Exception as error:
+        # `weights_only=True` refuses any pickle that is more than tensors and plain data.
+        raise CheckpointError(f"{path / TRAINER_FILE} is not readable as plain data "
+                              f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
+    if not isinstance(trainer, dict):
+        raise CheckpointError(f"{path / TRAINER_FILE} must hold a dictionary, got {type(trainer).__name__}")
+    return Checkpoint(path, config, weights, trainer)
+
+
+def newest_readable(directory: Path, report: Callable[[str], None], map_location: Any = "cpu") -> Checkpoint:
+    r"""
+    The newest checkpoint in `directory` that reads whole. Each one skipped is reported in one line
+    (`report`), and so is the one used instead. Raises a `CheckpointError` when there is none.
+    """
+    found = list_checkpoints(directory)
+    if not found:
+        legacy = legacy_checkpoints(directory)
+        if legacy:
+            raise CheckpointError(legacy_message(legacy[-1]))
+        raise CheckpointError(f"there is no checkpoint in {directory}")
+    skipped: List[Tuple[Path, str]] = []
+    for path in reversed(found):
+        try:
+            checkpoint = load_checkpoint(path, map_location)
+        except CheckpointError as error:
+            skipped.append((path, str(error)))
+            report(f"warning: {path.name} is unreadable: {error}")
+            continue
+        if skipped:
+            report(f"warning: using {path.name}, the newest readable checkpoint in {directory}")
+        return checkpoint
+    raise CheckpointError(f"no checkpoint in {directory} is readable: "
+                          + "; ".join(f"{p.name}: {why}" for p, why in skipped))
+
+
+# ## One run per directory
+
+class RunLock:
+    r"""
+    An exclusive lock on `directory/.lock` for as long as a run uses the directory. `flock` locks
+    belong to the open file: the operating system drops them when the process ends, however it ends,
+    so a killed run never leaves a stale lock. (On systems without `fcntl` there is no lock.)
+    """
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self.fd: Optional[int] = None
+
+    def acquire(self) -> "RunLock":
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise CheckpointError(f"another run (process {owner}) is using {self.directory} right now; wait for it "
+                                  f"to end, or choose another --name") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the file releases the lock
+            self.fd = None
+
+
+def clear_run(directory: Path) -> List[Path]:
+    """Delete the checkpoints (of both formats) in `directory`, for `--overwrite`; returns what was deleted."""
+    gone = list_checkpoints(directory) + legacy_checkpoints(directory)
+    for path in gone:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return gone
+
+
+def describe(paths: List[Path]) -> str:
+    names = [p.name for p in paths]
+    return ", ".join(names if len(names) <= 3 else names[:1] + ["...", names[-1]])
+

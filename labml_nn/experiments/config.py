@@ -21,19 +21,116 @@ class Config(TrainConfig):
 becomes `--mem-len 32`, and a `bool` field `resume` becomes the pair `--resume` / `--no-resume`.
 The configuration is stored in each checkpoint as a plain dictionary, so a checkpoint says
 exactly how it was trained.
+
+## Every option is checked before anything runs
+
+A mistake in an option should cost a second, not a run. An option that is out of range
+(`--seq-len 0`), not a number (`--lr nan`), or names something that does not exist (`--device foo`)
+would otherwise surface as a traceback from deep inside the code, or, worse, after an hour of
+training, when the first sample is drawn with `--temperature 0`. So each field may carry a `check`,
+and `parse_config` runs them all before it returns: the first failure is one line,
+
+```
+error: --temperature 0.0: expected a finite number > 0
+```
+
+and exit code 2. Every float must be finite, whatever its check. What depends on the data (the
+prompt's characters against the vocabulary) is checked by the trainer as soon as the text is read,
+still before the first step.
 """
 
 import argparse
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence, Type, TypeVar
+from typing import Any, Callable, Optional, Sequence, Type, TypeVar
+
+import torch
 
 from labml_nn.experiments.data import TINY_SHAKESPEARE_URL
 
+# A check takes the option's value and returns what was expected, or `None` when the value is fine.
+Check = Callable[[Any], Optional[str]]
 
-def option(default: Any, help: str) -> Any:
-    """A dataclass field with a default and the help text its command-line option shows."""
-    return field(default=default, metadata={"help": help})
+
+class UsageError(Exception):
+    """A mistake in how a run was started (a bad option, `--resume` with nothing to resume): the
+    message says what to do, and the entry points print it without a traceback."""
+
+
+def option(default: Any, help: str, check: Optional[Check] = None) -> Any:
+    """A dataclass field with a default, the help text its command-line option shows, and a check."""
+    return field(default=default, metadata={"help": help, "check": check})
+
+
+def at_least(low: float) -> Check:
+    """A number `>= low`."""
+    return lambda value: None if value >= low else f"expected a number >= {low}"
+
+
+def above(low: float) -> Check:
+    """A number `> low`."""
+    return lambda value: None if value > low else f"expected a finite number > {low}"
+
+
+def between(low: float, high: float, high_open: bool = False) -> Check:
+    """A number in `[low, high]`, or `[low, high)`."""
+    def check(value):
+        inside = low <= value < high if high_open else low <= value <= high
+        return None if inside else f"expected a number in [{low}, {high}{')' if high_open else ']'}"
+    return check
+
+
+def strictly_between(low: float, high: float) -> Check:
+    """A number in `(low, high)`."""
+    return lambda value: None if low < value < high else f"expected a number in ({low}, {high})"
+
+
+# A probability that may be 0 but not 1 (dropout of 1 zeroes everything).
+probability = between(0.0, 1.0, high_open=True)
+
+
+def device_check(value: str) -> Optional[str]:
+    """`auto`, `cpu`, or `cuda`/`cuda:N` where this torch can reach that GPU."""
+    if value in ("auto", "cpu"):
+        return None
+    match = re.fullmatch(r"cuda(?::(\d+))?", value)
+    if not match:
+        return "expected auto, cpu, cuda or cuda:N"
+    if not torch.cuda.is_available():
+        built = "this torch is built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+        return f"{built} (torch {torch.__version__}); use --device cpu"
+    index = int(match.group(1) or 0)
+    if index >= torch.cuda.device_count():
+        return f"there are {torch.cuda.device_count()} visible GPUs, numbered from 0"
+    return None
+
+
+def run_name_check(value: str) -> Optional[str]:
+    """A run's name is one directory: letters, digits, `_`, `-` and `.`, not starting with a dot."""
+    if re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", value):
+        return None
+    return "expected a name of letters, digits, '_', '-' and '.' (one directory, not starting with '.')"
+
+
+def check_option(name: str, value: Any, check: Optional[Check]) -> None:
+    """Raise a `UsageError` naming `--name`, the value and what is allowed, unless the value passes."""
+    problem = None
+    if isinstance(value, float) and not math.isfinite(value):
+        problem = "expected a finite number"
+    elif check is not None:
+        problem = check(value)
+    if problem:
+        raise UsageError(f"--{name.replace('_', '-')} {value!r}: {problem}")
+
+
+def validate_config(config: "TrainConfig") -> None:
+    """Run every field's check; the first failure is a `UsageError`. An experiment that gives a shared
+    field a new default without a check keeps the shared field's check."""
+    shared = {f.name: f.metadata.get("check") for f in dataclasses.fields(TrainConfig)}
+    for f in dataclasses.fields(config):
+        check_option(f.name, getattr(config, f.name), f.metadata.get("check") or shared.get(f.name))
 
 
 @dataclass
@@ -41,46 +138,60 @@ class TrainConfig:
     """Settings shared by every experiment: data, optimisation, evaluation and checkpoints."""
 
     # ### Run
-    name: str = option("run", "name of the run; checkpoints go to CHECKPOINT_DIR/NAME")
-    seed: int = option(0, "seed for torch, numpy and random; the same seed gives the same run")
-    device: str = option("auto", "'cpu', 'cuda', or 'auto' (the GPU when there is one)")
-    threads: int = option(0, "CPU threads per process for torch (0: torch's default)")
+    name: str = option("run", "name of the run; checkpoints go to CHECKPOINT_DIR/NAME", run_name_check)
+    seed: int = option(0, "seed for torch, numpy and random; the same seed gives the same run",
+                       between(0, 2 ** 32 - 1))
+    device: str = option("auto", "'cpu', 'cuda', 'cuda:N', or 'auto' (the GPU when there is one)", device_check)
+    threads: int = option(0, "CPU threads per process for torch (0: torch's default)", at_least(0))
     labml: bool = option(True, "report through labml's tracker and monitor (writes ./logs)")
 
     # ### Data
     data: str = option("", "path to a local text file; default: $TINY_SHAKESPEARE_PATH, else download")
     data_url: str = option(TINY_SHAKESPEARE_URL, "where to download Tiny Shakespeare when there is no local copy")
-    valid_fraction: float = option(0.1, "the last fraction of the text, held out for validation")
+    valid_fraction: float = option(0.1, "the last fraction of the text, held out for validation",
+                                   strictly_between(0.0, 1.0))
 
     # ### Batches
-    batch_size: int = option(16, "streams per process (the batch is contiguous streams, not random crops)")
-    seq_len: int = option(64, "characters per segment")
+    batch_size: int = option(16, "streams per process (the batch is contiguous streams, not random crops)",
+                             at_least(1))
+    seq_len: int = option(64, "characters per segment", at_least(1))
 
     # ### Optimisation
-    steps: int = option(1500, "training steps (the learning-rate schedule spans them)")
-    time_budget: float = option(0.0, "stop training after this many seconds of training (0: no limit)")
-    lr: float = option(1e-3, "peak learning rate of AdamW")
-    min_lr_ratio: float = option(0.1, "the cosine decay ends at lr * min_lr_ratio")
-    warmup_steps: int = option(100, "steps of linear warm-up from 0 to lr")
-    weight_decay: float = option(0.01, "AdamW's decoupled weight decay")
-    grad_clip: float = option(1.0, "clip the gradient norm to this (0: no clipping)")
+    steps: int = option(1500, "training steps (the learning-rate schedule spans them)", at_least(1))
+    time_budget: float = option(0.0, "stop training after this many seconds of training (0: no limit)",
+                                at_least(0.0))
+    lr: float = option(1e-3, "peak learning rate of AdamW", above(0.0))
+    min_lr_ratio: float = option(0.1, "the cosine decay ends at lr * min_lr_ratio", between(0.0, 1.0))
+    warmup_steps: int = option(100, "steps of linear warm-up from 0 to lr", at_least(0))
+    weight_decay: float = option(0.01, "AdamW's decoupled weight decay", at_least(0.0))
+    grad_clip: float = option(1.0, "clip the gradient norm to this (0: no clipping)", at_least(0.0))
 
     # ### Evaluation and samples
-    valid_interval: int = option(250, "validate every this many steps (0: only at the end)")
-    valid_windows: int = option(0, "segments per stream to validate on (0: the whole validation text)")
-    sample_interval: int = option(500, "print a sample every this many steps (0: only at the end)")
+    valid_interval: int = option(250, "validate every this many steps (0: only at the end)", at_least(0))
+    valid_windows: int = option(0, "segments per stream to validate on (0: the whole validation text)",
+                                at_least(0))
+    sample_interval: int = option(500, "print a sample every this many steps (0: only at the end)", at_least(0))
     prompt: str = option("ROMEO:", "the prompt samples start from")
-    sample_length: int = option(200, "characters to sample")
-    temperature: float = option(0.8, "sampling temperature")
+    sample_length: int = option(200, "characters to sample", at_least(0))
+    temperature: float = option(0.8, "sampling temperature", above(0.0))
 
     # ### Checkpoints
     checkpoint_dir: str = option("checkpoints", "directory for checkpoints")
-    checkpoint_interval: int = option(500, "save a checkpoint every this many steps (and at the end)")
-    keep_checkpoints: int = option(3, "how many recent checkpoints to keep")
+    checkpoint_interval: int = option(500, "save a checkpoint every this many steps (and at the end)",
+                                      at_least(0))
+    keep_checkpoints: int = option(3, "how many recent checkpoints to keep", at_least(1))
     resume: bool = option(False, "continue from the latest checkpoint of this run")
+    overwrite: bool = option(False, "start a new run in a directory that holds another run's checkpoints, "
+                                    "deleting them (without it, such a run stops with an error)")
     stop_at: int = option(0, "stop (with a checkpoint) after this step, as a preemption would; "
-                             "the schedule still spans --steps (0: run to the end)")
+                             "the schedule still spans --steps (0: run to the end)", at_least(0))
     summary: str = option("", "write the final metrics as JSON to this path")
+    export: str = option("", "save the final model to this directory (config.json + model.safetensors, "
+                             "with the vocabulary), for from_pretrained and sample")
+
+    # ### Several processes
+    ddp_timeout: float = option(300.0, "seconds a process waits for the others in a collective before the run "
+                                       "stops with an error (a hung or stopped peer)", above(0.0))
 
 
 Config = TypeVar("Config", bound=TrainConfig)
@@ -105,9 +216,14 @@ def build_parser(config_class: Type[TrainConfig], description: Optional[str] = N
 
 def parse_config(config_class: Type[Config], argv: Optional[Sequence[str]] = None,
                  description: Optional[str] = None) -> Config:
-    """Parse `argv` (by default `sys.argv[1:]`) into an instance of `config_class`."""
+    """Parse `argv` (by default `sys.argv[1:]`) into an instance of `config_class`, and check every
+    option (a `UsageError` for the first that fails)."""
     args = build_parser(config_class, description).parse_args(argv)
-    return config_class(**vars(args))
+    config = config_class(**vars(args))
+    validate_config(config)
+    if config.resume and config.overwrite:
+        raise UsageError("--resume and --overwrite: choose one (continue the run, or delete it and start over)")
+    return config
 
 
 def config_to_dict(config: TrainConfig) -> dict:

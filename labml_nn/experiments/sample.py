@@ -1,25 +1,30 @@
 r"""
 ---
-title: Sampling from a checkpoint
-summary: Rebuild a trained model from a checkpoint alone (class, constructor arguments, vocabulary, weights) and continue a prompt with it.
+title: Sampling from a checkpoint or a model directory
+summary: Rebuild a trained model from its files alone (class, constructor arguments, vocabulary, weights), without running anything they contain, and continue a prompt with it.
 ---
 
-# Sampling from a checkpoint
+# Sampling from a checkpoint or a model directory
 
 ```bash
-python -m labml_nn.experiments.sample --checkpoint checkpoints/xl/checkpoint-00001500.pt --prompt "ROMEO:" --length 200
+python -m labml_nn.experiments.sample --checkpoint checkpoints/xl --prompt "ROMEO:" --length 200
+python -m labml_nn.experiments.sample --checkpoint my-model --prompt "ROMEO:"   # from save_pretrained / --export
 ```
 
-A checkpoint written by the [trainer](trainer.html) names the model's class (`module:Class`), the
-keyword arguments its constructor was called with, and the vocabulary. That is all we need to build
-the same model again, load its weights and generate: this script imports no experiment, so it
-keeps working for any model that follows the project's contract (token ids in, logits out, a
-`generate` method). `--checkpoint` may also name a run's directory, in which case the newest
-checkpoint in it is used.
+`--checkpoint` names a run's directory (its newest readable checkpoint is used), one checkpoint
+directory, or a [model directory](../transformers/hub.html) written by `save_pretrained` or the
+trainer's `--export`. Each holds a `config.json` that names the model's class, the arguments of its
+constructor and the vocabulary, and the weights as safetensors. That is all we need to build the
+same model again and generate; this script imports no experiment. The class name is looked up in
+the package's fixed table of models, so a file can name one of the three models and nothing else,
+and nothing is unpickled: loading a file someone sent you cannot run their code.
+
+Every option is checked first: a `--prompt` with characters outside the model's vocabulary, a
+`--temperature` that is not positive, a negative `--length` or a `--device` this torch cannot use is
+one line, `error: ...`, and exit code 2.
 """
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -27,30 +32,43 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from labml_nn.experiments.checkpoint import latest_checkpoint, load_checkpoint
+from labml_nn.experiments.checkpoint import CheckpointError, newest_readable
+from labml_nn.experiments.config import UsageError, above, at_least, check_option, device_check
 from labml_nn.experiments.data import DataError, Vocabulary
+from labml_nn.transformers.hub import CONFIG_FILE, ModelFileError, load_pretrained, read_config
 
 
-def load_model(path: str, device: str = "cpu") -> Tuple[nn.Module, Vocabulary, dict]:
-    """The model (in evaluation mode), its vocabulary, and the raw checkpoint."""
-    checkpoint_file = Path(path)
-    if checkpoint_file.is_dir():
-        found = latest_checkpoint(checkpoint_file)
-        if found is None:
-            raise DataError(f"No checkpoint in the directory {checkpoint_file}.")
-        checkpoint_file = found
-    if not checkpoint_file.is_file():
-        raise DataError(f"No checkpoint at {checkpoint_file}.")
-    checkpoint = load_checkpoint(checkpoint_file, map_location=device)
-    # `"labml_nn.transformers.xl:TransformerXL"` → the class object.
-    module_name, _, qualname = checkpoint["model_class"].partition(":")
-    model_class = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        model_class = getattr(model_class, part)
-    model = model_class(**checkpoint["model_kwargs"])
-    model.load_state_dict(checkpoint["model"])
-    model.to(device).eval()
-    return model, Vocabulary.from_state(checkpoint["vocab"]), checkpoint
+def model_directory(path: str, report=print) -> Path:
+    """The directory to load: `path` itself when it holds a `config.json`, else its newest readable checkpoint."""
+    directory = Path(path)
+    if (directory / CONFIG_FILE).is_file():
+        return directory
+    if directory.is_file():
+        raise DataError(f"{directory} is a file: pass a run directory, a checkpoint directory or a model directory "
+                        f"(config.json + model.safetensors)"
+                        + (". It looks like a checkpoint of the old, unsafe format, which is not loaded."
+                           if directory.suffix == ".pt" else ""))
+    if not directory.is_dir():
+        raise DataError(f"No checkpoint or model directory at {directory}.")
+    try:
+        return newest_readable(directory, report).path
+    except CheckpointError as error:
+        raise DataError(str(error)) from None
+
+
+def load_model(path: str, device: str = "cpu") -> Tuple[nn.Module, Vocabulary]:
+    """The model (in evaluation mode) and its vocabulary, from a run, checkpoint or model directory."""
+    directory = model_directory(path, lambda line: print(line, file=sys.stderr))
+    try:
+        config = read_config(directory)
+        if "vocab" not in config:
+            raise DataError(f"{directory / CONFIG_FILE} has no vocabulary: sampling text needs a model trained by an "
+                            f"experiment, or saved with save_pretrained(directory, vocab=...)")
+        vocab = Vocabulary.from_state(config["vocab"])
+        model = load_pretrained(directory, device)
+    except ModelFileError as error:
+        raise DataError(str(error)) from None
+    return model, vocab
 
 
 @torch.no_grad()
@@ -63,21 +81,31 @@ def sample(model: nn.Module, vocab: Vocabulary, prompt: str, length: int,
 
 
 def main(argv: Optional[Sequence[str]] = None) -> str:
-    parser = argparse.ArgumentParser(description="Generate text from a saved checkpoint.",
+    parser = argparse.ArgumentParser(description="Generate text from a checkpoint or a model directory.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint file, or a run directory (its newest checkpoint)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="a run directory (its newest readable checkpoint), a checkpoint directory, or a model "
+                             "directory from save_pretrained / --export")
     parser.add_argument("--prompt", default="ROMEO:", help="the text to continue")
     parser.add_argument("--length", type=int, default=200, help="characters to generate")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
     parser.add_argument("--top-k", type=int, default=0, help="sample only among the k likeliest characters (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--device", default="cpu", help="device to run on")
+    parser.add_argument("--device", default="cpu", help="device to run on: cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
-    torch.manual_seed(args.seed)
     try:
-        model, vocab, _ = load_model(args.checkpoint, args.device)
+        check_option("length", args.length, at_least(0))
+        check_option("temperature", args.temperature, above(0.0))
+        check_option("top_k", args.top_k, at_least(0))
+        check_option("device", args.device, lambda d: "expected cpu, cuda or cuda:N" if d == "auto" else device_check(d))
+        torch.manual_seed(args.seed)
+        model, vocab = load_model(args.checkpoint, args.device)
+        unknown = sorted(set(args.prompt) - set(vocab.itos))
+        if unknown:
+            raise UsageError(f"--prompt {args.prompt!r}: the characters {''.join(unknown)!r} are not in the "
+                             f"model's vocabulary")
         text = sample(model, vocab, args.prompt, args.length, args.temperature, args.top_k or None)
-    except DataError as error:
+    except (DataError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2)
     print(text)

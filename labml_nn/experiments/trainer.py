@@ -45,23 +45,38 @@ needs.
 
 ## Resuming exactly
 
-A checkpoint holds everything the next step depends on: weights, optimiser moments, the step (the
-schedule is a pure function of it), the stream position, the memory and the random-number states
-of `random`, `numpy` and `torch`. Resuming a killed run therefore ends on the same weights as a run
-that was never interrupted; the tests check this to the bit. Validation and sampling run inside
-`torch.random.fork_rng`, so how often we look at the model never changes how it trains.
+A [checkpoint](checkpoint.html) holds everything the next step depends on: weights, optimiser
+moments, the step (the schedule is a pure function of it), the stream position, the memory and the
+random-number states of `random`, `numpy` and `torch`. Resuming a killed run therefore ends on the
+same weights as a run that was never interrupted; the tests check this to the bit. Validation and
+sampling run inside `torch.random.fork_rng`, so how often we look at the model never changes how it
+trains. All of it is stored as tensors and plain data (numpy's random state as a list of numbers,
+the compressive model's memory as a dictionary), so that the checkpoint loads with
+`weights_only=True` and nothing in it can run code.
+
+## Nothing is lost
+
+Every option is [checked](config.html) before the data is read, and what depends on the data (the
+prompt's characters) before the first step, so a bad option costs a second, not the run. A run
+takes a lock on its directory, refuses a directory that holds another run's checkpoints (unless
+`--overwrite`), and resumes from the newest checkpoint that reads whole.
 
 ## Several processes
 
 Started by `torchrun --nproc_per_node=N`, each process reads its own block of streams, keeps its own
 memory, and `DistributedDataParallel` averages the gradients, so all processes hold the same weights
 after every step. The batch size is per process; $N$ processes read $N$ times the text per step.
+A process that stops answering (hung, or stopped with `SIGSTOP`) would block the others in their
+next collective forever; every collective has a timeout instead (`--ddp-timeout`, 300 s by default),
+after which the run ends with a message that says so.
 """
 
+import datetime
 import json
 import math
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -74,13 +89,15 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from labml_nn.experiments.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from labml_nn.experiments.config import TrainConfig, config_to_dict, parse_config
+from labml_nn.experiments.checkpoint import (Checkpoint, CheckpointError, RunLock, clear_run, describe,
+                                             latest_checkpoint, legacy_checkpoints, list_checkpoints,
+                                             newest_readable, save_checkpoint)
+from labml_nn.experiments.config import TrainConfig, UsageError, config_to_dict, parse_config
 from labml_nn.experiments.data import DataError, StreamBatcher, Vocabulary, load_text, prepare
+from labml_nn.transformers.compressive import CompressiveMemory
 
-
-class UsageError(Exception):
-    """A mistake in how a run was started (for example `--resume` with nothing to resume)."""
+# The structured memories a checkpoint may hold, by name (see `to_plain`).
+MEMORY_TYPES = {"CompressiveMemory": CompressiveMemory}
 
 
 # ## Small helpers
@@ -93,35 +110,52 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    """The state of every random-number generator, for the checkpoint."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The state of every random-number generator, for the checkpoint, as tensors and plain data:
+    numpy's state holds an array, stored as a list of ints."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    """Apply `fn` to every tensor in nested lists, tuples and dicts.
+def to_plain(value: Any, fn: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> Any:
+    """A model's memory as tensors and plain data, for a checkpoint, with `fn` applied to every tensor.
 
-    The models' memory is opaque to us (a list of tensors for Transformer-XL, something richer for
-    the compressive model); this is all we need of it: to move it between devices for a checkpoint.
+    The memory is opaque to the trainer (a list of tensors for Transformer-XL, one tensor for the
+    Feedback Transformer, a named tuple for the compressive model); a named tuple becomes
+    `{"type": name, "fields": {...}}`, rebuilt by `from_plain` from [`MEMORY_TYPES`](#MEMORY_TYPES).
     """
     if isinstance(value, torch.Tensor):
         return fn(value)
     if isinstance(value, tuple) and hasattr(value, "_fields"):
-        return type(value)(*(map_tensors(v, fn) for v in value))
+        return {"type": type(value).__name__, "fields": {k: to_plain(v, fn) for k, v in value._asdict().items()}}
     if isinstance(value, (list, tuple)):
-        return type(value)(map_tensors(v, fn) for v in value)
-    if isinstance(value, dict):
-        return {k: map_tensors(v, fn) for k, v in value.items()}
+        return [to_plain(v, fn) for v in value]
+    return value
+
+
+def from_plain(value: Any, fn: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> Any:
+    """The memory `to_plain` wrote, with `fn` applied to every tensor."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, dict) and set(value) == {"type", "fields"}:
+        if value["type"] not in MEMORY_TYPES:
+            raise CheckpointError(f"unknown memory type {value['type']!r} in the checkpoint")
+        return MEMORY_TYPES[value["type"]](**{k: from_plain(v, fn) for k, v in value["fields"].items()})
+    if isinstance(value, list):
+        return [from_plain(v, fn) for v in value]
     return value
 
 
@@ -148,17 +182,18 @@ class Distributed:
         return self.rank == 0
 
 
-def init_distributed(device_type: str) -> Distributed:
+def init_distributed(device_type: str, timeout: float) -> Distributed:
     """Join the process group if `torchrun` (or a test) set `WORLD_SIZE` above 1.
 
     `torchrun` sets `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR` and `MASTER_PORT`. NCCL is the
-    backend for GPUs, gloo the one for CPUs.
+    backend for GPUs, gloo the one for CPUs. Every collective gives up after `timeout` seconds.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Distributed()
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo",
+                                timeout=datetime.timedelta(seconds=timeout))
     return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size(),
                        local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
@@ -175,7 +210,7 @@ def resolve_device(name: str, local_rank: int) -> torch.device:
 
 
 # Builds the keyword arguments of the model's constructor from the configuration and the vocabulary
-# size. The checkpoint stores the result, so `sample` can rebuild the model without the experiment.
+# size. The checkpoint's `config.json` stores them, so `sample` can rebuild the model without the experiment.
 ModelKwargs = Callable[[Any, int], Dict[str, Any]]
 
 
@@ -185,11 +220,6 @@ class ParamGroup:
     name: str
     params: List[nn.Parameter]
     lr: float
-
-
-def class_path(cls: type) -> str:
-    """`module:QualName`, enough to import the class again."""
-    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 # ## The trainer
@@ -205,52 +235,74 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, model_class: type, model_kwargs: ModelKwargs):
-        self.config = c = config
+        self.config = config
         self.model_class = model_class
+        self.lock: Optional[RunLock] = None
+        self.dist = Distributed()
         # Thread counts are global to the process; `close()` puts back the one we found.
         self.threads_before = torch.get_num_threads()
+        try:
+            self._setup(model_kwargs)
+        except BaseException:
+            # A run that cannot start releases what it took: its lock, the process group, the threads.
+            self.close()
+            raise
+
+    def _setup(self, model_kwargs: ModelKwargs) -> None:
+        c = self.config
+        model_class = self.model_class
         if c.threads > 0:
             torch.set_num_threads(c.threads)
         self.device = resolve_device(c.device, int(os.environ.get("LOCAL_RANK", "0")))
-        self.dist = init_distributed(self.device.type)
+        self.dist = init_distributed(self.device.type, c.ddp_timeout)
         if self.dist.world_size > 1 and self.device.type == "cpu" and c.threads <= 0:
             # Processes on one CPU share its cores; without this each would start a thread per core.
             local = int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world_size))
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
         self.run_dir = Path(c.checkpoint_dir) / c.name
+        if self.dist.is_main:
+            self.claim_run_dir()
 
         # The checkpoint we continue from, if any. Its vocabulary wins over the text's, so that a
         # resumed model's outputs keep their meaning.
-        self.resume_from: Optional[dict] = None
+        self.resume_from: Optional[Checkpoint] = None
         if c.resume:
-            path = latest_checkpoint(self.run_dir)
-            if path is None:
-                raise UsageError(f"--resume: there is no checkpoint in {self.run_dir} to resume from. "
-                                 f"Start without --resume, or pass the --name and --checkpoint-dir "
-                                 f"of the run to continue.")
-            self.resume_from = load_checkpoint(path, map_location=self.device)
-            self.resume_path = path
+            try:
+                self.resume_from = newest_readable(self.run_dir, self.log, map_location=self.device)
+            except CheckpointError as error:
+                raise UsageError(f"--resume: {error}. Start without --resume, or pass the --name and "
+                                 f"--checkpoint-dir of the run to continue.") from None
+            self.resume_path = self.resume_from.path
 
         # ### Data
-        saved_vocab = Vocabulary.from_state(self.resume_from["vocab"]) if self.resume_from else None
+        saved_vocab = Vocabulary.from_state(self.resume_from.config["vocab"]) if self.resume_from else None
         data = prepare(load_text(c.data or None, c.data_url), c.valid_fraction, vocab=saved_vocab)
         self.vocab = data.vocab
+        unknown = sorted(set(c.prompt) - set(self.vocab.itos))
+        if unknown:
+            raise UsageError(f"--prompt {c.prompt!r}: the characters {''.join(unknown)!r} are not in the "
+                             f"vocabulary of the text")
         self.train_batches = StreamBatcher(data.train, c.batch_size, self.dist.rank, self.dist.world_size)
         self.valid_batches = StreamBatcher(data.valid, c.batch_size, self.dist.rank, self.dist.world_size)
-        if self.valid_batches.num_windows(c.seq_len) == 0:
-            raise DataError(f"The validation text is too short for {c.batch_size * self.dist.world_size} "
-                            f"streams of {c.seq_len} characters; use a smaller --batch-size or --seq-len, "
-                            f"or a larger --valid-fraction.")
+        for batches, part in [(self.train_batches, "training"), (self.valid_batches, "validation")]:
+            if batches.num_windows(c.seq_len) == 0:
+                raise DataError(f"The {part} text is too short for {c.batch_size * self.dist.world_size} "
+                                f"streams of {c.seq_len} characters; use a smaller --batch-size or --seq-len"
+                                + (", or a larger --valid-fraction." if part == "validation" else "."))
 
         # ### Model
         # Every process seeds the same generator before building the model, so all start from the
         # same weights (`DistributedDataParallel` would copy rank 0's anyway).
         seed_everything(c.seed)
         self.model_kwargs = model_kwargs(c, len(self.vocab))
-        self.module: nn.Module = model_class(**self.model_kwargs).to(self.device)
+        try:
+            self.module: nn.Module = model_class(**self.model_kwargs).to(self.device)
+        except ValueError as error:
+            # The model's own checks of its arguments, for a combination of options.
+            raise UsageError(f"the model options do not fit together: {error}") from None
         if self.resume_from is not None:
             self._check_same_model(self.resume_from)
-            self.module.load_state_dict(self.resume_from["model"])
+            self.module.load_state_dict(self.resume_from.weights)
         # `self.model` is what we call to train: the module itself, or its DDP wrapper that averages
         # gradients across processes during `backward()`.
         self.model: nn.Module = self.module
@@ -276,21 +328,41 @@ class Trainer:
         self.memory: Any = None
         self.valid_bpc: Optional[float] = None
         if self.resume_from is not None:
-            self._restore(self.resume_from)
+            self._restore(self.resume_from.trainer)
             self.resume_from = None
+
+    def claim_run_dir(self) -> None:
+        """Lock the run directory, and refuse (or with `--overwrite`, clear) another run's checkpoints."""
+        c = self.config
+        try:
+            self.lock = RunLock(self.run_dir).acquire()
+        except CheckpointError as error:
+            raise UsageError(str(error)) from None
+        if c.resume:
+            return
+        existing = list_checkpoints(self.run_dir) + legacy_checkpoints(self.run_dir)
+        if existing and not c.overwrite:
+            raise UsageError(f"{self.run_dir} already holds the checkpoints of another run ({describe(existing)}). "
+                             f"Continue it with --resume, choose another --name or --checkpoint-dir, or pass "
+                             f"--overwrite to delete them and start over.")
+        if existing:
+            clear_run(self.run_dir)
+            self.log(f"--overwrite: deleted {len(existing)} checkpoint(s) of the earlier run in {self.run_dir}")
 
     # `DistributedDataParallel` must be told when some parameters may get no gradient in a step.
     find_unused_parameters = False
 
-    def _check_same_model(self, checkpoint: dict) -> None:
-        if checkpoint["config"]["batch_size"] != self.config.batch_size:
+    def _check_same_model(self, checkpoint: Checkpoint) -> None:
+        trainer = checkpoint.trainer
+        if trainer["config"]["batch_size"] != self.config.batch_size:
             raise UsageError(f"--resume: {self.resume_path} was trained with --batch-size "
-                             f"{checkpoint['config']['batch_size']}; its memory and stream positions "
+                             f"{trainer['config']['batch_size']}; its memory and stream positions "
                              f"only fit that batch size.")
-        if checkpoint["model_class"] != class_path(self.model_class) or checkpoint["model_kwargs"] != self.model_kwargs:
-            raise UsageError(f"--resume: {self.resume_path} holds a {checkpoint['model_class']} with "
-                             f"{checkpoint['model_kwargs']}, but this run builds a {class_path(self.model_class)} "
-                             f"with {self.model_kwargs}. Use the same model options as the run you resume.")
+        name = checkpoint.config.get("model_class")
+        if name != self.model_class.__name__ or trainer["model_kwargs"] != self.model_kwargs:
+            raise UsageError(f"--resume: {self.resume_path} holds a {name} with {trainer['model_kwargs']}, "
+                             f"but this run builds a {self.model_class.__name__} with {self.model_kwargs}. "
+                             f"Use the same model options as the run you resume.")
 
     # ### The three methods experiments override
 
@@ -354,23 +426,20 @@ class Trainer:
     # ### Checkpoints
 
     def state_dict(self) -> dict:
-        """Everything needed to rebuild the model (`sample`) and to continue the run (`--resume`).
+        """Everything beside the weights that `--resume` needs, as tensors and plain data.
 
         The memory and the random states differ between processes, so they are gathered from every
         process into `per_process`; the weights and optimiser moments are the same everywhere.
         """
-        own = {"memory": map_tensors(self.memory, lambda t: t.detach().cpu()),
+        own = {"memory": to_plain(self.memory, lambda t: t.detach().cpu()),
                "rng": rng_state(), "data": self.train_batches.state_dict()}
         per_process = [own]
         if self.dist.world_size > 1:
             per_process = [None] * self.dist.world_size
             dist.all_gather_object(per_process, own)
         return {
-            "model_class": class_path(self.model_class),
             "model_kwargs": self.model_kwargs,
             "config": config_to_dict(self.config),
-            "vocab": self.vocab.to_state(),
-            "model": self.module.state_dict(),
             "optimisers": [o.state_dict() for o in self.optimisers],
             "step": self.step,
             "tokens": self.tokens,
@@ -388,7 +457,7 @@ class Trainer:
         if state["world_size"] == self.dist.world_size:
             own = state["per_process"][self.dist.rank]
             self.train_batches.load_state_dict(own["data"])
-            self.memory = map_tensors(own["memory"], lambda t: t.to(self.device))
+            self.memory = from_plain(own["memory"], lambda t: t.to(self.device))
             set_rng_state(own["rng"])
         else:
             # The streams are cut differently with a different number of processes, so neither the
@@ -400,7 +469,8 @@ class Trainer:
         # Every process takes part in gathering the state; only the first writes it.
         state = self.state_dict()
         if self.dist.is_main:
-            save_checkpoint(state, self.run_dir, self.step, keep=self.config.keep_checkpoints)
+            save_checkpoint(self.run_dir, self.step, self.module, state, vocab=self.vocab.to_state(),
+                            keep=self.config.keep_checkpoints)
 
     # ### Reporting
 
@@ -469,6 +539,9 @@ class Trainer:
             if self.dist.is_main:
                 self.log(f"--- sample ---\n{self.sample()}\n---")
         self.save()
+        if finished and c.export and self.dist.is_main:
+            self.module.save_pretrained(c.export, vocab=self.vocab.to_state())
+            self.log(f"exported the model to {c.export}")
         summary = {"name": c.name, "model": self.model_class.__name__, "parameters": n_params,
                    "step": self.step, "tokens": self.tokens, "train_seconds": round(self.train_time, 2),
                    "valid_bpc": self.valid_bpc, "finished": finished,
@@ -529,22 +602,38 @@ class Trainer:
     def close(self) -> None:
         if self.dist.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
+        if self.lock is not None:
+            self.lock.release()
         torch.set_num_threads(self.threads_before)
 
 
 # ## The command line
 
+# What a collective says when a peer is gone: gloo's and NCCL's timeouts, and a closed connection.
+_PEER_LOST = re.compile(r"timed out|timeout|connection (closed|reset)|broken pipe|ECONNRESET", re.IGNORECASE)
+
 def run_experiment(config_class: Type[TrainConfig], model_class: type, model_kwargs: ModelKwargs,
                    argv: Optional[Sequence[str]] = None, trainer_class: Type[Trainer] = Trainer,
                    description: Optional[str] = None) -> dict:
-    """Parse the options, train, and turn the errors a person must fix into one clear message."""
-    config = parse_config(config_class, argv, description)
+    """Parse and check the options, train, and turn the errors a person must fix into one line
+    (`error: ...`, exit code 2)."""
+    trainer = None
     try:
+        config = parse_config(config_class, argv, description)
         trainer = trainer_class(config, model_class, model_kwargs)
-        try:
-            return trainer.run()
-        finally:
-            trainer.close()
-    except (DataError, UsageError) as error:
+        return trainer.run()
+    except (DataError, UsageError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2)
+    except (dist.DistError, RuntimeError) as error:
+        # A collective gave up (gloo raises a plain `RuntimeError`): another process of the run stopped
+        # answering within the timeout, or died. Anything else is a bug, and keeps its traceback.
+        if trainer is None or trainer.dist.world_size == 1 or not _PEER_LOST.search(str(error)):
+            raise
+        first = str(error).strip().splitlines()[0]
+        print(f"error: another process of this run did not answer within --ddp-timeout {trainer.config.ddp_timeout} s, "
+              f"or it ended ({first})", file=sys.stderr)
+        raise SystemExit(1)
+    finally:
+        if trainer is not None:
+            trainer.close()

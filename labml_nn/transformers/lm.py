@@ -39,8 +39,12 @@ def norm_args(norm: nn.LayerNorm) -> tuple:
     return norm.normalized_shape, norm.weight, norm.bias, norm.eps
 
 
-def check_tokens(x: torch.Tensor, num_tokens: int, name: str = 'x') -> None:
-    """Raise a clear `TypeError`/`ValueError` unless `x` is an integer tensor `[batch_size, seq_len]` of ids in `[0, num_tokens)`."""
+def check_tokens(x: torch.Tensor, num_tokens: int, name: str = 'x') -> torch.Tensor:
+    """
+    Return `x` as a `LongTensor`, raising a clear `TypeError`/`ValueError` unless it is an integer tensor
+    `[batch_size, seq_len]` of ids in `[0, num_tokens)`. Ids of any integer dtype (`uint8`, `int16`, ...)
+    are accepted and converted, since `nn.Embedding` takes only `int32` and `int64`.
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of token ids [batch_size, seq_len], got {type(x).__name__}")
     if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
@@ -50,17 +54,32 @@ def check_tokens(x: torch.Tensor, num_tokens: int, name: str = 'x') -> None:
                          f"({x.dim()} dimensions)")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} must have at least one sequence and one token, got shape {tuple(x.shape)}")
-    low, high = int(x.min()), int(x.max())
-    if low < 0 or high >= num_tokens:
-        raise ValueError(f"token ids in {name} must lie in [0, {num_tokens}), got values from {low} to {high}")
+    x = x.long()
+    # Reading the values is a synchronisation, and under `torch.compile` a graph break: a compiled
+    # model leaves the range to the embedding's own check.
+    if not torch.compiler.is_compiling():
+        low, high = int(x.min()), int(x.max())
+        if low < 0 or high >= num_tokens:
+            raise ValueError(f"token ids in {name} must lie in [0, {num_tokens}), got values from {low} to {high}")
+    return x
 
 
-def check_layer_memory(memory: Sequence[torch.Tensor], depth: int, batch_size: int, dim: int,
+def check_memory_tensor(mem: torch.Tensor, like: torch.Tensor, name: str) -> None:
+    """A memory tensor must have the dtype and device of the model's weights (`like`)."""
+    if mem.dtype != like.dtype or mem.device != like.device:
+        raise TypeError(f"{name} is {mem.dtype} on {mem.device}, but the model computes in {like.dtype} on "
+                        f"{like.device}: pass the memory the model returned, or convert it with "
+                        f".to({like.dtype}, device='{like.device}')")
+
+
+def check_layer_memory(memory: Sequence[torch.Tensor], depth: int, batch_size: int, like: torch.Tensor,
                        name: str = 'memory') -> List[torch.Tensor]:
     """
-    Check a per-layer memory: a list of `depth` tensors, each `[batch_size, mem_len, dim]`.
-    Returns it as a list; raises an error that names the expected and the received shape.
+    Check a per-layer memory: a list of `depth` tensors, each `[batch_size, mem_len, dim]`, in the dtype
+    and on the device of `like` (a weight of the model, `[..., dim]`). Returns it as a list; raises an
+    error that names the expected and the received shape, dtype or device.
     """
+    dim = like.shape[-1]
     if isinstance(memory, torch.Tensor) or not isinstance(memory, (list, tuple)):
         raise TypeError(f"{name} must be the list of per-layer tensors returned with return_memory=True, "
                         f"got {type(memory).__name__}")
@@ -73,6 +92,7 @@ def check_layer_memory(memory: Sequence[torch.Tensor], depth: int, batch_size: i
         if mem.dim() != 3 or mem.shape[0] != batch_size or mem.shape[2] != dim:
             raise ValueError(f"{name}[{layer}] must have shape [batch_size={batch_size}, mem_len, dim={dim}], "
                              f"got {tuple(mem.shape)}: was it made for another batch size or model?")
+        check_memory_tensor(mem, like, f"{name}[{layer}]")
     return list(memory)
 
 
@@ -113,14 +133,15 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[
 
 def check_generate_args(prompt: torch.Tensor, num_tokens: int, length: int, temperature: float,
                         top_k: Optional[int]) -> None:
-    """The checks every `generate` makes before it starts."""
-    check_tokens(prompt, num_tokens, 'prompt')
+    """The checks every `generate` makes before it starts; returns the prompt as a `LongTensor`."""
+    prompt = check_tokens(prompt, num_tokens, 'prompt')
     if not isinstance(length, int) or length < 0:
         raise ValueError(f"length must be a non-negative int, got {length!r}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0 (use top_k=1 for greedy decoding), got {temperature!r}")
     if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"top_k must be None or a positive int, got {top_k!r}")
+    return prompt
 
 
 def generate_loop(model: nn.Module, prompt: torch.Tensor, length: int, temperature: float,
@@ -132,7 +153,7 @@ def generate_loop(model: nn.Module, prompt: torch.Tensor, length: int, temperatu
     mode throughout and goes back to its previous mode afterwards. Returns
     `[batch_size, prompt_len + length]`.
     """
-    check_generate_args(prompt, model.num_tokens, length, temperature, top_k)
+    prompt = check_generate_args(prompt, model.num_tokens, length, temperature, top_k)
     was_training = model.training
     model.eval()
     try:

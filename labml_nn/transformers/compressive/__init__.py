@@ -75,6 +75,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from labml_nn.transformers.hub import Pretrained
 from labml_nn.transformers.lm import check_layer_memory, check_tokens, generate_loop, head_size
 from labml_nn.transformers.xl import KVCache, TransformerXLLayer
 
@@ -248,7 +249,7 @@ class GenerationCache(NamedTuple):
     mem: torch.Tensor
 
 
-class CompressiveTransformer(nn.Module):
+class CompressiveTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/1911.05507"):
     r"""
     The Compressive Transformer language model: token embedding, `depth`
     [compressive layers](#CompressiveLayer), a final layer norm and the output projection, in the same
@@ -301,13 +302,13 @@ class CompressiveTransformer(nn.Module):
         if not isinstance(memory, CompressiveMemory):
             raise TypeError(f"memory must be the CompressiveMemory(mem, cmem) returned with return_memory=True, "
                             f"got {type(memory).__name__}")
-        mem = check_layer_memory(memory.mem, self.depth, batch_size, self.dim, 'memory.mem')
-        cmem = check_layer_memory(memory.cmem, self.depth, batch_size, self.dim, 'memory.cmem')
+        mem = check_layer_memory(memory.mem, self.depth, batch_size, self.token_emb.weight, 'memory.mem')
+        cmem = check_layer_memory(memory.cmem, self.depth, batch_size, self.token_emb.weight, 'memory.cmem')
         return mem, cmem
 
     def forward(self, x: torch.Tensor, memory: Optional[CompressiveMemory] = None,
                 return_memory: bool = False, return_aux_loss: bool = False):
-        check_tokens(x, self.num_tokens)
+        x = check_tokens(x, self.num_tokens)
         if memory is not None:
             mems, cmems = self.check_memory(memory, x.shape[0])
         else:

@@ -47,7 +47,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from labml_nn.experiments.config import TrainConfig, option
+from labml_nn.experiments.config import TrainConfig, above, at_least, option, probability
 from labml_nn.experiments.trainer import ParamGroup, Trainer, run_experiment
 from labml_nn.transformers.compressive import CompressiveTransformer
 
@@ -56,16 +56,16 @@ from labml_nn.transformers.compressive import CompressiveTransformer
 class Config(TrainConfig):
     """Train a character-level Compressive Transformer on Tiny Shakespeare."""
     name: str = option("compressive", "name of the run; checkpoints go to CHECKPOINT_DIR/NAME")
-    dim: int = option(128, "model width")
-    depth: int = option(4, "number of layers")
-    heads: int = option(4, "attention heads")
-    dim_head: int = option(32, "width of each head")
-    mem_len: int = option(32, "uncompressed hidden states kept per layer")
-    cmem_len: int = option(16, "compressed memories kept per layer")
-    cmem_ratio: int = option(4, "old memories compressed into one, the compression rate c")
-    attn_dropout: float = option(0.0, "dropout on the attention weights")
-    ff_dropout: float = option(0.0, "dropout in the feed-forward blocks")
-    compression_lr: float = option(1e-3, "peak learning rate of the compression network's optimiser")
+    dim: int = option(128, "model width", at_least(1))
+    depth: int = option(4, "number of layers", at_least(1))
+    heads: int = option(4, "attention heads", at_least(1))
+    dim_head: int = option(32, "width of each head", at_least(1))
+    mem_len: int = option(32, "uncompressed hidden states kept per layer", at_least(0))
+    cmem_len: int = option(16, "compressed memories kept per layer", at_least(0))
+    cmem_ratio: int = option(4, "old memories compressed into one, the compression rate c", at_least(1))
+    attn_dropout: float = option(0.0, "dropout on the attention weights", probability)
+    ff_dropout: float = option(0.0, "dropout in the feed-forward blocks", probability)
+    compression_lr: float = option(1e-3, "peak learning rate of the compression network's optimiser", above(0.0))
 
 
 def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:

@@ -92,7 +92,8 @@ from torch import nn
 from labml_nn.transformers.feed_forward import FeedForward
 from labml_nn.transformers.feedback.kv_buffer import KVHistory
 from labml_nn.transformers.feedback.step import LayerSteps, LayerWeights, MemorySteps, StepOptions
-from labml_nn.transformers.lm import append_memory, check_tokens, generate_loop, head_size
+from labml_nn.transformers.hub import Pretrained
+from labml_nn.transformers.lm import append_memory, check_memory_tensor, check_tokens, generate_loop, head_size
 from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
 
 # The keys and the values of a memory window, each `[batch_size, heads, P, dim_head]` (or, as the key/value
@@ -224,7 +225,7 @@ class FeedbackLayer(nn.Module):
         return LayerSteps(weights, options)
 
 
-class FeedbackTransformer(nn.Module):
+class FeedbackTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/2002.09402"):
     r"""
     The Feedback Transformer language model.
 
@@ -278,6 +279,7 @@ class FeedbackTransformer(nn.Module):
         if memory.dim() != 3 or memory.shape[0] != batch_size or memory.shape[2] != self.dim:
             raise ValueError(f"memory must have shape [batch_size={batch_size}, mem_len, dim={self.dim}], got "
                              f"{tuple(memory.shape)}: was it made for another batch size or model?")
+        check_memory_tensor(memory, self.token_emb.weight, "memory")
         return memory[:, max(0, memory.shape[1] - self.mem_len):]
 
     def start_histories(self, memory: Optional[torch.Tensor], batch_size: int, capacity: int,
@@ -356,7 +358,7 @@ class FeedbackTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, memory: Optional[torch.Tensor] = None, return_memory: bool = False
                 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        check_tokens(x, self.num_tokens)
+        x = check_tokens(x, self.num_tokens)
         batch_size, T = x.shape
         if memory is not None:
             memory = self.check_memory(memory, batch_size)

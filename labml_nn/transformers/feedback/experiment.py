@@ -45,7 +45,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence
 
-from labml_nn.experiments.config import TrainConfig, option
+from labml_nn.experiments.config import TrainConfig, at_least, option, probability
 from labml_nn.experiments.trainer import Trainer, run_experiment
 from labml_nn.transformers.feedback import FeedbackTransformer
 
@@ -54,19 +54,19 @@ from labml_nn.transformers.feedback import FeedbackTransformer
 class Config(TrainConfig):
     """Train a character-level Feedback Transformer on Tiny Shakespeare."""
     name: str = option("feedback", "name of the run; checkpoints go to CHECKPOINT_DIR/NAME")
-    seq_len: int = option(32, "characters per segment (the longest, once the curriculum is over)")
-    dim: int = option(128, "model width")
-    depth: int = option(4, "number of layers")
-    heads: int = option(4, "attention heads")
-    dim_head: int = option(32, "width of each head")
-    mem_len: int = option(64, "past steps of the shared feedback memory")
+    seq_len: int = option(32, "characters per segment (the longest, once the curriculum is over)", at_least(1))
+    dim: int = option(128, "model width", at_least(1))
+    depth: int = option(4, "number of layers", at_least(1))
+    heads: int = option(4, "attention heads", at_least(1))
+    dim_head: int = option(32, "width of each head", at_least(1))
+    mem_len: int = option(64, "past steps of the shared feedback memory", at_least(1))
     shared_kv: bool = option(True, "compute keys and values of the memory once, shared by all layers")
-    attn_dropout: float = option(0.0, "dropout on the attention weights")
-    ff_dropout: float = option(0.0, "dropout in the feed-forward blocks")
+    attn_dropout: float = option(0.0, "dropout on the attention weights", probability)
+    ff_dropout: float = option(0.0, "dropout in the feed-forward blocks", probability)
     window: int = option(1, "tokens the model processes in parallel, its seq_len (1: the paper's exact "
-                            "token-by-token model; larger trades exactness for speed)")
-    curriculum_steps: int = option(300, "steps over which segments grow to seq_len (0: no curriculum)")
-    curriculum_start_len: int = option(8, "segment length at the start of the curriculum")
+                            "token-by-token model; larger trades exactness for speed)", at_least(1))
+    curriculum_steps: int = option(300, "steps over which segments grow to seq_len (0: no curriculum)", at_least(0))
+    curriculum_start_len: int = option(8, "segment length at the start of the curriculum", at_least(1))
 
 
 def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:

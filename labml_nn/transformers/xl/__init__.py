@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from labml_nn.transformers.feed_forward import FeedForward
+from labml_nn.transformers.hub import Pretrained
 from labml_nn.transformers.lm import (append_memory, check_layer_memory, check_tokens, generate_loop,
                                       head_size, norm_args)
 from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
@@ -137,7 +138,7 @@ class LayerStep:
         return h + self.ff(F.layer_norm(h, *self.ff_norm))
 
 
-class TransformerXL(nn.Module):
+class TransformerXL(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/1901.02860"):
     r"""
     The Transformer-XL language model: token embedding, `depth` [layers](#TransformerXLLayer) each with
     its own memory, a final layer norm and the output projection.
@@ -167,9 +168,9 @@ class TransformerXL(nn.Module):
     def forward(self, x: torch.Tensor, memory: Optional[List[torch.Tensor]] = None,
                 return_memory: bool = False
                 ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
-        check_tokens(x, self.num_tokens)
+        x = check_tokens(x, self.num_tokens)
         if memory is not None:
-            memory = check_layer_memory(memory, self.depth, x.shape[0], self.dim)
+            memory = check_layer_memory(memory, self.depth, x.shape[0], self.token_emb.weight)
         # $h^0$, `[batch_size, seq_len, dim]`. No position embedding: positions enter only as distances,
         # inside attention.
         h = self.token_emb(x)

@@ -30,7 +30,7 @@ the [results table](../../../readme.md#results) compares against (`make results`
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence
 
-from labml_nn.experiments.config import TrainConfig, option
+from labml_nn.experiments.config import TrainConfig, at_least, option, probability
 from labml_nn.experiments.trainer import run_experiment
 from labml_nn.transformers.xl import TransformerXL
 
@@ -39,13 +39,13 @@ from labml_nn.transformers.xl import TransformerXL
 class Config(TrainConfig):
     """Train a character-level Transformer-XL on Tiny Shakespeare."""
     name: str = option("xl", "name of the run; checkpoints go to CHECKPOINT_DIR/NAME")
-    dim: int = option(128, "model width")
-    depth: int = option(4, "number of layers")
-    heads: int = option(4, "attention heads")
-    dim_head: int = option(32, "width of each head")
-    mem_len: int = option(64, "hidden states kept per layer (0: no memory)")
-    attn_dropout: float = option(0.0, "dropout on the attention weights")
-    ff_dropout: float = option(0.0, "dropout in the feed-forward blocks")
+    dim: int = option(128, "model width", at_least(1))
+    depth: int = option(4, "number of layers", at_least(1))
+    heads: int = option(4, "attention heads", at_least(1))
+    dim_head: int = option(32, "width of each head", at_least(1))
+    mem_len: int = option(64, "hidden states kept per layer (0: no memory)", at_least(0))
+    attn_dropout: float = option(0.0, "dropout on the attention weights", probability)
+    ff_dropout: float = option(0.0, "dropout in the feed-forward blocks", probability)
 
 
 def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:

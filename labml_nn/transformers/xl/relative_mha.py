@@ -168,6 +168,8 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
     def __init__(self, dim: int, heads: int, dim_head: int, dropout: float = 0.0, nearest_distance: int = 0):
         # The paper's projections have no bias: the biases $u$ and $v$ below take that role.
         super().__init__(dim, heads, dim_head, dropout, bias=False)
+        if dim % 2 != 0:
+            raise ValueError(f"the sinusoidal encoding of distances needs an even dim, got {dim}")
         self.dim = dim
         # The distance of the last key from the last query: 0 in Transformer-XL, where a position attends
         # to itself; the [Feedback Transformer](../feedback/index.html), whose keys lie strictly in the past,
