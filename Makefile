@@ -30,24 +30,33 @@ utils/node_modules/.installed: utils/package.json utils/package-lock.json
 	cd utils && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# "Checked by" shows the outcomes `make test` recorded (when the file is there).
 site: install utils/node_modules/.installed
-	$(PY) -m utils.build --out docs
+	$(PY) -m utils.build --out docs --test-results .test-results/results.json
 
 serve: site
 	@echo "Serving the site on http://127.0.0.1:8000"
 	$(PY) -m http.server 8000 --bind 127.0.0.1 --directory docs
 
+# tests/conftest.py writes the outcome of every test there, for `make site`.
 test: install utils/node_modules/.installed
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --test-results .test-results/results.json
 
-notebooks: install
-	$(PY) -m utils.run_notebooks
+# The notebooks as a user runs them: a fresh virtual environment with only the package installed
+# (from a built wheel, not the repository), each kernel started outside the repository.
+NOTEBOOK_VENV := .venv-notebooks
+notebooks:
+	rm -rf $(NOTEBOOK_VENV)
+	$(PYTHON) -m venv $(NOTEBOOK_VENV)
+	$(NOTEBOOK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(NOTEBOOK_VENV)/bin/python -m pip install -q -c constraints.txt '.[notebooks]' nbclient nbformat ipykernel
+	$(NOTEBOOK_VENV)/bin/python scripts/run_notebooks.py
 
 # The pictures on the paper pages (trains small models briefly; a few minutes).
 pictures: install
-	$(PY) -m utils.pictures
+	$(PY) -m scripts.pictures
 
-$(BENCH_VENV)/.installed: bench/requirements.txt constraints.txt
+$(BENCH_VENV)/.installed: bench/requirements.txt constraints.txt setup.py
 	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_PY) -m pip install -q --upgrade pip
 	$(BENCH_PY) -m pip install -q -c constraints.txt -e .
@@ -64,4 +73,4 @@ results: $(BENCH_VENV)/.installed
 	$(BENCH_PY) -m bench.results
 
 clean:
-	rm -rf docs $(VENV) $(BENCH_VENV) utils/node_modules
+	rm -rf docs $(VENV) $(BENCH_VENV) $(NOTEBOOK_VENV) utils/node_modules

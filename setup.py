@@ -40,6 +40,8 @@ setup(
             "matplotlib",
             "playwright",
         ],
+        # The pictures module (labml_nn.experiments.pictures) and the notebooks draw with matplotlib.
+        "notebooks": ["matplotlib"],
         "docs": [
             "markdown-it-py>=3",
             "mdit-py-plugins>=0.4",

@@ -11,11 +11,16 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-import torch
+# torch.compile keeps what it compiled in a cache on disk; a benchmark that reports compile time starts
+# from an empty one, so that the time is what a first run costs.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="labml_nn_bench_inductor_"))
+
+import torch  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "reports"
 
@@ -97,6 +102,19 @@ def training_memory_mb(step: Callable[[], None], steps: int = 10) -> dict:
     return dict(peak_mb=peak, train_mb=peak - before)
 
 
+def compile_model(model: torch.nn.Module, static: bool = False) -> Callable:
+    """`model` under `torch.compile` as the trainer's `--compile` builds it (`static`: `--compile-shapes static`,
+    one graph per input shape; else torch's default)."""
+    return torch.compile(model, dynamic=False if static else None)
+
+
+def first_call_seconds(fn: Callable[[], None]) -> float:
+    """The seconds of one call of `fn`: for a compiled model's first call, its compile time."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def run_isolated(module: str, *args: str, timeout: int = 600) -> dict:
     """
     Run `python -m module args...` in a fresh process that prints one JSON object on its last line.
@@ -109,13 +127,22 @@ def run_isolated(module: str, *args: str, timeout: int = 600) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def times(x: float) -> str:
+    """A ratio as the pages quote it: `1.27×`."""
+    return f"{x:.2f}×"
+
+
 def write_report(name: str, title: str, rows: List[dict], columns: List[str], notes: str = "",
-                 extra: Optional[dict] = None) -> Path:
-    """Write `reports/<name>.json` and `reports/<name>.md` (a markdown table with the machine named)."""
+                 extra: Optional[dict] = None, figures: Optional[Dict[str, str]] = None) -> Path:
+    """
+    Write `reports/<name>.json` and `reports/<name>.md` (a markdown table with the machine named).
+    `figures` are the formatted numbers the pages quote, `{report:<name>.<key>}` in their prose: the
+    site build takes them from the JSON, so a page never carries a number typed by hand.
+    """
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     meta = dict(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), config=CONFIG)
-    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(dict(meta=meta, rows=rows, extra=extra or {}),
-                                                         indent=2))
+    (RESULTS_DIR / f"{name}.json").write_text(json.dumps(dict(meta=meta, rows=rows, extra=extra or {},
+                                                              figures=figures or {}), indent=2))
     meta["load_average"] = os.getloadavg()[0]
     lines = [f"### {title}", "", f"Measured {meta['date']} on {meta['machine']}; load average "
                                  f"{meta['load_average']:.1f} when the report was written (other work on the "
@@ -175,32 +202,3 @@ def import_labml_nn_release(*modules: str) -> dict:
             del sys.modules[k]
         sys.modules.update(ours)
     return loaded
-
-
-# The reports readme.md's results section is made of, in this order.
-README_REPORTS = ["results.md", "xl.md", "compressive.md", "feedback.md", "long_memory.md"]
-
-
-def update_readme() -> None:
-    """
-    Rewrite the results section of readme.md (between its `results:start` and `results:end` markers,
-    written as empty link definitions, `[//]: # (results:start)`, which markdown renders as nothing)
-    from the reports in `bench/reports/`, so the tables readers see are the ones last measured.
-    Headings inside reports are demoted to fit under the readme's `## Results`.
-    """
-    readme = RESULTS_DIR.parent.parent / "readme.md"
-    text = readme.read_text(encoding="utf-8")
-    start, end = "[//]: # (results:start)", "[//]: # (results:end)"
-    if start not in text or end not in text:
-        return
-    parts = []
-    for name in README_REPORTS:
-        path = RESULTS_DIR / name
-        if path.exists():
-            lines = path.read_text(encoding="utf-8").strip().splitlines()
-            parts.append("\n".join(("###" + line.lstrip("#")) if line.startswith("#") else line
-                                   for line in lines))
-    body = "\n\n".join(parts) if parts else "No benchmark has been run yet: `make bench`, `make results`."
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n\n{body}\n\n{end}{tail}", encoding="utf-8")

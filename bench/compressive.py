@@ -11,7 +11,9 @@ segments of 32, memory 32, batch 8, no dropout) with a compressed memory of 16 a
   backward and an AdamW step, carrying the memory from one segment to the next, as each library's
   own training loop does.
 * **Generation**: a 32-token prompt continued by 64 tokens, so that positions are evicted and
-  compressed along the way. Ours uses `generate` (cached keys and values); compressive-transformer-pytorch
+  compressed along the way. Ours uses `generate` (the cached generation page, `compressive/generation.py`),
+  and, as a row of its own, the model's forward pass token by token (`generate(..., cached=False)`);
+  compressive-transformer-pytorch
   uses its `AutoregressiveWrapper.generate`, which reruns the current segment for every token;
   labml-nn has no generator, so it is driven token by token with its memory, the way its experiment samples.
 
@@ -26,8 +28,9 @@ from typing import Dict, List, NamedTuple, Optional
 import torch
 from torch import nn
 
-from bench.common import (CONFIG, import_labml_nn_release, interleaved, lm_loss, machine, median,
-                          setup_threads, write_report)
+from bench.common import (CONFIG, compile_model, first_call_seconds,
+                          import_labml_nn_release, interleaved, lm_loss, machine,
+                          median, setup_threads, times, write_report)
 from labml_nn.transformers.compressive import CompressiveTransformer
 
 CMEM_LEN, CMEM_RATIO = 16, 4
@@ -44,12 +47,18 @@ def batch(seed: int, length: int) -> torch.Tensor:
 class Ours:
     name = 'ours'
 
-    def __init__(self):
+    def __init__(self, compiled: bool = False, cached: bool = True):
         torch.manual_seed(0)
         self.model = CompressiveTransformer(num_tokens=CONFIG['num_tokens'], dim=CONFIG['dim'],
                                             depth=CONFIG['depth'], heads=CONFIG['heads'],
-                                            mem_len=CONFIG['mem_len'], cmem_len=CMEM_LEN, cmem_ratio=CMEM_RATIO,
+                                            mem_len=CONFIG['mem_len'], cmem_len=CMEM_LEN, compression_rate=CMEM_RATIO,
                                             ff_mult=CONFIG['ff'] // CONFIG['dim'])
+        self.forward = compile_model(self.model, static=True) if compiled else self.model
+        self.cached = cached
+        if compiled:
+            self.name = 'ours, torch.compile'
+        elif not cached:
+            self.name = 'ours, generation by forward calls'
         # The paper's split: the compression functions have their own optimiser.
         self.opt = torch.optim.AdamW(self.model.main_parameters(), lr=1e-4, fused=True)
         self.compression_opt = torch.optim.AdamW(self.model.compression_parameters(), lr=1e-4, fused=True)
@@ -58,7 +67,7 @@ class Ours:
 
     def train_step(self):
         x, y = self.data[:, :-1], self.data[:, 1:]
-        logits, self.memory, aux = self.model(x, memory=self.memory, return_memory=True, return_aux_loss=True)
+        logits, self.memory, aux = self.forward(x, memory=self.memory, return_memory=True, return_aux_loss=True)
         loss = lm_loss(logits, y)
         self.opt.zero_grad(set_to_none=True)
         self.compression_opt.zero_grad(set_to_none=True)
@@ -67,7 +76,7 @@ class Ours:
         self.compression_opt.step()
 
     def generate(self, prompt):
-        return self.model.generate(prompt, GEN_LEN, top_k=1)
+        return self.model.generate(prompt, GEN_LEN, top_k=1, cached=self.cached)
 
 
 class LucidrainsPeer:
@@ -184,28 +193,46 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     setup_threads(args.threads)
     models = [Ours(), LucidrainsPeer(), LabmlPeer()]
+    # The readable model under torch.compile; its first steps (memories filling) compile, timed apart.
+    compiled = Ours(compiled=True)
+    compile_seconds = sum(first_call_seconds(compiled.train_step) for _ in range(5))
     tokens_per_step = CONFIG['batch_size'] * CONFIG['seq_len']
-    train: Dict[str, List[float]] = interleaved({m.name: m.train_step for m in models}, rounds=9, warmup=3, calls=3)
+    train: Dict[str, List[float]] = interleaved({m.name: m.train_step for m in models + [compiled]}, rounds=9,
+                                                warmup=3, calls=3)
 
     prompt = batch(2, PROMPT_LEN)
-    for m in models:
+    readable = Ours(cached=False)
+    generators = models + [readable]
+    for m in generators:
         for attr in ('model', 'modules'):
             if hasattr(m, attr):
                 getattr(m, attr).eval()
-    gen = interleaved({m.name: (lambda m=m: m.generate(prompt)) for m in models}, rounds=5, warmup=1)
+    gen = interleaved({m.name: (lambda m=m: m.generate(prompt)) for m in generators}, rounds=5, warmup=1)
 
     ours_train = tokens_per_step / median(train['ours'])
     ours_gen = CONFIG['batch_size'] * GEN_LEN / median(gen['ours'])
     rows = []
-    for m in models:
-        train_tps = tokens_per_step / median(train[m.name])
-        gen_tps = CONFIG['batch_size'] * GEN_LEN / median(gen[m.name])
-        rows.append({'model': m.name, 'train tokens/s': train_tps, 'train: ours ×': ours_train / train_tps,
-                     'generate tokens/s': gen_tps, 'generate: ours ×': ours_gen / gen_tps})
+    for m in models + [compiled, readable]:
+        train_tps = tokens_per_step / median(train[m.name]) if m.name in train else None
+        gen_tps = CONFIG['batch_size'] * GEN_LEN / median(gen[m.name]) if m.name in gen else None
+        rows.append({'model': m.name, 'train tokens/s': train_tps or 'n/a',
+                     'train: ours ×': ours_train / train_tps if train_tps else 'n/a',
+                     'generate tokens/s': gen_tps or 'n/a', 'generate: ours ×': ours_gen / gen_tps if gen_tps else 'n/a'})
     for row in rows:
-        print(f"{row['model']:<40} train {row['train tokens/s']:>9,.0f} tok/s (ours ×{row['train: ours ×']:.2f})   "
-              f"generate {row['generate tokens/s']:>8,.0f} tok/s (ours ×{row['generate: ours ×']:.2f})")
-    notes = (f"Compressed memory {CMEM_LEN}, compression rate {CMEM_RATIO}. Training step: forward, LM loss + "
+        print(row)
+    by_name = {row['model']: row for row in rows}
+    figures = dict(train_vs_ctp=times(by_name[models[1].name]['train: ours ×']),
+                   train_vs_labml_nn=times(by_name[models[2].name]['train: ours ×']),
+                   generate_vs_ctp=times(by_name[models[1].name]['generate: ours ×']),
+                   generate_cached_vs_forward_calls=times(by_name[readable.name]['generate: ours ×']),
+                   compiled_vs_eager=times(1 / by_name[compiled.name]['train: ours ×']),
+                   compile_seconds=f"{compile_seconds:.0f} s")
+    notes = (f"Which path: 'ours' trains the readable model of the page, eagerly, and generates through the cached "
+             f"generation page (`compressive/generation.py`, the default of `generate`); 'ours, torch.compile' is the "
+             f"same model under `torch.compile` (inductor) with `--compile-shapes static`, the experiment's default (one "
+             f"graph per shape), whose first five steps took {compile_seconds:.0f} s "
+             f"(compiling, not in the rate); 'ours, generation by forward calls' is `generate(..., cached=False)`. "
+             f"Compressed memory {CMEM_LEN}, compression rate {CMEM_RATIO}. Training step: forward, LM loss + "
              f"attention-reconstruction loss, backward, AdamW step, memory carried (medians of 9 interleaved "
              f"rounds of 3 steps). Generation: prompt {PROMPT_LEN}, {GEN_LEN} new tokens, batch "
              f"{CONFIG['batch_size']} (medians of 5 interleaved rounds). 'ours ×' is our throughput over the "
@@ -213,13 +240,14 @@ def main(argv: Optional[List[str]] = None) -> None:
              f"labml-nn is run token by token with its memory (no key/value cache); ours caches keys and values. "
              f"compressive-transformer-pytorch detaches its key/value projection weights in place when it first "
              f"computes its reconstruction loss, so from then on its training step skips their gradients. "
-             f"labml-nn's feed-forward is given GELU, like ours (its default is ReLU).")
+             f"labml-nn's feed-forward is given GELU, like ours (its default is ReLU). Floors: training ≥ 1.3× "
+             f"both peers, generation ≥ 3× compressive-transformer-pytorch.")
     # The machine is shared: say how busy it was, since a loaded 2-core machine slows every model, and
     # models with many small operations most.
     notes += f" Load average during the run: {os.getloadavg()[0]:.1f} (1 min)."
     path = write_report('compressive', 'Compressive Transformer throughput', rows,
                         ['model', 'train tokens/s', 'train: ours ×', 'generate tokens/s', 'generate: ours ×'],
-                        notes=notes)
+                        notes=notes, extra=dict(compile_seconds=compile_seconds), figures=figures)
     print(f"{machine()}\nwrote {path}")
 
 

@@ -5,7 +5,9 @@ At CONFIG (vocab 65, dim 128, heads 4, depth 4, feed-forward 512, segment 32, me
 dropout 0) this measures, interleaved in one process with 2 threads:
 
 * training-step tokens/s: forward, backward and an AdamW step on a 32-token segment, token by token
-  (`seq_len=1`, the paper's model) for every model;
+  (`seq_len=1`, the paper's model) for every model; ours with its default, hand-written step
+  (`feedback/step.py`), with `step="autograd"` (the readable recurrence of the model's page through
+  autograd), and with that under `torch.compile`;
 * generation tokens/s: 32 new tokens after a 32-token prompt, batch 8, greedy. feedback-transformer-pytorch
   has no generator; it is driven token by token with its key/value memory, which is its cached path.
   labml-nn 0.5.1 has no memory across calls and no generator, so it is not timed for generation;
@@ -23,9 +25,16 @@ from typing import List, Optional
 import torch
 from torch import nn
 
-from bench.common import (CONFIG, import_labml_nn_release, interleaved, lm_loss, median, run_isolated,
-                          setup_threads, training_memory_mb, write_report)
+from bench.common import (CONFIG, compile_model, first_call_seconds,
+                          import_labml_nn_release, interleaved, lm_loss, median,
+                          run_isolated, setup_threads, times, training_memory_mb, write_report)
 from labml_nn.transformers.feedback import FeedbackTransformer
+from labml_nn.transformers.feedback.kv_buffer import ConcatHistory
+
+
+class ConcatFeedbackTransformer(FeedbackTransformer):
+    """Our model with the key/value history of `torch.cat`, which the custom function replaces."""
+    History = ConcatHistory
 
 C = CONFIG
 TOKENS_PER_STEP = C["batch_size"] * C["seq_len"]
@@ -60,13 +69,20 @@ class Runner:
 
 class Ours(Runner):
     def __init__(self, shared_kv: bool = True, kv_buffer: bool = True, length: int = C["seq_len"],
-                 mem_len: int = C["mem_len"]):
+                 mem_len: int = C["mem_len"], step: str = "hand-written", compiled: bool = False):
         self.name = "ours" if shared_kv else "ours (per-layer KV)"
+        if step != "hand-written":
+            self.name += f", step={step}" + (", torch.compile" if compiled else "")
         torch.manual_seed(0)
-        self.model = FeedbackTransformer(num_tokens=C["num_tokens"], dim=C["dim"], depth=C["depth"],
-                                         heads=C["heads"], dim_head=DIM_HEAD, ff_mult=C["ff"] // C["dim"],
-                                         mem_len=mem_len, seq_len=1, shared_kv=shared_kv, kv_buffer=kv_buffer)
+        model_class = FeedbackTransformer if kv_buffer else ConcatFeedbackTransformer
+        self.model = model_class(num_tokens=C["num_tokens"], dim=C["dim"], depth=C["depth"],
+                                 heads=C["heads"], dim_head=DIM_HEAD, ff_mult=C["ff"] // C["dim"],
+                                 mem_len=mem_len, seq_len=1, shared_kv=shared_kv, step=step)
+        self.forward = compile_model(self.model) if compiled else self.model
         self.setup(length)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x)
 
     def generate(self, prompt, n):
         return self.model.generate(prompt, n, top_k=1)
@@ -165,13 +181,19 @@ def main(argv: Optional[List[str]] = None) -> dict:
         return {}
     setup_threads(2)
     runners = [Ours(), Ours(shared_kv=False), Lucidrains(), LabmlNN(), LabmlNN(shared_kv=False)]
-    samples = interleaved({r.name: r.train_step for r in runners}, rounds=args.rounds, warmup=2)
+    readable = Ours(step="autograd")
+    # The readable step under torch.compile: the whole 32-step recurrence is traced, so the first call
+    # compiles for a long time; it is timed apart.
+    compiled = Ours(step="autograd", compiled=True)
+    compile_seconds = first_call_seconds(compiled.train_step)
+    timed = runners + [readable, compiled]
+    samples = interleaved({r.name: r.train_step for r in timed}, rounds=args.rounds, warmup=2)
     train = {name: TOKENS_PER_STEP / median(s) for name, s in samples.items()}
     print(train, flush=True)
 
     new_tokens = 32
     prompt = _data()[:, :C["seq_len"]]
-    generators = runners[:3]
+    generators = runners[:3] + [readable]
     samples = interleaved({r.name: (lambda r=r: r.generate(prompt, new_tokens)) for r in generators},
                           rounds=args.rounds, warmup=1)
     gen = {name: C["batch_size"] * new_tokens / median(s) for name, s in samples.items()}
@@ -180,21 +202,36 @@ def main(argv: Optional[List[str]] = None) -> dict:
     buffer_rows = measure_buffer()
 
     rows = []
-    for r in runners:
+    for r in timed:
         rows.append({
             "model": r.name,
             "train tokens/s": train[r.name],
             "ours ÷ this (train)": train["ours"] / train[r.name],
             "generate tokens/s": gen.get(r.name, "n/a"),
             "ours ÷ this (generate)": gen["ours"] / gen[r.name] if r.name in gen else "n/a",
-            "training memory MiB": memory[r.name]["train_mb"],
+            "training memory MiB": memory[r.name]["train_mb"] if r.name in memory else "n/a",
         })
+    by_length = {b["length"]: b for b in buffer_rows}
+    figures = dict(train_vs_feedback_transformer_pytorch=times(train["ours"] / train[runners[2].name]),
+                   train_vs_labml_nn_shared_kv=times(train["ours"] / train[runners[3].name]),
+                   generate_vs_feedback_transformer_pytorch=times(gen["ours"] / gen[runners[2].name]),
+                   hand_written_vs_autograd=times(train["ours"] / train[readable.name]),
+                   hand_written_vs_compiled=times(train["ours"] / train[compiled.name]),
+                   compile_seconds=f"{compile_seconds:.0f} s",
+                   buffer_memory_128=times(by_length[128]["cat_growth_mb"] / by_length[128]["buffer_growth_mb"]),
+                   buffer_memory_512=times(by_length[512]["cat_growth_mb"] / by_length[512]["buffer_growth_mb"]),
+                   buffer_speed_128=times(by_length[128]["speedup"]),
+                   buffer_speed_512=times(by_length[512]["speedup"]))
     buffer_table = ["| segment = memory | buffer ms/step | torch.cat ms/step | speed-up | buffer step memory MiB "
                     "| torch.cat step memory MiB |", "|---|---|---|---|---|---|"]
     for b in buffer_rows:
         buffer_table.append(f"| {b['length']} | {b['buffer_ms']:.0f} | {b['cat_ms']:.0f} | {b['speedup']:.2f}× "
                             f"| {b['buffer_growth_mb']:.0f} | {b['cat_growth_mb']:.0f} |")
-    notes = ("All models run token by token (`seq_len=1`). Training: forward, backward and AdamW on a fresh "
+    notes = (f"Which path: 'ours' and 'ours (per-layer KV)' train and generate with the hand-written step "
+             f"(`feedback/step.py`, the default); 'step=autograd' is the readable recurrence of the model's page "
+             f"through autograd, and 'torch.compile' that model compiled (its first step took "
+             f"{compile_seconds:.0f} s, compiling, not in the rate).\n\n"
+             "All models run token by token (`seq_len=1`). Training: forward, backward and AdamW on a fresh "
              "32-token segment. Generation: 32 new tokens after a 32-token prompt, batch 8, greedy; "
              "feedback-transformer-pytorch is driven token by token with its key/value memory; labml-nn 0.5.1 "
              "has neither memory across calls nor a generator. Feed-forward: GELU in ours and in labml-nn (set; its "
@@ -207,7 +244,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
              "with length.\n\n" + "\n".join(buffer_table))
     path = write_report("feedback", "Feedback Transformer: training and generation throughput", rows,
                         ["model", "train tokens/s", "ours ÷ this (train)", "generate tokens/s",
-                         "ours ÷ this (generate)", "training memory MiB"], notes, extra=dict(buffer=buffer_rows))
+                         "ours ÷ this (generate)", "training memory MiB"], notes,
+                        extra=dict(buffer=buffer_rows, compile_seconds=compile_seconds), figures=figures)
     print(path.read_text())
     return dict(rows=rows, buffer=buffer_rows)
 

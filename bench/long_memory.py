@@ -14,8 +14,8 @@ the query, so:
   exactly when $D <$ `seq_len`;
 * a model that attends to `mem_len` remembered positions can see the key when
   $D <$ `seq_len + mem_len`;
-* the compressive transformer, with `cmem_len` compressed slots of `cmem_ratio` positions each,
-  covers $D <$ `seq_len + mem_len + cmem_len * cmem_ratio`, while attending to only
+* the compressive transformer, with `cmem_len` compressed slots of `compression_rate` positions each,
+  covers $D <$ `seq_len + mem_len + cmem_len * compression_rate`, while attending to only
   `seq_len + mem_len + cmem_len` keys.
 
 Each model reads an episode segment by segment, carrying its memory, exactly as it reads text; the
@@ -44,6 +44,11 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from bench.common import machine
+from labml_nn.transformers.compressive import CompressiveTransformer
+from labml_nn.transformers.feedback import FeedbackTransformer
+from labml_nn.transformers.xl import TransformerXL
 
 RESULTS_DIR = Path(__file__).resolve().parent / "reports"
 SITE_PICTURE = Path(__file__).resolve().parent.parent / "labml_nn" / "transformers" / "pictures" / "long_memory.png"
@@ -117,16 +122,15 @@ class ModelSpec:
 
 
 def model_specs(task: RecallTask, dim: int, depth: int, heads: int, mem_len: int, cmem_len: int,
-                cmem_ratio: int, names: List[str]) -> Tuple[List[ModelSpec], List[str]]:
-    """The models to compare, and notes on those that could not be built (not yet importable)."""
-    from labml_nn.transformers.xl import TransformerXL
+                compression_rate: int, names: List[str]) -> List[ModelSpec]:
+    """The models to compare."""
 
     S = task.seq_len
     # Transformer-XL gets the same attention length as the compressive transformer:
     # `mem_len + cmem_len` remembered positions.
     xl_mem = mem_len + cmem_len
     common = dict(num_tokens=task.num_tokens, dim=dim, depth=depth, heads=heads)
-    specs, skipped = [], []
+    specs = []
     for name in names:
         if name == "baseline":
             specs.append(ModelSpec("baseline", lambda: TransformerXL(**common, mem_len=0),
@@ -136,23 +140,13 @@ def model_specs(task: RecallTask, dim: int, depth: int, heads: int, mem_len: int
                                    attention_len=S + xl_mem, reach=S - 1 + xl_mem,
                                    note=f"TransformerXL, mem_len={xl_mem}"))
         elif name == "compressive":
-            try:
-                from labml_nn.transformers.compressive import CompressiveTransformer
-            except ImportError as e:
-                skipped.append(f"compressive: not importable ({e})")
-                continue
             specs.append(ModelSpec(
                 "compressive",
                 lambda: CompressiveTransformer(**common, mem_len=mem_len, cmem_len=cmem_len,
-                                               cmem_ratio=cmem_ratio),
-                attention_len=S + mem_len + cmem_len, reach=S - 1 + mem_len + cmem_len * cmem_ratio,
-                note=f"mem_len={mem_len}, cmem_len={cmem_len}, cmem_ratio={cmem_ratio}"))
+                                               compression_rate=compression_rate),
+                attention_len=S + mem_len + cmem_len, reach=S - 1 + mem_len + cmem_len * compression_rate,
+                note=f"mem_len={mem_len}, cmem_len={cmem_len}, compression_rate={compression_rate}"))
         elif name == "feedback":
-            try:
-                from labml_nn.transformers.feedback import FeedbackTransformer
-            except ImportError as e:
-                skipped.append(f"feedback: not importable ({e})")
-                continue
             specs.append(ModelSpec(
                 "feedback",
                 # `seq_len=1`: the exact model, one token at a time.
@@ -161,7 +155,7 @@ def model_specs(task: RecallTask, dim: int, depth: int, heads: int, mem_len: int
                 note=f"mem_len={xl_mem}, token by token; the recurrence has no fixed reach"))
         else:
             raise ValueError(f"unknown model {name!r}: choose from baseline, xl, compressive, feedback")
-    return specs, skipped
+    return specs
 
 
 def read_segment(model: nn.Module, x: torch.Tensor, memory: Any) -> Tuple[torch.Tensor, Any, Optional[torch.Tensor]]:
@@ -281,8 +275,6 @@ def write_outputs(out_dir: Path, results: dict) -> Dict[str, Path]:
               "Keys attended: segment + memory + compressed memory for the layered models; the feedback "
               "model attends to its memory vectors only (the segment's tokens reach it through them). "
               "Train s: wall-clock seconds, which on a shared machine also measure the other users' load."]
-    if results.get("skipped"):
-        lines += ["", "Not run: " + "; ".join(results["skipped"]) + "."]
     paths["md"].write_text("\n".join(lines) + "\n")
 
     import matplotlib
@@ -324,10 +316,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict:
     task = RecallTask(seq_len=args.seq_len, num_segments=args.num_segments, num_noise=args.num_noise,
                       num_keys=args.num_keys)
     distances = args.distances or default_distances(task)
-    specs, skipped = model_specs(task, args.dim, args.depth, args.heads, args.mem_len, args.cmem_len,
-                                 args.cmem_ratio, args.models)
-    for note in skipped:
-        log(f"skipping {note}")
+    specs = model_specs(task, args.dim, args.depth, args.heads, args.mem_len, args.cmem_len,
+                        args.compression_rate, args.models)
     models = []
     for spec in specs:
         torch.manual_seed(args.seed)
@@ -341,16 +331,11 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict:
                            reach=spec.reach, train_seconds=trained["train_seconds"],
                            final_loss=sum(trained["losses"][-20:]) / len(trained["losses"][-20:]),
                            accuracy=accuracy))
-    try:
-        from bench.common import machine
-        machine_line = machine()
-    except Exception:  # the report still stands without the machine line
-        machine_line = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
-    results = dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine=machine_line,
+    results = dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine=machine(),
                    task=dict(asdict(task), episode_len=task.episode_len), distances=distances,
                    dim=args.dim, depth=args.depth, heads=args.heads, steps=args.steps,
                    batch_size=args.batch_size, lr=args.lr, eval_episodes=args.eval_episodes,
-                   seed=args.seed, models=models, skipped=skipped)
+                   seed=args.seed, models=models)
     paths = write_outputs(Path(args.out_dir), results)
     log(f"wrote {', '.join(str(p) for p in paths.values())}")
     return results
@@ -377,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mem-len", type=int, default=8, help="the compressive transformer's memory")
     p.add_argument("--cmem-len", type=int, default=4,
                    help="its compressed memory; Transformer-XL and feedback get mem_len + cmem_len")
-    p.add_argument("--cmem-ratio", type=int, default=4, help="compression rate c")
+    p.add_argument("--compression-rate", "--cmem-ratio", type=int, default=4, help="compression rate c")
     p.add_argument("--eval-episodes", type=int, default=256, help="test episodes per distance")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)

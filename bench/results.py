@@ -159,7 +159,7 @@ def rows(seq_len: int) -> List[Row]:
         Row("xl", "Transformer-XL (ours)", xl, ["--mem-len", "32"], "32 states / layer"),
         Row("baseline", "No memory (Transformer-XL, mem_len 0)", xl, ["--mem-len", "0"], "none"),
         Row("compressive", "Compressive Transformer (ours)", ["-m", "labml_nn.transformers.compressive.experiment"],
-            ["--mem-len", "32", "--cmem-len", "16", "--cmem-ratio", "4"], "32 states + 16 compressed (×4) / layer"),
+            ["--mem-len", "32", "--cmem-len", "16", "--compression-rate", "4"], "32 states + 16 compressed (×4) / layer"),
         Row("feedback", "Feedback Transformer (ours)", ["-m", "labml_nn.transformers.feedback.experiment"],
             ["--mem-len", "32", "--curriculum-steps", "0"], "32 shared states"),
         Row("reference", "labml-nn 0.5.1 Transformer-XL", ["-m", "bench.results", "--reference"],
@@ -311,9 +311,6 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit("bench.results: no run finished; the reports were left as they were")
     path = write_report(results, args, Path(args.out))
     print(path.read_text())
-    if Path(args.out).resolve() == OUT_DIR.resolve():
-        from bench.common import update_readme
-        update_readme()
 
 
 if __name__ == "__main__":

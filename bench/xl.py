@@ -4,8 +4,11 @@ Transformer-XL side by side with x-transformers and labml-nn 0.5.1.
 At CONFIG (vocab 65, dim 128, heads 4, depth 4, feed-forward 512, segment 32, memory 32, batch 8,
 dropout 0) this measures, interleaved in one process with 2 threads:
 
-* training-step tokens/s: forward, backward and an AdamW step on a segment, carrying memory;
-* generation tokens/s: 64 new tokens after a 32-token prompt, batch 8, top-k sampling;
+* training-step tokens/s: forward, backward and an AdamW step on a segment, carrying memory; ours is the
+  readable model of the page, eager and under `torch.compile` (its compile time reported apart);
+* generation tokens/s: 64 new tokens after a 32-token prompt, batch 8, top-k sampling; ours through the
+  fast generation page (`generate`, the default) and through the model's own forward pass, token by
+  token (`generate(..., cached=False)`);
 * cached evaluation at attention length 512: the per-token cost of our cached generation with a
   512-position memory against recomputing a full forward over the last 512 tokens for every token;
 * peak memory of a training run of each model, each in a fresh process.
@@ -20,8 +23,9 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
-from bench.common import (CONFIG, import_labml_nn_release, interleaved, lm_loss, median, run_isolated,
-                          setup_threads, training_memory_mb, write_report)
+from bench.common import (CONFIG, compile_model, first_call_seconds,
+                          import_labml_nn_release, interleaved, lm_loss, median,
+                          run_isolated, setup_threads, times, training_memory_mb, write_report)
 from labml_nn.transformers.xl import TransformerXL
 
 C = CONFIG
@@ -66,10 +70,16 @@ class _Stream:
 class Ours(Runner):
     name = "ours"
 
-    def __init__(self, mem_len: int = C["mem_len"]):
+    def __init__(self, mem_len: int = C["mem_len"], compiled: bool = False, cached: bool = True):
         torch.manual_seed(0)
         self.model = TransformerXL(num_tokens=C["num_tokens"], dim=C["dim"], depth=C["depth"], heads=C["heads"],
                                    mem_len=mem_len, ff_mult=C["ff"] // C["dim"])
+        self.forward = compile_model(self.model) if compiled else self.model
+        self.cached = cached
+        if compiled:
+            self.name = "ours, torch.compile"
+        elif not cached:
+            self.name = "ours, generation by forward calls"
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
         self.stream, self.memory = _Stream(), None
 
@@ -77,13 +87,13 @@ class Ours(Runner):
         x, y, restart = self.stream.next()
         if restart:
             self.memory = None
-        logits, self.memory = self.model(x, memory=self.memory, return_memory=True)
+        logits, self.memory = self.forward(x, memory=self.memory, return_memory=True)
         self.opt.zero_grad(set_to_none=True)
         lm_loss(logits, y).backward()
         self.opt.step()
 
     def generate(self, prompt, n):
-        return self.model.generate(prompt, n, top_k=8)
+        return self.model.generate(prompt, n, top_k=8, cached=self.cached)
 
 
 class XTransformers(Runner):
@@ -225,22 +235,39 @@ def main(argv: Optional[List[str]] = None) -> dict:
         return {}
     setup_threads(2)
     runners = [Ours(), XTransformers(), LabmlNN()]
-    train = measure_training(runners, args.rounds)
-    gen = measure_generation(runners[:2], args.rounds)
+    # The readable model under torch.compile: its first steps compile (the memory grows from empty to
+    # full over the first two, which compiles twice); that time is reported apart.
+    compiled = Ours(compiled=True)
+    compile_seconds = sum(first_call_seconds(compiled.train_step) for _ in range(3))
+    train = measure_training(runners + [compiled], args.rounds)
+    readable = Ours(cached=False)
+    gen = measure_generation([runners[0], runners[1], readable], args.rounds)
     cached = measure_cached_eval(max(3, args.rounds // 2))
     memory = {r.name: run_isolated("bench.xl", "--memory-child", r.name) for r in runners}
 
     rows = []
-    for r in runners:
+    for r in runners + [compiled, readable]:
         rows.append({
             "model": r.name,
-            "train tokens/s": train[r.name],
-            "ours ÷ this (train)": train["ours"] / train[r.name],
+            "train tokens/s": train.get(r.name, "n/a"),
+            "ours ÷ this (train)": train["ours"] / train[r.name] if r.name in train else "n/a",
             "generate tokens/s": gen.get(r.name, "n/a"),
             "ours ÷ this (generate)": gen["ours"] / gen[r.name] if r.name in gen else "n/a",
-            "training memory MiB": memory[r.name]["train_mb"],
+            "training memory MiB": memory[r.name]["train_mb"] if r.name in memory else "n/a",
         })
-    notes = (f"Cached evaluation at attention length 512 (batch 1): {cached['cached_ms']:.2f} ms per token "
+    figures = dict(train_vs_x_transformers=times(train["ours"] / train["x-transformers"]),
+                   train_vs_labml_nn=times(train["ours"] / train["labml-nn 0.5.1"]),
+                   generate_vs_x_transformers=times(gen["ours"] / gen["x-transformers"]),
+                   generate_fast_vs_forward_calls=times(gen["ours"] / gen[readable.name]),
+                   cached_eval_speedup=times(cached["speedup"]),
+                   compiled_vs_eager=times(train[compiled.name] / train["ours"]),
+                   compile_seconds=f"{compile_seconds:.0f} s")
+    notes = (f"Which path: 'ours' trains the readable model of the page, eagerly, and generates through the fast "
+             f"generation page (`xl/generation.py`, the default of `generate`); 'ours, torch.compile' is the same "
+             f"model under `torch.compile` (inductor), whose first three steps took {compile_seconds:.0f} s "
+             f"(compiling, not in the rate); 'ours, generation by forward calls' generates with the model's own "
+             f"forward pass, token by token (`generate(..., cached=False)`).\n\n"
+             f"Cached evaluation at attention length 512 (batch 1): {cached['cached_ms']:.2f} ms per token "
              f"with the key/value cache against {cached['recompute_ms']:.2f} ms recomputing the 512-token context "
              f"for every token: **{cached['speedup']:.1f}× faster**.\n\n"
              "Generation: 64 new tokens after a 32-token prompt, batch 8, top-k 8; x-transformers through its "
@@ -251,7 +278,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
              "feed-forward (labml-nn's is set to GELU; its default is ReLU).")
     path = write_report("xl", "Transformer-XL: training and generation throughput", rows,
                         ["model", "train tokens/s", "ours ÷ this (train)", "generate tokens/s",
-                         "ours ÷ this (generate)", "training memory MiB"], notes, extra=dict(cached_eval=cached))
+                         "ours ÷ this (generate)", "training memory MiB"], notes,
+                        extra=dict(cached_eval=cached, compile_seconds=compile_seconds), figures=figures)
     print(path.read_text())
     return dict(rows=rows, cached=cached)
 

@@ -2,6 +2,7 @@
 checks that decide whether KaTeX and Chromium are there. Imported by the tests, not a conftest."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import textwrap
@@ -14,25 +15,34 @@ KATEX_CSS = REPO / "utils" / "node_modules" / "katex" / "dist" / "katex.min.css"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+# The real site's notation tables are checked as strictly as the fixtures': a table that names a
+# variable its page's code never uses fails the build.
+REAL_SITE_NOTATION = "fail"
+
+
+def in_ci() -> bool:
+    """Whether the environment variable CI holds a true value (`CI=true`, `1`, `yes`, `on`)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip on a developer's machine; in CI a missing prerequisite is a failure, never a skip."""
+    if in_ci():
+        pytest.fail(f"{reason} (a failure, not a skip, because CI is set)")
+    pytest.skip(reason)
 
 
 def need_katex() -> None:
     """KaTeX comes from `cd utils && npm ci` (make test does it); without it, fail in CI, else skip."""
     if KATEX_CSS.exists() and shutil.which("node"):
         return
-    reason = "KaTeX is not installed: run `cd utils && npm ci` (make test does)"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    skip_or_fail("KaTeX is not installed: run `cd utils && npm ci` (make test does)")
 
 
 def need_chromium() -> None:
     if Path(CHROMIUM).exists():
         return
-    reason = f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver (.ci/run does)"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    skip_or_fail(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver (.ci/run does)")
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -146,3 +156,114 @@ FIXTURE = {
 
 def fixture_repo(root: Path, extra: dict[str, str] | None = None) -> Path:
     return write(root, {**FIXTURE, **(extra or {})})
+
+
+def built_fixture_site(tmp_path_factory, extra: dict[str, str]) -> Path:
+    """The fixture repository with `extra` files, built (without test results) into a fresh folder."""
+    from utils.build import build
+    need_katex()
+    root = fixture_repo(tmp_path_factory.mktemp("repo"), extra)
+    out = tmp_path_factory.mktemp("site") / "docs"
+    build(root, out, results=False)
+    return out
+
+
+# A module with a notation table and prose that uses every kind of occurrence, a test file that
+# declares pages in every supported way, for the notation, "checked by" and browser tests.
+NOTATION = {
+    "labml_nn/paper/notation.py": '''
+        r"""
+        ---
+        title: Fixture notation
+        summary: Symbols that link to code.
+        ---
+
+        # Fixture notation
+
+        The score is $$s = q_i^\\top k_j + \\hat{x} + x'$$ and the output $o = W_o\\,x$.
+
+        | symbol | meaning | code | shape |
+        |---|---|---|---|
+        | $q_i$ | query | `q` | `[batch_size, dim]` |
+        | $k_j$, $W_o$ | key, output projection | `k`, `self.w_o` | |
+        | $x$, $x'$ | input and output | `x`, `out` | |
+        | $\\hat{x}$ | the normalised input | `x_hat` | |
+        | | the memory | `memory.mem[0]` | |
+
+        Inline `q` and `x` in the prose are the same names; `qq` is not.
+
+        ```python
+        example = q + k
+        print(example)
+        ```
+        """
+
+
+        # The scores $q_i^\\top k_j$ of one query.
+        def scores(q, k):
+            return q @ k
+
+
+        class Layer:
+            """A layer that maps $x$ to $x'$."""
+
+            def __init__(self):
+                self.w_o = 1
+                self.mem = []
+
+            def forward(self, x, memory):
+                r"""Normalise: $\\hat{x}$ from $x$, then $x' = W_o \\hat{x}$ (plus $x$)."""
+                x_hat = x / 2
+                out = x_hat * self.w_o + len(memory.mem) + x
+                return out
+        ''',
+    "tests/test_paper.py": '''
+        """Tests of the fixture's pages."""
+        import pytest
+
+        pytestmark = [pytest.mark.checks("labml_nn/paper/notation.py"), pytest.mark.filterwarnings("ignore")]
+
+
+        def test_scores_are_dot_products():
+            pass
+
+
+        @pytest.mark.parametrize("n", [1, 2, 3])
+        def test_layer_maps_x_to_x_prime(n):
+            pass
+
+
+        @pytest.mark.checks("labml_nn/paper/attention.py")
+        class TestAttentionScores:
+            def test_match_the_paper(self):
+                pass
+
+            def test_are_causal(self):
+                pass
+
+
+        @pytest.mark.checks("labml_nn/paper/readme.md", "readme.md")
+        def test_readme_links_resolve():
+            pass
+        ''',
+}
+
+# Outcomes of a run of tests/test_paper.py (test_readme_links_resolve did not run).
+OUTCOMES = {
+    "tests/test_paper.py::test_scores_are_dot_products": "passed",
+    "tests/test_paper.py::test_layer_maps_x_to_x_prime[1]": "passed",
+    "tests/test_paper.py::test_layer_maps_x_to_x_prime[2]": "passed",
+    "tests/test_paper.py::test_layer_maps_x_to_x_prime[3]": "failed",
+    "tests/test_paper.py::TestAttentionScores::test_match_the_paper": "passed",
+    "tests/test_paper.py::TestAttentionScores::test_are_causal": "skipped",
+}
+
+
+def write_results(path: Path, commit: str | None = "0123456789abcdef0123456789abcdef01234567",
+                  outcomes: dict[str, str] | None = None, dirty: bool = False,
+                  date: str = "2026-11-30 12:00 UTC") -> Path:
+    """A results file as tests/conftest.py writes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"format": 1, "date": date, "commit": commit, "dirty": dirty,
+                                "tests": OUTCOMES if outcomes is None else outcomes}), encoding="utf-8")
+    return path

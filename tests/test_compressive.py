@@ -8,13 +8,15 @@ from labml_nn.transformers.compressive import (CompressiveLayer, CompressiveMemo
                                                ConvCompression)
 from labml_nn.transformers.xl import TransformerXL, TransformerXLLayer
 
+pytestmark = pytest.mark.checks("labml_nn/transformers/compressive/__init__.py", "labml_nn/transformers/compressive/readme.md")
+
 VOCAB = 23
 
 
-def make_model(mem_len=6, cmem_len=4, cmem_ratio=2, **kw):
+def make_model(mem_len=6, cmem_len=4, compression_rate=2, **kw):
     torch.manual_seed(0)
     args = dict(num_tokens=VOCAB, dim=16, depth=2, heads=2, mem_len=mem_len, cmem_len=cmem_len,
-                cmem_ratio=cmem_ratio)
+                compression_rate=compression_rate)
     args.update(kw)
     return CompressiveTransformer(**args).double().eval()
 
@@ -67,7 +69,7 @@ def test_compression_is_a_convolution_with_kernel_and_stride_c():
     (1, 3, 5, 4),    # one token at a time
 ])
 def test_memory_and_compressed_memory_lengths_follow_the_page(seg_len, mem_len, cmem_len, c):
-    model = make_model(mem_len=mem_len, cmem_len=cmem_len, cmem_ratio=c)
+    model = make_model(mem_len=mem_len, cmem_len=cmem_len, compression_rate=c)
     x = torch.randint(0, VOCAB, (2, 6 * seg_len))
     memory = None
     for k in range(1, 7):
@@ -80,7 +82,7 @@ def test_memory_and_compressed_memory_lengths_follow_the_page(seg_len, mem_len, 
 
 @pytest.mark.parametrize("seg_len,mem_len,cmem_len,c", [(6, 4, 5, 2), (5, 4, 10, 3)])
 def test_compressed_memory_holds_the_oldest_positions_in_order(seg_len, mem_len, cmem_len, c):
-    model = make_model(mem_len=mem_len, cmem_len=cmem_len, cmem_ratio=c)
+    model = make_model(mem_len=mem_len, cmem_len=cmem_len, compression_rate=c)
     set_averaging_compression(model)
     x = torch.randint(0, VOCAB, (2, 3 * seg_len))
     _, memory = run_segments(model, x, seg_len)
@@ -130,7 +132,7 @@ def test_without_compressed_memory_it_is_transformer_xl():
 
 
 def test_compressed_memory_is_attended():
-    model = make_model(mem_len=4, cmem_len=4, cmem_ratio=2)
+    model = make_model(mem_len=4, cmem_len=4, compression_rate=2)
     x = torch.randint(0, VOCAB, (1, 12))
     _, memory = model(x[:, :8], return_memory=True)
     assert memory.cmem[0].shape[1] == 2
@@ -140,7 +142,7 @@ def test_compressed_memory_is_attended():
 
 
 def test_reconstruction_loss_is_zero_before_the_first_eviction_and_positive_after():
-    model = make_model(mem_len=6, cmem_len=4, cmem_ratio=2).train()
+    model = make_model(mem_len=6, cmem_len=4, compression_rate=2).train()
     x = torch.randint(0, VOCAB, (2, 12))
     _, memory, aux = model(x[:, :4], return_memory=True, return_aux_loss=True)
     assert aux.item() == 0.0
@@ -150,7 +152,7 @@ def test_reconstruction_loss_is_zero_before_the_first_eviction_and_positive_afte
 
 
 def test_reconstruction_loss_is_the_content_attention_error_over_the_evicted_positions():
-    model = make_model(mem_len=4, cmem_len=4, cmem_ratio=2, depth=1)
+    model = make_model(mem_len=4, cmem_len=4, compression_rate=2, depth=1)
     x = torch.randint(0, VOCAB, (2, 10))
     _, memory = model(x[:, :5], return_memory=True)
     _, _, aux = model(x[:, 5:], memory=memory, return_memory=True, return_aux_loss=True)
@@ -170,7 +172,7 @@ def test_reconstruction_loss_is_the_content_attention_error_over_the_evicted_pos
 
 
 def test_reconstruction_loss_trains_only_compression_and_lm_loss_never_does():
-    model = make_model(mem_len=4, cmem_len=4, cmem_ratio=2).train()
+    model = make_model(mem_len=4, cmem_len=4, compression_rate=2).train()
     x = torch.randint(0, VOCAB, (2, 12))
     _, memory = model(x[:, :6], return_memory=True)
     logits, _, aux = model(x[:, 6:], memory=memory, return_memory=True, return_aux_loss=True)
@@ -193,7 +195,7 @@ def test_reconstruction_loss_trains_only_compression_and_lm_loss_never_does():
 
 def test_every_parameter_still_trains_after_several_steps():
     torch.manual_seed(0)
-    model = CompressiveTransformer(num_tokens=11, dim=16, depth=2, heads=2, mem_len=4, cmem_len=4, cmem_ratio=2)
+    model = CompressiveTransformer(num_tokens=11, dim=16, depth=2, heads=2, mem_len=4, cmem_len=4, compression_rate=2)
     main_opt = torch.optim.AdamW(model.main_parameters(), lr=1e-3)
     compression_opt = torch.optim.AdamW(model.compression_parameters(), lr=1e-3)
     n_main = len(list(model.main_parameters()))
@@ -226,7 +228,7 @@ def test_memory_is_detached():
 
 
 def test_causality():
-    model = make_model(mem_len=4, cmem_len=4, cmem_ratio=2)
+    model = make_model(mem_len=4, cmem_len=4, compression_rate=2)
     x = torch.randint(0, VOCAB, (2, 12))
     y = x.clone()
     y[:, 7:] = (y[:, 7:] + 5) % VOCAB
@@ -253,7 +255,7 @@ def test_greedy_generate_equals_argmax_of_full_forwards_while_nothing_is_compres
 
 @pytest.mark.parametrize("prompt_len,mem_len,cmem_len,c", [(3, 4, 3, 2), (9, 4, 2, 3), (20, 4, 3, 2), (2, 0, 3, 2)])
 def test_generate_equals_token_by_token_with_memory_when_compressing(prompt_len, mem_len, cmem_len, c):
-    model = make_model(mem_len=mem_len, cmem_len=cmem_len, cmem_ratio=c)
+    model = make_model(mem_len=mem_len, cmem_len=cmem_len, compression_rate=c)
     prompt = torch.randint(0, VOCAB, (2, prompt_len))
     out = model.generate(prompt, length=14, top_k=1)
     logits, memory = model(prompt, return_memory=True)
@@ -284,7 +286,30 @@ def test_constructor_errors():
     kw = dict(num_tokens=5, depth=1, mem_len=2, cmem_len=2)
     with pytest.raises(ValueError, match="divisible"):
         CompressiveTransformer(dim=10, heads=3, **kw)
-    with pytest.raises(ValueError, match="cmem_ratio"):
-        CompressiveTransformer(dim=8, heads=2, cmem_ratio=0, **kw)
+    with pytest.raises(ValueError, match="compression_rate"):
+        CompressiveTransformer(dim=8, heads=2, compression_rate=0, **kw)
     with pytest.raises(ValueError, match="cmem_len"):
         CompressiveTransformer(dim=8, heads=2, num_tokens=5, depth=1, mem_len=2, cmem_len=-1)
+
+
+def test_the_old_name_of_the_compression_rate_still_works_and_warns(tmp_path):
+    with pytest.warns(DeprecationWarning, match="compression_rate"):
+        old = CompressiveTransformer(num_tokens=11, dim=16, depth=1, heads=2, mem_len=4, cmem_len=2, cmem_ratio=3)
+    assert old.compression_rate == 3 and old.layers[0].compress.compression_rate == 3
+    old.save_pretrained(tmp_path)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = CompressiveTransformer.from_pretrained(tmp_path)  # written with the new name only
+    assert again.compression_rate == 3
+
+
+@pytest.mark.checks("labml_nn/transformers/compressive/generation.py")
+@pytest.mark.parametrize("cmem_len", [0, 3])
+def test_cached_generation_equals_generation_by_forward_calls(cmem_len):
+    model = make_model(mem_len=4, cmem_len=cmem_len, compression_rate=2)
+    prompt = torch.randint(0, VOCAB, (2, 5))
+    torch.manual_seed(3)
+    cached = model.generate(prompt, length=17, temperature=0.9, top_k=4)
+    torch.manual_seed(3)
+    assert torch.equal(cached, model.generate(prompt, length=17, temperature=0.9, top_k=4, cached=False))

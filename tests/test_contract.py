@@ -15,11 +15,13 @@ from labml_nn.transformers.compressive import CompressiveTransformer
 from labml_nn.transformers.feedback import FeedbackTransformer
 from labml_nn.transformers.xl import TransformerXL
 
+pytestmark = pytest.mark.checks("labml_nn/transformers/lm.py", "labml_nn/__init__.py")
+
 NUM_TOKENS = 19
 COMMON = dict(num_tokens=NUM_TOKENS, dim=16, depth=2, heads=2)
 MODELS = {
     "xl": lambda: TransformerXL(mem_len=6, **COMMON),
-    "compressive": lambda: CompressiveTransformer(mem_len=6, cmem_len=4, cmem_ratio=2, **COMMON),
+    "compressive": lambda: CompressiveTransformer(mem_len=6, cmem_len=4, compression_rate=2, **COMMON),
     "feedback": lambda: FeedbackTransformer(mem_len=6, **COMMON),
     "feedback, windows": lambda: FeedbackTransformer(mem_len=6, seq_len=3, **COMMON),
 }
@@ -68,13 +70,23 @@ def test_generate_returns_the_prompt_and_new_tokens_and_restores_the_mode(model)
     assert torch.equal(model.generate(prompt, length=0), prompt)
 
 
+def tensors_of(memory) -> list:
+    """Every tensor in a memory: one tensor, a list of them, or a named tuple of lists."""
+    if isinstance(memory, torch.Tensor):
+        return [memory]
+    return [t for part in memory for t in tensors_of(part)]
+
+
 def test_memory_is_detached_and_carries_over(model):
-    x = torch.randint(0, NUM_TOKENS, (2, 5))
+    x, later = torch.randint(0, NUM_TOKENS, (2, 2, 5))
     _, memory = model.train()(x, return_memory=True)
-    tensors = [t for t in torch.utils._pytree.tree_leaves(memory) if isinstance(t, torch.Tensor)]
+    tensors = tensors_of(memory)
     assert tensors and not any(t.requires_grad for t in tensors)
-    logits = model(x, memory=memory)
-    assert logits.shape == (2, 5, NUM_TOKENS)
+    model.eval()
+    with_memory, without = model(later, memory=memory), model(later)
+    assert with_memory.shape == (2, 5, NUM_TOKENS)
+    # What the memory carries changes what the model predicts next.
+    assert not torch.allclose(with_memory, without)
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32])
@@ -93,6 +105,7 @@ def test_a_memory_of_another_dtype_is_a_clear_error(model, dtype):
         model(x, memory=memory)
 
 
+@pytest.mark.checks("labml_nn/transformers/hub.py")
 def test_save_pretrained_then_from_pretrained_gives_the_same_logits(model, tmp_path):
     from labml_nn.transformers.hub import load_pretrained
     with torch.no_grad():
@@ -108,6 +121,7 @@ def test_save_pretrained_then_from_pretrained_gives_the_same_logits(model, tmp_p
     assert config["labml_nn_version"] == labml_nn.__version__
 
 
+@pytest.mark.checks("labml_nn/transformers/hub.py")
 def test_a_model_file_of_another_class_or_with_missing_weights_is_refused(tmp_path):
     from labml_nn.transformers.hub import ModelFileError
     MODELS["xl"]().save_pretrained(tmp_path / "xl")

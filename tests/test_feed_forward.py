@@ -4,6 +4,8 @@ import torch
 
 from labml_nn.transformers.feed_forward import ACTIVATIONS, FeedForward
 
+pytestmark = pytest.mark.checks("labml_nn/transformers/feed_forward.py")
+
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("glu", [False, True])

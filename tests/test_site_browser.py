@@ -1,14 +1,25 @@
 """The built site in a real browser (Chromium through Playwright), offline: every request that is
-not file:// is aborted and recorded, and a page that tried one fails its test."""
+not file:// is aborted and recorded, and a page that tried one fails its test.
+
+The README's claims that the site needs no network and opens straight from disk are what these
+tests check. Screenshots go to $SITE_SHOTS when it is set (e.g. /tmp/site-shots), for a person to
+look at."""
 from __future__ import annotations
 
+import io
+import os
 import re
+import textwrap
+import tokenize
 from pathlib import Path
 
 import pytest
 
-from conftest_site import CHROMIUM, CHROMIUM_ARGS, REPO, need_chromium, need_katex
+from conftest_site import (CHROMIUM, CHROMIUM_ARGS, NOTATION, REAL_SITE_NOTATION, REPO, fixture_repo,
+                           need_chromium, need_katex, write_results)
 from utils.build import build
+
+pytestmark = pytest.mark.checks("readme.md")
 
 PAPER_PAGES = ["transformers/xl/relative_mha.html", "transformers/xl/index.html",
                "transformers/mha.html"]
@@ -20,7 +31,7 @@ def site(tmp_path_factory) -> Path:
     need_katex()
     need_chromium()
     out = tmp_path_factory.mktemp("browser") / "docs"
-    build(REPO, out, check=False)
+    build(REPO, out, check=False, notation=REAL_SITE_NOTATION)
     return out
 
 
@@ -34,7 +45,7 @@ def paper(site) -> Path:
         text = path.read_text()
         if "katex-display" in text and 'class="line"' in text:
             return path
-    pytest.skip("no page with display math and code yet")
+    pytest.fail("no page with display math and code: the Transformer-XL attention page always has both")
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +70,11 @@ def open_page(browser):
             remote.append(r.request.url)
             r.abort()
 
-    def open_(path: Path, width: int = 1400, height: int = 900, scheme: str = "light", fragment: str = ""):
+    def open_(path: Path, width: int = 1400, height: int = 900, scheme: str = "light", fragment: str = "",
+              clipboard: bool = False):
         context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
+        if clipboard:
+            context.grant_permissions(["clipboard-read", "clipboard-write"])
         context.route("**/*", route)
         contexts.append(context)
         page = context.new_page()
@@ -151,3 +165,193 @@ def test_line_anchor_scrolls_to_that_line(paper, open_page):
     }})()""")
     assert box["scrolled"] > 0 and 0 <= box["top"] < box["height"] / 2, box
     assert box["bg"] not in ("rgba(0, 0, 0, 0)", "transparent")  # :target highlights the line
+
+
+# -- the fixture site: notation links, copy buttons and "checked by", in both themes and on a phone --
+
+VIEWS = [("light", 1400), ("dark", 1400), ("light", 390), ("dark", 390)]
+NOTATION_SOURCE = textwrap.dedent(NOTATION["labml_nn/paper/notation.py"]).lstrip("\n")
+
+
+@pytest.fixture(scope="module")
+def fixture_site(tmp_path_factory) -> Path:
+    need_katex()
+    need_chromium()
+    base = tmp_path_factory.mktemp("fixture-browser")
+    root = fixture_repo(base / "repo", NOTATION)
+    build(root, base / "docs", results=write_results(base / "results.json"))
+    return base / "docs"
+
+
+def shot(page, name: str) -> None:
+    folder = os.environ.get("SITE_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+def contrast(page, selector: str) -> float:
+    """The contrast ratio of an element's text colour against its own background colour."""
+    return page.evaluate("""(selector) => {
+        const el = document.querySelector(selector);
+        const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+        const lum = (c) => { const [r, g, b] = rgb(c).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+        const s = getComputedStyle(el);
+        const fg = lum(s.color), bg = lum(s.backgroundColor);
+        return (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    }""", selector)
+
+
+def highlighted(page) -> dict:
+    return page.evaluate("""() => {
+        const lit = [...document.querySelectorAll('.n-hl')];
+        return {
+            code: lit.filter(e => e.closest('.sec > .code')).map(e => e.dataset.var || ('sym:' + e.dataset.sym)),
+            syms: lit.filter(e => e.dataset.sym !== undefined).map(e => e.dataset.sym),
+            vars: lit.filter(e => e.dataset.var !== undefined && !e.closest('.sec > .code')).map(e => e.dataset.var),
+        };
+    }""")
+
+
+def code_count(name: str) -> int:
+    """How often `name` is a NAME token of the fixture module's code."""
+    return sum(1 for t in tokenize.generate_tokens(io.StringIO(NOTATION_SOURCE).readline)
+               if t.type == tokenize.NAME and t.string == name)
+
+
+@pytest.mark.parametrize("scheme,width", VIEWS)
+def test_hovering_a_symbol_highlights_its_code_tokens_and_only_those(fixture_site, open_page, scheme, width):
+    page = open_page(fixture_site / "paper/notation.html", width=width, scheme=scheme)
+    symbol = page.locator('.math-display [data-sym="0"]').first  # q_i in the display equation
+    symbol.hover()
+    lit = highlighted(page)
+    assert lit["code"] == ["q"] * code_count("q")
+    assert set(lit["syms"]) == {"0"} and len(lit["syms"]) == page.locator('[data-sym="0"]').count()
+    assert set(lit["vars"]) == {"q"}  # the table's and the prose's `q`
+    assert contrast(page, '.sec > .code .nvar.n-hl') >= 4.5  # the highlighted token stays legible
+    shot(page, f"hover-symbol-{scheme}-{width}")
+    page.mouse.move(1, 1)
+    assert page.locator(".n-hl").count() == 0
+
+
+@pytest.mark.parametrize("scheme,width", VIEWS[:2])
+def test_hovering_a_code_name_highlights_its_symbol(fixture_site, open_page, scheme, width):
+    page = open_page(fixture_site / "paper/notation.html", width=width, scheme=scheme)
+    page.locator('.sec > .code [data-var="x_hat"]').first.hover()
+    lit = highlighted(page)
+    assert set(lit["syms"]) == {"5"} and len(lit["syms"]) == page.locator('[data-sym="5"]').count()
+    assert set(lit["code"]) == {"x_hat"} and len(lit["code"]) == code_count("x_hat")
+    assert contrast(page, '.nsym.n-hl > :not(.mspace)') >= 3
+    shot(page, f"hover-code-{scheme}-{width}")
+
+
+@pytest.mark.parametrize("scheme,width", VIEWS)
+def test_the_keyboard_reaches_symbols_and_names_with_a_visible_focus(fixture_site, open_page, scheme, width):
+    page = open_page(fixture_site / "paper/notation.html", width=width, scheme=scheme)
+    page.locator("#site-search").focus()
+    reached = {}
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        state = page.evaluate("""() => {
+            const el = document.activeElement;
+            const s = getComputedStyle(el);
+            return {sym: el.dataset.sym, var: el.dataset.var, inCode: !!el.closest('.sec > .code'),
+                    outline: s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0,
+                    lit: document.querySelectorAll('.n-hl').length, src: el.classList.contains('n-src')};
+        }""")
+        if state["sym"] is not None and "sym" not in reached:
+            reached["sym"] = state
+            lit = highlighted(page)
+            assert set(lit["code"]) == set(page.evaluate(
+                "document.activeElement.dataset.vars.split(' ')")) and lit["code"]
+            shot(page, f"focus-symbol-{scheme}-{width}")
+        if state["var"] is not None and state["inCode"] and "var" not in reached:
+            reached["var"] = state
+        if len(reached) == 2:
+            break
+    assert set(reached) == {"sym", "var"}, reached
+    for state in reached.values():
+        assert state["outline"] and state["src"] and state["lit"] > 1, state
+
+
+@pytest.mark.parametrize("scheme,width", VIEWS)
+def test_copy_buttons_copy_the_code_without_line_numbers(fixture_site, open_page, scheme, width):
+    page = open_page(fixture_site / "paper/notation.html", width=width, scheme=scheme, clipboard=True)
+    section = page.locator('section#scores')
+    section.hover()
+    button = section.locator("button.copy")
+    assert button.is_visible()
+    button.click()
+    page.wait_for_function("document.querySelector('section#scores button.copy').classList.contains('copied')")
+    lines = NOTATION_SOURCE.splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("def scores"))
+    assert page.evaluate("navigator.clipboard.readText()") == "".join(lines[start:start + 2])
+    # The prose's code block copies its text.
+    block = page.locator(".codeblock button.copy").first
+    block.scroll_into_view_if_needed()
+    block.click()
+    page.wait_for_function("document.querySelector('.codeblock button.copy').classList.contains('copied')")
+    assert page.evaluate("navigator.clipboard.readText()") == "example = q + k\nprint(example)\n"
+    # The tools never cover code: their box and the code's lines do not overlap.
+    overlaps = page.evaluate("""() => {
+        const hit = [];
+        for (const tools of document.querySelectorAll('.code-tools')) {
+            const t = tools.getBoundingClientRect();
+            const pre = tools.parentElement.querySelector('pre');
+            for (const line of pre.querySelectorAll('.line')) {
+                for (const r of line.getClientRects()) {
+                    const text = line.textContent.trim();
+                    if (!text) continue;
+                    if (r.left < t.right && t.left < r.right && r.top < t.bottom && t.top < r.bottom
+                        && r.left + line.textContent.length * 4 > t.left) hit.push(text.slice(0, 30));
+                }
+            }
+        }
+        return hit;
+    }""")
+    assert not overlaps, overlaps
+    sizes = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert sizes[0] <= sizes[1], sizes
+    shot(page, f"copy-{scheme}-{width}")
+
+
+@pytest.mark.parametrize("scheme,width", VIEWS)
+def test_checked_by_lists_the_tests_with_their_statuses(fixture_site, open_page, scheme, width):
+    page = open_page(fixture_site / "paper/notation.html", width=width, scheme=scheme, fragment="#checked-by")
+    section = page.locator("#checked-by")
+    assert section.is_visible()
+    statuses = section.locator(".test-status").all_inner_texts()
+    assert statuses == ["passed", "failed: 1 of 3 cases", "1 passed, 1 skipped", "not run"]
+    assert "Latest recorded run: 2026-11-30 12:00 UTC, commit 0123456" in section.inner_text()
+    for state in ["passed", "failed", "partial"]:
+        assert contrast(page, f"#checked-by .status-{state}") >= 4.5, state
+    sizes = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert sizes[0] <= sizes[1], sizes
+    shot(page, f"checked-by-{scheme}-{width}")
+    section.locator("a.test-link").nth(1).click()
+    page.wait_for_url(re.compile(r"tests/test_paper\.html#test_layer_maps_x_to_x_prime$"))
+    top = page.evaluate("document.getElementById('test_layer_maps_x_to_x_prime').getBoundingClientRect().top")
+    assert 0 <= top < page.viewport_size["height"] / 2
+    shot(page, f"test-page-{scheme}-{width}")
+
+
+def test_the_real_attention_page_links_its_symbols_to_its_code(paper, open_page):
+    """On this repository's paper page, hovering a symbol of the notation table lights exactly the
+    code tokens of the names it maps to."""
+    page = open_page(paper)
+    symbols = page.locator("table [data-sym][data-vars]:not([data-vars=''])")
+    checked = 0
+    for i in range(symbols.count()):
+        symbol = symbols.nth(i)
+        names = set(symbol.get_attribute("data-vars").split())
+        expected = page.evaluate("(names) => names.map(n => document.querySelectorAll("
+                                 "`.sec > .code [data-var='${n}']`).length).reduce((a, b) => a + b, 0)",
+                                 sorted(names))
+        if not expected:
+            continue  # a name the code does not use: the build's notation check reports it
+        symbol.scroll_into_view_if_needed()
+        symbol.hover()
+        lit = highlighted(page)
+        assert set(lit["code"]) <= names and len(lit["code"]) == expected
+        checked += 1
+    assert checked >= 3

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest_site import FIXTURE, REPO, fixture_repo, need_katex
+from conftest_site import FIXTURE, REAL_SITE_NOTATION, REPO, fixture_repo, need_katex
 from utils.build import build
 from utils.check import check_site
 from utils.errors import SiteError
@@ -120,6 +120,7 @@ def test_search_index_is_a_script_with_identifiers(site):
     assert any("scores" in e["i"].split() for e in entries)
 
 
+@pytest.mark.checks("readme.md")
 def test_no_page_loads_from_another_host(site):
     for path in site.rglob("*.html"):
         for m in re.finditer(r'<(script|link|img)\b[^>]*\b(src|href)="([^"]*)"', path.read_text()):
@@ -176,7 +177,7 @@ def test_real_site_builds_and_its_prose_has_no_raw_tex(tmp_path):
     code and KaTeX's own TeX annotations are left out of the search. (How long the build takes is
     printed by `make site`; timing goals live in benchmarks, not in tests.)"""
     need_katex()
-    stats = build(REPO, tmp_path / "docs", check=False)
+    stats = build(REPO, tmp_path / "docs", check=False, notation=REAL_SITE_NOTATION)
     assert stats["pages"] >= 10 and (tmp_path / "docs/index.html").is_file()
     raw_tex = re.compile(r"\$[^$<>\n]{0,80}\\[a-zA-Z]+[^$<>\n]{0,80}\$")
     skip = re.compile(r"<(pre|code|script|annotation)\b[\s\S]*?</\1>")
@@ -191,4 +192,20 @@ def test_real_site_links_and_anchors_resolve(tmp_path):
     """Every link written in this repository's readmes and docstrings reaches its page and anchor
     (the message names each broken one with its source file and line)."""
     need_katex()
-    build(REPO, tmp_path / "docs")
+    build(REPO, tmp_path / "docs", notation=REAL_SITE_NOTATION)
+
+
+def test_a_missing_tool_skips_locally_but_fails_in_ci(monkeypatch):
+    """Every skip of the site tests goes through skip_or_fail: with CI set to a true value a
+    missing KaTeX or Chromium is a failure, so CI can never pass by skipping."""
+    import conftest_site
+    for value, ci in [("true", True), ("1", True), ("YES", True), ("false", False), ("0", False), ("", False)]:
+        monkeypatch.setenv("CI", value)
+        assert conftest_site.in_ci() is ci, value
+        expected = pytest.fail.Exception if ci else pytest.skip.Exception
+        with pytest.raises(expected):
+            conftest_site.skip_or_fail("a tool is missing")
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setattr(conftest_site, "CHROMIUM", "/nonexistent/chromium")
+    with pytest.raises(pytest.fail.Exception):
+        conftest_site.need_chromium()

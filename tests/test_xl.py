@@ -7,6 +7,8 @@ from labml_nn.transformers.xl import TransformerXL
 from labml_nn.transformers.xl.relative_mha import (RelativeMultiHeadAttention, relative_shift,
                                                    sinusoidal_embeddings)
 
+pytestmark = pytest.mark.checks("labml_nn/transformers/xl/__init__.py", "labml_nn/transformers/xl/readme.md")
+
 
 def make_model(mem_len=16, **kw):
     torch.manual_seed(0)
@@ -41,6 +43,7 @@ def explicit_relative_scores(attn: RelativeMultiHeadAttention, x, mem):
     return scores
 
 
+@pytest.mark.checks("labml_nn/transformers/xl/relative_mha.py")
 @pytest.mark.parametrize("seq_len,mem_len", [(5, 0), (4, 3), (1, 6), (1, 0)])
 def test_relative_scores_equal_the_four_terms(seq_len, mem_len):
     torch.manual_seed(1)
@@ -58,6 +61,7 @@ def test_relative_scores_equal_the_four_terms(seq_len, mem_len):
     torch.testing.assert_close(fast[..., allowed], slow[..., allowed], rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.checks("labml_nn/transformers/xl/relative_mha.py")
 def test_relative_shift_matches_worked_example():
     # The page's example: 3 queries, 1 memory position, distances 3 2 1 0 in each row.
     x = torch.tensor([[13., 12, 11, 10], [23, 22, 21, 20], [33, 32, 31, 30]])  # "q{i+1}, distance d" -> 10*(i+1)+d
@@ -68,6 +72,7 @@ def test_relative_shift_matches_worked_example():
             assert shifted[i, j] == 10 * (i + 1) + (m + i - j)
 
 
+@pytest.mark.checks("labml_nn/transformers/mha.py")
 def test_mha_with_memory_matches_sdpa():
     torch.manual_seed(0)
     attn = MultiHeadAttention(dim=16, heads=4, dim_head=4).double()
@@ -185,18 +190,6 @@ def test_constructor_errors():
         TransformerXL(num_tokens=5, dim=8, depth=1, heads=2, mem_len=-1)
 
 
-def test_inference_position_key_cache_follows_weight_updates():
-    torch.manual_seed(0)
-    attn = RelativeMultiHeadAttention(dim=8, heads=2, dim_head=4)
-    with torch.no_grad():
-        cached = attn.position_keys(5, torch.device('cpu')).clone()
-        attn.to_r.weight.add_(1.0)  # an in-place update, like an optimiser step
-        after = attn.position_keys(3, torch.device('cpu'))
-    fresh = attn.position_keys(3, torch.device('cpu'))  # with grad: never cached
-    torch.testing.assert_close(after, fresh)
-    assert not torch.allclose(cached[:, -3:], fresh)
-
-
 def test_eval_without_grad_equals_eval_with_grad():
     model = make_model(mem_len=8)
     x = torch.randint(0, 23, (2, 9))
@@ -216,56 +209,39 @@ def test_sampling_follows_the_softmax_and_top_k():
     torch.testing.assert_close(top2[:2], torch.tensor([0.625, 0.375], dtype=torch.double), atol=0.015, rtol=0)
 
 
-@pytest.mark.parametrize("size,prompt_len", [(0, 3), (1, 1), (3, 5), (4, 2)])
-def test_kv_window_equals_concatenate_and_cut(size, prompt_len):
-    from labml_nn.transformers.mha import KVWindow
-    torch.manual_seed(0)
-    k, v = torch.randn(2, 3, prompt_len, 4), torch.randn(2, 3, prompt_len, 4)
-    window = KVWindow(k, v, size)
-    ref_k, ref_v = k[:, :, prompt_len - min(size, prompt_len):], v[:, :, prompt_len - min(size, prompt_len):]
-    for _ in range(4 * size + 7):  # several trips round the buffer
-        kv = torch.randn(2, 2, 3, 1, 4)
-        got_k, got_v = window.append(kv)
-        ref_k, ref_v = torch.cat([ref_k, kv[0]], 2), torch.cat([ref_v, kv[1]], 2)
-        assert torch.equal(got_k, ref_k) and torch.equal(got_v, ref_v)
-        ref_k, ref_v = ref_k[:, :, ref_k.shape[2] - min(size, ref_k.shape[2]):], ref_v[:, :, ref_v.shape[2] - min(size, ref_v.shape[2]):]
-
-
-def test_attention_step_equals_attend():
-    torch.manual_seed(0)
-    attn = RelativeMultiHeadAttention(dim=16, heads=2, dim_head=8).double().eval()
-    with torch.no_grad():
-        attn.u.normal_(), attn.v.normal_()
-        for prompt_len in (1, 4, 7):  # a window that fills up, and one that starts full
-            z0 = torch.randn(3, prompt_len, 16, dtype=torch.double)
-            k, v = attn.keys_values(z0)
-            step = attn.start_steps(k, v, size=5)
-            k, v = k[:, :, -5:], v[:, :, -5:]
-            for t in range(13):
-                z = torch.randn(3, 1, 16, dtype=torch.double)
-                kz, vz = attn.keys_values(z)
-                k, v = torch.cat([k, kz], 2), torch.cat([v, vz], 2)
-                expected = attn.attend(attn.queries(z), k, v)
-                torch.testing.assert_close(step(z[:, 0]), expected[:, 0])
-                k, v = k[:, :, -5:], v[:, :, -5:]
-    with pytest.raises(RuntimeError, match="no_grad"):
-        step(torch.randn(3, 16, dtype=torch.double))
-
-
+@pytest.mark.checks("labml_nn/transformers/xl/generation.py")
 @pytest.mark.parametrize("ff_glu", [False, True])
-def test_layer_step_equals_forward_cached(ff_glu):
-    from labml_nn.transformers.xl import LayerStep
+@pytest.mark.parametrize("prompt_len", [1, 6])
+def test_layer_step_equals_the_layer(ff_glu, prompt_len):
+    from labml_nn.transformers.xl.generation import LayerStep
     model = make_model(mem_len=4, ff_glu=ff_glu)
     layer = model.layers[1]
     with torch.no_grad():
         layer.attn.u.normal_(), layer.attn.v.normal_()
-        h = torch.randn(2, 6, 32, dtype=torch.double)
+        for norm in (layer.attn_norm, layer.ff_norm):
+            norm.weight.normal_(), norm.bias.normal_()
+        h = torch.randn(2, prompt_len, 32, dtype=torch.double)
         _, cache = layer.forward_cached(h, None)
-        step = LayerStep(layer, *cache, size=4)
-        for _ in range(11):
+        step = LayerStep(layer, *cache, mem_len=4)
+        for _ in range(11):  # round the sliding cache several times
             x = torch.randn(2, 1, 32, dtype=torch.double)
-            # The reference: the cache of the newest 4 positions, extended by the new one.
+            # The reference: the layer itself, over the newest 4 positions and the new one.
             expected, cache = layer.forward_cached(x, tuple(t[:, :, -4:] for t in cache))
             torch.testing.assert_close(step(x[:, 0]), expected[:, 0])
-    with pytest.raises(RuntimeError, match="eval"):
-        LayerStep(layer.train(), *cache, size=4)
+        with pytest.raises(RuntimeError, match="eval"):
+            LayerStep(layer.train(), *cache, mem_len=4)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        step(torch.randn(2, 32, dtype=torch.double))
+
+
+@pytest.mark.checks("labml_nn/transformers/xl/generation.py")
+@pytest.mark.parametrize("mem_len", [0, 3, 8])
+def test_cached_generation_equals_generation_by_forward_calls(mem_len):
+    # The fast page and the model's own forward pass, token by token, sampling with the same seed: the same
+    # tokens (each layer's step is compared with the layer itself above).
+    model = make_model(mem_len=mem_len)
+    prompt = torch.randint(0, 23, (3, 5))
+    torch.manual_seed(1)
+    cached = model.generate(prompt, length=20, temperature=0.8, top_k=6)
+    torch.manual_seed(1)
+    assert torch.equal(cached, model.generate(prompt, length=20, temperature=0.8, top_k=6, cached=False))

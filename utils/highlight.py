@@ -6,7 +6,7 @@ from html import escape
 from pygments import lex
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer, get_lexer_by_name
-from pygments.token import STANDARD_TYPES
+from pygments.token import STANDARD_TYPES, Name
 from pygments.util import ClassNotFound
 
 LIGHT_STYLE = "default"
@@ -19,13 +19,21 @@ def _css_class(ttype) -> str:
     return STANDARD_TYPES[ttype]
 
 
-def highlight_lines(source: str, lexer=None) -> list[str]:
+def highlight_lines(source: str, lexer=None, names: dict[str, str] | None = None) -> list[str]:
     """Highlight `source` as a whole (so strings spanning lines stay strings) and return
-    one HTML fragment per line, each with balanced tags, without line endings."""
+    one HTML fragment per line, each with balanced tags, without line endings.
+
+    A name token whose text is a key of `names` (the notation's identifiers, each with the ids of
+    its symbols) is marked `nvar` with `data-var` and `data-syms`, for the notation links."""
     lexer = lexer or PythonLexer(stripnl=False, stripall=False, ensurenl=False)
+    names = names or {}
     lines: list[list[str]] = [[]]
     for ttype, value in lex(source, lexer):
         cls = _css_class(ttype)
+        if value in names and ttype in Name:
+            lines[-1].append(f'<span class="{cls} nvar" data-var="{value}" data-syms="{names[value]}">'
+                             f'{escape(value, quote=False)}</span>')
+            continue
         pieces = value.split("\n")
         for i, piece in enumerate(pieces):
             if i:

@@ -58,8 +58,8 @@ class Typesetting:
                 html[key] = result["html"]
         if failed:
             where = [f for f in self.formulas if (f.tex, f.display) in failed]
-            lines = [f"{f.path}:{f.line}: KaTeX cannot typeset {f.tex!r}: {failed[(f.tex, f.display)]}"
-                     for f in where]
+            lines = [f"{f.path}:{f.line}: KaTeX cannot typeset {f.original or f.tex!r}: "
+                     f"{failed[(f.tex, f.display)]}" for f in where]
             raise SiteError(where[0].path, where[0].line, "math error\n" + "\n".join(lines))
         return html
 

@@ -4,8 +4,12 @@
 // stdout: a JSON array, in the same order, of {"html": string} or {"error": string}
 //
 // The Python side (utils/katex.py) owns file/line bookkeeping; this script only typesets.
+// The only trusted command is \htmlClass with the classes the build itself writes to mark a
+// page's notation symbols (utils/notation.py); everything else that needs trust is refused.
 "use strict";
 const katex = require("katex");
+const NOTATION_CLASS = /^nsym nsym-\d+( nsym-t)?$/;
+const trust = (context) => context.command === "\\htmlClass" && NOTATION_CLASS.test(context.class || "");
 
 let input = "";
 process.stdin.setEncoding("utf8");
@@ -20,7 +24,7 @@ process.stdin.on("end", () => {
           throwOnError: true,
           output: "htmlAndMathml",
           strict: "ignore",
-          trust: false,
+          trust,
         }),
       };
     } catch (err) {

@@ -59,9 +59,10 @@ class UsageError(Exception):
     message says what to do, and the entry points print it without a traceback."""
 
 
-def option(default: Any, help: str, check: Optional[Check] = None) -> Any:
-    """A dataclass field with a default, the help text its command-line option shows, and a check."""
-    return field(default=default, metadata={"help": help, "check": check})
+def option(default: Any, help: str, check: Optional[Check] = None, aliases: Sequence[str] = ()) -> Any:
+    """A dataclass field with a default, the help text its command-line option shows, a check, and
+    other (older) spellings of the option that are still accepted."""
+    return field(default=default, metadata={"help": help, "check": check, "aliases": tuple(aliases)})
 
 
 def at_least(low: float) -> Check:
@@ -144,6 +145,12 @@ class TrainConfig:
     device: str = option("auto", "'cpu', 'cuda', 'cuda:N', or 'auto' (the GPU when there is one)", device_check)
     threads: int = option(0, "CPU threads per process for torch (0: torch's default)", at_least(0))
     labml: bool = option(True, "report through labml's tracker and monitor (writes ./logs)")
+    compile: bool = option(False, "train the model compiled by torch.compile (inductor): the first steps compile, "
+                                  "the later ones run faster")
+    compile_shapes: str = option("auto", "how --compile treats shapes that change (the memory filling, a curriculum): "
+                                         "'auto' (torch's default: a second shape recompiles for all shapes), "
+                                         "'static' (one graph per shape)",
+                                 lambda value: None if value in ("auto", "static") else "expected auto or static")
 
     # ### Data
     data: str = option("", "path to a local text file; default: $TINY_SHAKESPEARE_PATH, else download")
@@ -202,14 +209,14 @@ def build_parser(config_class: Type[TrainConfig], description: Optional[str] = N
     parser = argparse.ArgumentParser(description=description or config_class.__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in dataclasses.fields(config_class):
-        flag = "--" + f.name.replace("_", "-")
+        flags = ["--" + f.name.replace("_", "-"), *f.metadata.get("aliases", ())]
         help_text = f.metadata.get("help", "")
         if f.type is bool:
             # `--resume` sets it, `--no-resume` clears it; both are listed by `--help`.
-            parser.add_argument(flag, dest=f.name, default=f.default, help=help_text,
+            parser.add_argument(*flags, dest=f.name, default=f.default, help=help_text,
                                 action=argparse.BooleanOptionalAction)
         else:
-            parser.add_argument(flag, dest=f.name, default=f.default, help=help_text,
+            parser.add_argument(*flags, dest=f.name, default=f.default, help=help_text,
                                 type=f.type, metavar=f.type.__name__.upper())
     return parser
 

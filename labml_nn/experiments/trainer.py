@@ -135,7 +135,7 @@ def to_plain(value: Any, fn: Callable[[torch.Tensor], torch.Tensor] = lambda t: 
 
     The memory is opaque to the trainer (a list of tensors for Transformer-XL, one tensor for the
     Feedback Transformer, a named tuple for the compressive model); a named tuple becomes
-    `{"type": name, "fields": {...}}`, rebuilt by `from_plain` from [`MEMORY_TYPES`](#MEMORY_TYPES).
+    `{"type": name, "fields": {...}}`, rebuilt by `from_plain` from `MEMORY_TYPES`.
     """
     if isinstance(value, torch.Tensor):
         return fn(value)
@@ -310,6 +310,12 @@ class Trainer:
             self.model = nn.parallel.DistributedDataParallel(
                 self.module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=self.find_unused_parameters)
+        if c.compile:
+            # The readable model, compiled: the same numbers within float tolerance (the tests check it).
+            # Validation and sampling keep the eager module. Shapes change while the memories fill (and
+            # with a curriculum); which treatment of them is faster depends on the model (see the
+            # benchmarks), so it is an option.
+            self.model = torch.compile(self.model, dynamic=False if c.compile_shapes == "static" else None)
 
         # ### Optimisers
         # Biases and normalisation gains (1-D parameters) are not decayed: shrinking them towards
@@ -327,6 +333,7 @@ class Trainer:
         self.train_time = 0.0
         self.memory: Any = None
         self.valid_bpc: Optional[float] = None
+        self.compile_seconds = 0.0
         if self.resume_from is not None:
             self._restore(self.resume_from.trainer)
             self.resume_from = None
@@ -546,6 +553,8 @@ class Trainer:
                    "step": self.step, "tokens": self.tokens, "train_seconds": round(self.train_time, 2),
                    "valid_bpc": self.valid_bpc, "finished": finished,
                    "checkpoint": str(latest_checkpoint(self.run_dir))}
+        if c.compile:
+            summary["compile_seconds"] = round(self.compile_seconds, 2)
         if c.summary and self.dist.is_main:
             Path(c.summary).parent.mkdir(parents=True, exist_ok=True)
             Path(c.summary).write_text(json.dumps(summary, indent=2))
@@ -590,6 +599,10 @@ class Trainer:
 
         self.step += 1
         self.tokens += x.numel() * self.dist.world_size
+        if self.config.compile and not self.compile_seconds:
+            # The first step of a compiled model is mostly compilation: reported apart.
+            self.compile_seconds = time.perf_counter() - started
+            self.log(f"the first compiled step took {self.compile_seconds:.1f} s (compiling)")
         # In a multi-process run every process must agree on when the time budget runs out, or
         # one would wait forever for the others' gradients: we use the slowest process's clock.
         elapsed = torch.tensor(time.perf_counter() - started)

@@ -32,7 +32,7 @@ calls it. Both happened in this project's earlier checkpoint format. So:
 
 1. the weights are tensors in safetensors, which has no code path at all, only bytes and shapes;
 2. the configuration is JSON, read as data;
-3. the class comes from a fixed table of this package's models, [`MODELS`](#MODELS), looked up by
+3. the class comes from a fixed table of this package's models, `MODELS`, looked up by
    name; a name that is not in it is an error, never an import.
 
 The interface is that of the Hugging Face Hub client's `PyTorchModelHubMixin` (`huggingface_hub`),
@@ -72,7 +72,7 @@ class ModelFileError(ValueError):
 
 
 def model_class(name: Any) -> Type["Pretrained"]:
-    """The class called `name` in [`MODELS`](#MODELS); anything else is a `ModelFileError`."""
+    """The class called `name` in `MODELS`; anything else is a `ModelFileError`."""
     if not isinstance(name, str) or name not in MODELS:
         raise ModelFileError(f"unknown model class {name!r}: a model file may name one of {', '.join(MODELS)}")
     return getattr(importlib.import_module(MODELS[name]), name)
@@ -158,7 +158,7 @@ class Pretrained(PyTorchModelHubMixin, library_name="labml_nn",
 def load_pretrained(directory: Union[str, Path], device: Any = "cpu") -> "Pretrained":
     r"""
     Any model of this package from a local model directory: the class is the one `config.json` names,
-    looked up in [`MODELS`](#MODELS). Returns the model in evaluation mode.
+    looked up in `MODELS`. Returns the model in evaluation mode.
     """
     config = read_config(directory)
     cls = model_class(config.get("model_class"))

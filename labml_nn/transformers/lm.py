@@ -16,7 +16,8 @@ user-facing model, so that experiments, benchmarks and notebooks can swap one fo
 * `model.generate(prompt, length, temperature=1.0, top_k=None)` continues a prompt.
 
 The pieces they share live here, in one place: the checks that turn bad input into a clear error,
-the update of a per-layer memory, and the sampling of the next token.
+the update of a per-layer memory, the sampling of the next token, and generation by the model's own
+forward pass, which the faster generators are tested against.
 """
 
 from typing import Callable, List, Optional, Sequence
@@ -32,11 +33,6 @@ def head_size(dim: int, heads: int, dim_head: Optional[int]) -> int:
     if dim % heads != 0:
         raise ValueError(f"dim ({dim}) must be divisible by heads ({heads}), or pass dim_head")
     return dim // heads
-
-
-def norm_args(norm: nn.LayerNorm) -> tuple:
-    """The arguments of `F.layer_norm` after the input, for the layer norm `norm`: its plain-tensor form."""
-    return norm.normalized_shape, norm.weight, norm.bias, norm.eps
 
 
 def check_tokens(x: torch.Tensor, num_tokens: int, name: str = 'x') -> torch.Tensor:
@@ -164,3 +160,20 @@ def generate_loop(model: nn.Module, prompt: torch.Tensor, length: int, temperatu
     finally:
         model.train(was_training)
     return torch.cat(out, dim=1)
+
+
+def generate_with_memory(model: nn.Module, prompt: torch.Tensor, length: int, temperature: float = 1.0,
+                         top_k: Optional[int] = None) -> torch.Tensor:
+    r"""
+    Generation as the papers evaluate: the prompt as one segment, then each sampled token as a segment
+    of one, the memory carried from call to call (`model(tokens, memory=m, return_memory=True)`). Nothing
+    but the model's own forward pass: the reference that every faster generator must agree with.
+    """
+    memory = None
+
+    def next_logits(tokens: torch.Tensor) -> torch.Tensor:
+        nonlocal memory
+        logits, memory = model(tokens, memory=memory, return_memory=True)
+        return logits[:, -1]
+
+    return generate_loop(model, prompt, length, temperature, top_k, next_logits)

@@ -18,43 +18,38 @@ $$\operatorname{MultiHead}(X) = \operatorname{Concat}(\text{head}_1, \dots, \tex
 \qquad \text{head}_i = \operatorname{Attention}(X W^Q_i, X W^K_i, X W^V_i)$$
 
 The memory transformers on this site change one thing about this picture: the keys and values come
-not only from the current segment but also from a *memory* of $m$ earlier positions placed in front of
-it. Query $i$ of the segment therefore sits at position $m + i$ of the key sequence, and the causal
-mask must let it see keys $0 \dots m + i$. This module supports that directly (`mem=`), and splits the
+not only from the current segment but also from a *memory* of $L$ earlier positions placed in front of
+it. Query $i$ of the segment therefore sits at position $L + i$ of the key sequence, and the causal
+mask must let it see keys $0 \dots L + i$. This module supports that directly (`mem=`), and splits the
 computation into small methods so that
 [relative attention](xl/relative_mha.html) can replace only the scores and the
-[Feedback Transformer](feedback/index.html) can reuse the projections. At the end of the page,
-[`KVWindow`](#KVWindow) keeps the keys and values of the newest positions for a generator.
+[Feedback Transformer](feedback/index.html) can reuse the projections.
 
 | symbol | meaning | code | shape |
 |---|---|---|---|
 | $X$ | the segment's input | `x` | `[batch_size, seq_len, dim]` |
 | $h$ | number of heads | `heads` | |
 | $d_k$ | size of one head | `dim_head` | |
-| $m$ | number of memory positions in front of the segment | `mem_len` | |
+| $L$ | number of memory positions in front of the segment | `mem_len` | |
 | $Q$ | queries, one per segment position | `q` | `[batch_size, heads, seq_len, dim_head]` |
 | $K, V$ | keys and values over memory and segment | `k`, `v` | `[batch_size, heads, mem_len + seq_len, dim_head]` |
 | $A$ | attention scores | `scores` | `[batch_size, heads, seq_len, mem_len + seq_len]` |
 """
 
-import functools
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
 
-@functools.lru_cache(maxsize=64)
 def causal_mask(seq_len: int, key_len: int, device: Optional[torch.device] = None) -> torch.Tensor:
     r"""
     The causal mask for `seq_len` queries that follow `key_len - seq_len` memory positions.
 
-    Query $i$ sits at key position $m + i$ with $m$ = `key_len - seq_len`, so it may see keys
-    $j \le m + i$. Returns a boolean `[seq_len, key_len]` tensor that is `True` where attention is
-    **forbidden**; with no memory it is the familiar strictly upper triangle. Masks are kept per shape
-    and device, since every layer and every step asks for the same few.
+    Query $i$ sits at key position $L + i$ with $L$ = `key_len - seq_len`, so it may see keys
+    $j \le L + i$. Returns a boolean `[seq_len, key_len]` tensor that is `True` where attention is
+    **forbidden**; with no memory it is the familiar strictly upper triangle.
     """
     mem_len = key_len - seq_len
     return torch.ones(seq_len, key_len, dtype=torch.bool, device=device).triu(mem_len + 1)
@@ -84,6 +79,9 @@ class MultiHeadAttention(nn.Module):
         # $\frac{1}{\sqrt{d_k}}$ keeps the dot products at unit scale, so the softmax does not saturate
         # as `dim_head` grows.
         self.scale = dim_head ** -0.5
+        # Dropout on the attention weights. Its input *is* the attention weights
+        # $\operatorname{softmax}(A / \sqrt{d_k})$, so a forward hook on this module sees them: that is
+        # how the pictures of the pages record attention, without a second copy of this computation.
         self.dropout = nn.Dropout(dropout)
 
     def queries(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,31 +132,15 @@ class MultiHeadAttention(nn.Module):
         Returns `[batch_size, seq_len, dim]`.
         """
         seq_len, key_len = q.shape[-2], k.shape[-2]
+        # `[batch_size, heads, seq_len, key_len]`
+        scores = self.scores(q, k) * self.scale
         # A single query at the last position may see every key: nothing to mask.
         if mask is None and seq_len > 1:
             mask = causal_mask(seq_len, key_len, q.device)
-        if torch.is_grad_enabled():
-            # `[batch_size, heads, seq_len, key_len]`
-            scores = self.scores(q, k) * self.scale
-            if mask is not None:
-                scores = scores.masked_fill(mask, float('-inf'))
-            attn = self.dropout(scores.softmax(dim=-1))
-            out = attn @ v
-        else:
-            # Without gradients (evaluation, generation) PyTorch's fused kernel computes the same
-            # $\operatorname{softmax}\big((q_i^\top k_j + \text{bias}_{i,j}) / \sqrt{d_k}\big)$ with fewer passes over
-            # memory; the bias and the mask enter as one additive term. With gradients on the CPU its
-            # backward is slower than the explicit one above, so training keeps that.
-            bias = self.score_bias(q, key_len)
-            if bias is None:
-                attn_mask = None if mask is None else ~mask
-            else:
-                attn_mask = bias * self.scale
-                if mask is not None:
-                    attn_mask = attn_mask.masked_fill(mask, float('-inf'))
-            out = F.scaled_dot_product_attention(self.content_queries(q), k, v, attn_mask=attn_mask,
-                                                 dropout_p=self.dropout.p if self.training else 0.0,
-                                                 scale=self.scale)
+        if mask is not None:
+            scores = scores.masked_fill(mask, float('-inf'))
+        attn = self.dropout(scores.softmax(dim=-1))
+        out = attn @ v
         # `[batch_size, heads, seq_len, dim_head]` → `[batch_size, seq_len, heads * dim_head]`
         out = rearrange(out, 'b h n d -> b n (h d)')
         return self.to_out(out)
@@ -169,52 +151,8 @@ class MultiHeadAttention(nn.Module):
         Attend from the segment `x`, `[batch_size, seq_len, dim]`, to the memory `mem`,
         `[batch_size, mem_len, dim]`, and the segment itself. Returns `[batch_size, seq_len, dim]`.
         """
-        # Memory goes in front: key position $j < m$ is memory, $j \ge m$ is the segment.
+        # Memory goes in front: key position $j < L$ is memory, $j \ge L$ is the segment.
         h = x if mem is None else torch.cat([mem, x], dim=1)
         k, v = self.keys_values(h)
         return self.attend(self.queries(x), k, v, mask)
 
-
-class KVWindow:
-    r"""
-    The keys and values of the newest `size` positions of one attention layer, kept for generation.
-
-    A generator that attends to a sliding window could keep the cached keys `[batch_size, heads, n, dim_head]`
-    and, for every new token, concatenate the new key and cut the oldest: each token would copy the
-    whole window (twice: keys and values) and allocate a new tensor. Here the window lives in a buffer
-    with room for `2 * size + 1` positions. A new position is written after the last one; the window
-    is a view of the newest positions; only when the buffer's end is reached are the newest `size`
-    positions copied back to its start, once every `size + 1` tokens.
-
-    `buffer` is `[2, batch_size, heads, capacity, dim_head]`: keys and values side by side, so one copy
-    writes both.
-    """
-
-    def __init__(self, k: torch.Tensor, v: torch.Tensor, size: int):
-        # Start from the keys and values of a prompt, each `[batch_size, heads, n, dim_head]`.
-        batch_size, heads, n, dim_head = k.shape
-        self.size = size
-        keep = min(n, size)
-        self.buffer = k.new_empty(2, batch_size, heads, 2 * size + 1, dim_head)
-        self.buffer[0, :, :, :keep] = k[:, :, n - keep:]
-        self.buffer[1, :, :, :keep] = v[:, :, n - keep:]
-        # The window is `buffer[:, :, :, start:end]`.
-        self.start, self.end = 0, keep
-
-    def append(self, kv: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        r"""
-        Add one position, `kv` `[2, batch_size, heads, 1, dim_head]` (its key and value), and return the keys
-        and values to attend to: the window *and* the new position, each `[batch_size, heads, n + 1, dim_head]`
-        with $n \le$ `size`. Afterwards the window holds the newest `size` positions.
-        """
-        if self.end == self.buffer.shape[3]:
-            # The buffer is full: move the window (at most `size` positions) to the start. Source and
-            # target do not overlap, because the buffer holds more than twice the window.
-            n = self.end - self.start
-            self.buffer[:, :, :, :n] = self.buffer[:, :, :, self.start:self.end]
-            self.start, self.end = 0, n
-        self.buffer.narrow(3, self.end, 1).copy_(kv)
-        self.end += 1
-        k, v = self.buffer.narrow(3, self.start, self.end - self.start).unbind(0)
-        self.start = max(self.start, self.end - self.size)
-        return k, v

@@ -1,9 +1,114 @@
-// The site's behaviour, in plain JavaScript: the theme toggle and the search box.
-// Both work from file:// (the search index is a script that sets window.SEARCH_INDEX).
+// The site's behaviour, in plain JavaScript: the theme toggle, the notation links, the copy
+// buttons and the search box. All of it works from file:// (the search index is a script that sets
+// window.SEARCH_INDEX) and needs no network.
 (function () {
   "use strict";
   var root = document.body.getAttribute("data-root") || "";
   var html = document.documentElement;
+
+  // ---- Notation: a symbol of the page's notation table (marked by the build: data-sym, with the
+  // names it maps to in data-vars) and a name of the code (data-var, with its symbols in
+  // data-syms) light each other up on hover and on keyboard focus.
+  var bySym = {}, byVar = {};
+  function add(map, key, el) { (map[key] = map[key] || []).push(el); }
+  function words(text) { return (text || "").split(" ").filter(Boolean); }
+  Array.prototype.forEach.call(document.querySelectorAll("[data-sym]"), function (el) { add(bySym, el.getAttribute("data-sym"), el); });
+  Array.prototype.forEach.call(document.querySelectorAll("[data-var]"), function (el) { add(byVar, el.getAttribute("data-var"), el); });
+  var lit = [], source = null;
+
+  function related(el) {
+    var found = [];
+    if (el.hasAttribute("data-sym")) {
+      found = found.concat(bySym[el.getAttribute("data-sym")] || []);
+      words(el.getAttribute("data-vars")).forEach(function (v) { found = found.concat(byVar[v] || []); });
+    } else {
+      found = found.concat(byVar[el.getAttribute("data-var")] || []);
+      words(el.getAttribute("data-syms")).forEach(function (s) { found = found.concat(bySym[s] || []); });
+    }
+    return found;
+  }
+  function clear() {
+    lit.forEach(function (el) { el.classList.remove("n-hl", "n-src"); });
+    lit = [];
+    source = null;
+  }
+  function light(el) {
+    if (el === source) return;
+    clear();
+    source = el;
+    lit = related(el);
+    lit.forEach(function (other) { other.classList.add("n-hl"); });
+    el.classList.add("n-hl", "n-src");
+    if (lit.indexOf(el) < 0) lit.push(el);
+  }
+  function notationTarget(node) {
+    return node && node.closest ? node.closest("[data-sym], [data-var]") : null;
+  }
+  document.addEventListener("mouseover", function (e) {
+    var el = notationTarget(e.target);
+    if (el) light(el);
+  });
+  document.addEventListener("mouseout", function (e) {
+    var el = notationTarget(e.target);
+    if (el && el === source && !el.contains(e.relatedTarget) && document.activeElement !== el) clear();
+  });
+  document.addEventListener("focusin", function (e) {
+    var el = notationTarget(e.target);
+    if (el && el === e.target) light(el);
+  });
+  document.addEventListener("focusout", function (e) {
+    if (e.target === source) clear();
+  });
+
+  // ---- Copy buttons: a code block of the prose copies its text; a section of the code column
+  // (or a test file) copies its source lines, without the line numbers (they are CSS, not text).
+  function codeText(button) {
+    var holder = button.closest(".codeblock, .code, .source");
+    if (!holder) return "";
+    var code = holder.querySelector("pre code");
+    if (!code) return "";
+    if (holder.classList.contains("codeblock")) return code.textContent + "\n";
+    var lines = code.querySelectorAll(".line:not(.edge)");
+    return Array.prototype.map.call(lines, function (line) { return line.textContent; }).join("");
+  }
+  function copyWithSelection(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    var ok = false;
+    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+    document.body.removeChild(area);
+    return ok;
+  }
+  function copied(button, ok) {
+    var label = button.getAttribute("aria-label");
+    button.classList.add(ok ? "copied" : "copy-failed");
+    button.setAttribute("aria-label", ok ? "Copied" : "Copying failed: select the code instead");
+    var text = button.querySelector(".copy-label");
+    if (text) text.textContent = ok ? "Copied" : "Failed";
+    setTimeout(function () {
+      button.classList.remove("copied", "copy-failed");
+      button.setAttribute("aria-label", label);
+      if (text) text.textContent = "Copy";
+    }, 1600);
+  }
+  window.siteCodeText = codeText;  // what a copy button copies (used by the page tests)
+  Array.prototype.forEach.call(document.querySelectorAll("button.copy"), function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var text = codeText(button);
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(text).then(function () { copied(button, true); },
+          function () { copied(button, copyWithSelection(text)); });
+      } else {
+        copied(button, copyWithSelection(text));
+      }
+    });
+  });
 
   // ---- Theme: the reader's choice persists in localStorage; without one, the system decides.
   var toggle = document.getElementById("site-theme");

@@ -7,29 +7,32 @@ paper: https://arxiv.org/abs/1911.05507
 
 # Compressive Transformer
 
-[Transformer-XL](../xl/index.html) keeps the last $n_m$ hidden states of every layer as memory and
+[Transformer-XL](../xl/index.html) keeps the last $L$ hidden states of every layer as memory and
 throws a state away once it is older than that. Rae et al.'s Compressive Transformer
 ([arXiv:1911.05507](https://arxiv.org/abs/1911.05507)) keeps it in a coarser form instead: the states
 pushed out of the memory are squeezed $c$ to $1$ by a learned *compression function* $f_c$ and
-appended to a second FIFO, the **compressed memory** of $n_{cm}$ slots. Each layer then attends over
+appended to a second FIFO, the **compressed memory** of $L_c$ slots. (The paper writes $n_m$, $n_{cm}$
+and $n_s$ for the lengths of the memory, the compressed memory and the segment; this site writes $L$,
+$L_c$ and $n$ on every page.) Each layer then attends over
 
 $$\big[\operatorname{SG}(cm^{l-1}) \circ \operatorname{SG}(m^{l-1}) \circ h^{l-1}\big]$$
 
 (compressed memory, memory, segment; $\circ$ concatenates along the sequence). The attention cost
-grows by $n_{cm}$ keys, while the reach of one layer grows from $n_m$ to $n_m + c\, n_{cm}$ positions.
+grows by $L_c$ keys, while the reach of one layer grows from $L$ to $L + c\, L_c$ positions.
 
 Compression only ever acts on memory, which is a stop-gradient: the language-model loss cannot train
 $f_c$. The paper trains it with a local auxiliary loss instead, the **attention reconstruction loss**:
-the compressed memories should give the same attention output as the states they replace,
+the compressed memories should give the same attention output as the states they replace. Summed
+over the layers as in the paper's Algorithm 2, with each layer's term a mean squared error,
 
-$$\mathcal{L}^{attn} = \sum_{l} \big\| \operatorname{attn}(h^{l}, old\_mem^{l})
- - \operatorname{attn}(h^{l}, f_c^{l}(old\_mem^{l})) \big\|_2$$
+$$\mathcal{L}^{attn} = \sum_{l} \frac{1}{N_l} \big\| \operatorname{attn}(h^{l}, old\_mem^{l})
+ - \operatorname{attn}(h^{l}, f_c^{l}(old\_mem^{l})) \big\|_2^2$$
 
-with $\operatorname{attn}(h, m) = \operatorname{softmax}\big((h W_q)(m W_k)^\top / \sqrt{d_k}\big)(m W_v)$,
-*content-based* attention with no position terms, and gradients stopped everywhere except into
-$f_c$. The loss is lossy on purpose: what no query attends to may be forgotten. Here each layer's term
-is the mean squared error (the squared norm divided by the number of elements, so that it does not
-grow with the batch or the segment), and the terms are summed over layers as in the paper's Algorithm 2.
+where $N_l$ is the number of elements of the attention output, so that the loss does not grow with the
+batch or the segment (the paper writes the plain norm; the mean of squares is what its released code and
+this page compute), $\operatorname{attn}(h, m) = \operatorname{softmax}\big((h W_q)(m W_k)^\top / \sqrt{d_k}\big)(m W_v)$
+is *content-based* attention with no position terms, and gradients are stopped everywhere except into
+$f_c$. The loss is lossy on purpose: what no query attends to may be forgotten.
 
 This page shows what compression adds to Transformer-XL, in reading order: the compression function,
 the memory bookkeeping, the reconstruction loss, the layer (a Transformer-XL layer given
@@ -40,7 +43,7 @@ import torch
 from labml_nn.transformers.compressive import CompressiveTransformer
 
 model = CompressiveTransformer(num_tokens=65, dim=128, depth=4, heads=4,
-                               mem_len=32, cmem_len=16, cmem_ratio=4)
+                               mem_len=32, cmem_len=16, compression_rate=4)
 main_opt = torch.optim.AdamW(model.main_parameters())
 compression_opt = torch.optim.AdamW(model.compression_parameters())
 logits, memory, aux_loss = model(x, memory=memory, return_memory=True, return_aux_loss=True)
@@ -49,10 +52,10 @@ logits, memory, aux_loss = model(x, memory=memory, return_memory=True, return_au
 
 | symbol | meaning | code | shape |
 |---|---|---|---|
-| $n_s$ | segment length | `seq_len` | |
-| $n_m$ | memory length | `mem_len` | |
-| $n_{cm}$ | compressed-memory length | `cmem_len` | |
-| $c$ | compression rate | `compression_rate` (`cmem_ratio` in the model's arguments) | |
+| $n$ | segment length (`seq_len` of the experiment) | | |
+| $L$ | memory length | `mem_len` | |
+| $L_c$ | compressed-memory length | `cmem_len` | |
+| $c$ | compression rate | `compression_rate` | |
 | $h^{l-1}$ | input of layer $l$ for the segment | `h` | `[batch_size, seq_len, dim]` |
 | $m^{l-1}$ | memory of layer $l$ | `memory.mem[l]` | `[batch_size, mem_len, dim]` |
 | $cm^{l-1}$ | compressed memory of layer $l$ | `memory.cmem[l]` | `[batch_size, cmem_len, dim]` |
@@ -60,14 +63,15 @@ logits, memory, aux_loss = model(x, memory=memory, return_memory=True, return_au
 | $f_c$ | compression function of a layer | `layer.compress` | `[batch_size, n, dim]` → `[batch_size, n / c, dim]` |
 
 **Positions.** A compressed slot is treated as one position, directly in front of the memory: with
-$n_{cm}$ compressed slots and $n_m$ memory positions, key $j$ runs over
-$0 \dots n_{cm} + n_m + n_s - 1$, query $i$ sits at key position $n_{cm} + n_m + i$ and the
-[relative attention](../xl/relative_mha.html) sees compressed slot $j$ at distance $n_{cm} + n_m + i - j$.
+$L_c$ compressed slots and $L$ memory positions, key $j$ runs over
+$0 \dots L_c + L + n - 1$, query $i$ sits at key position $L_c + L + i$ and the
+[relative attention](../xl/relative_mha.html) sees compressed slot $j$ at distance $L_c + L + i - j$.
 A slot stands for $c$ positions, so this understates how old it is; the network learns what the
 distance of a compressed slot means. The paper's Algorithm 1 likewise attends over the plain
 concatenation $[cm \circ m]$ as the layer's memory.
 """
 
+import warnings
 from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
@@ -76,8 +80,8 @@ from einops import rearrange
 from torch import nn
 
 from labml_nn.transformers.hub import Pretrained
-from labml_nn.transformers.lm import check_layer_memory, check_tokens, generate_loop, head_size
-from labml_nn.transformers.xl import KVCache, TransformerXLLayer
+from labml_nn.transformers.lm import check_layer_memory, check_tokens, generate_with_memory, head_size
+from labml_nn.transformers.xl import TransformerXLLayer
 
 
 class CompressiveMemory(NamedTuple):
@@ -238,17 +242,6 @@ class CompressiveLayer(TransformerXLLayer):
         return F.mse_loss(self.content_attention(q, compressed), target)
 
 
-class GenerationCache(NamedTuple):
-    r"""
-    What `generate` keeps for one layer: the keys and values of $[cm \circ m]$, each
-    `[batch_size, heads, n_cm + n_m, dim_head]`, how many of them, `n_cm`, belong to the compressed
-    memory, and the memory's hidden states, `mem`, `[batch_size, n_m, dim]`, for $f_c$.
-    """
-    kv: KVCache
-    n_cm: int
-    mem: torch.Tensor
-
-
 class CompressiveTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/1911.05507"):
     r"""
     The Compressive Transformer language model: token embedding, `depth`
@@ -264,24 +257,32 @@ class CompressiveTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org
       nothing, and its gradient reaches only `compression_parameters()`.
 
     `cmem_len=0` gives back Transformer-XL with the same weights (nothing is compressed).
+    `cmem_ratio` is the old name of `compression_rate`, still accepted (with a `DeprecationWarning`).
     """
 
     def __init__(self, *, num_tokens: int, dim: int, depth: int, heads: int, dim_head: Optional[int] = None,
-                 mem_len: int, cmem_len: int, cmem_ratio: int = 4, ff_mult: int = 4,
-                 attn_dropout: float = 0.0, ff_dropout: float = 0.0):
+                 mem_len: int, cmem_len: int, compression_rate: int = 4, ff_mult: int = 4,
+                 attn_dropout: float = 0.0, ff_dropout: float = 0.0, cmem_ratio: Optional[int] = None):
         super().__init__()
+        if cmem_ratio is not None:
+            warnings.warn("cmem_ratio is deprecated: it is called compression_rate, the $c$ of the page",
+                          DeprecationWarning, stacklevel=2)
+            compression_rate = cmem_ratio
+            # What `save_pretrained` writes: the current name only.
+            self._hub_mixin_config = {**(self._hub_mixin_config or {}), "compression_rate": cmem_ratio}
+            self._hub_mixin_config.pop("cmem_ratio", None)
         dim_head = head_size(dim, heads, dim_head)
         if mem_len < 0:
             raise ValueError(f"mem_len must be >= 0, got {mem_len}")
         if cmem_len < 0:
             raise ValueError(f"cmem_len must be >= 0, got {cmem_len}")
-        if not isinstance(cmem_ratio, int) or cmem_ratio < 1:
-            raise ValueError(f"cmem_ratio (the compression rate c) must be a positive int, got {cmem_ratio!r}")
+        if not isinstance(compression_rate, int) or compression_rate < 1:
+            raise ValueError(f"compression_rate (c) must be a positive int, got {compression_rate!r}")
         self.num_tokens, self.dim, self.depth = num_tokens, dim, depth
-        self.mem_len, self.cmem_len, self.compression_rate = mem_len, cmem_len, cmem_ratio
+        self.mem_len, self.cmem_len, self.compression_rate = mem_len, cmem_len, compression_rate
         self.token_emb = nn.Embedding(num_tokens, dim)
         self.layers = nn.ModuleList([
-            CompressiveLayer(dim, heads, dim_head, dim * ff_mult, cmem_ratio, attn_dropout, ff_dropout)
+            CompressiveLayer(dim, heads, dim_head, dim * ff_mult, compression_rate, attn_dropout, ff_dropout)
             for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)
         self.to_logits = nn.Linear(dim, num_tokens)
@@ -337,7 +338,8 @@ class CompressiveTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org
                 else:
                     with torch.no_grad():
                         compressed = layer.compress(evicted)
-                cmem = append_compressed(cmem, compressed.detach(), self.cmem_len)
+                # Kept in the dtype of the hidden states, whatever precision $f_c$ ran in (autocast).
+                cmem = append_compressed(cmem, compressed.detach().to(h_in.dtype), self.cmem_len)
             new_mem.append(kept)
             new_cmem.append(cmem if cmem is not None else h_in.new_zeros(h_in.shape[0], 0, self.dim))
         logits = self.to_logits(self.norm(h))
@@ -355,59 +357,18 @@ class CompressiveTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, length: int, temperature: float = 1.0,
-                 top_k: Optional[int] = None) -> torch.Tensor:
+                 top_k: Optional[int] = None, cached: bool = True) -> torch.Tensor:
         r"""
         Continue `prompt`, `[batch_size, prompt_len]`, by `length` tokens; returns
         `[batch_size, prompt_len + length]`.
 
-        Computes exactly what running the prompt as one segment and then each new token as a segment of
-        one with `memory=` computes, evictions and compressions included, without recomputing anything:
-        each layer keeps the keys and values of $[cm \circ m]$, as well as the memory's hidden states
-        (which $f_c$ needs when they are evicted). A new token costs one position in every layer; every
-        $c$ tokens, once the memory is full, a layer compresses $c$ evicted states into one slot and
-        projects that slot to a key and a value, once.
+        `cached=False` runs the prompt as one segment and then each new token as a segment of one, with
+        `memory=`, evictions and compressions included: this model's forward pass, token by token
+        ([`generate_with_memory`](../lm.html#generate_with_memory)). By default the
+        [cached generator](generation.html) computes the same while keeping the keys and values of both
+        memories, so that a new token costs one position's work in every layer.
         """
-        caches: List[Optional[GenerationCache]] = [None] * self.depth
-
-        def next_logits(tokens: torch.Tensor) -> torch.Tensor:
-            h = self.token_emb(tokens)
-            for l, layer in enumerate(self.layers):
-                h, caches[l] = self._step_cached(layer, h, caches[l])
-            # Only the last position's logits are needed: `[batch_size, num_tokens]`.
-            return self.to_logits(self.norm(h[:, -1]))
-
-        return generate_loop(self, prompt, length, temperature, top_k, next_logits)
-
-    def _step_cached(self, layer: CompressiveLayer, h: torch.Tensor, cache: Optional[GenerationCache]
-                     ) -> Tuple[torch.Tensor, GenerationCache]:
-        r"""
-        One layer of `generate`: the layer's output for the segment `h`, `[batch_size, seq_len, dim]`,
-        and its updated cache. The Transformer-XL layer's `forward_cached` attends over the cached keys
-        and values of $[cm \circ m]$ and returns them with the segment's appended; this method then does
-        the bookkeeping of `forward` on keys and values.
-        """
-        kv = None if cache is None else cache.kv
-        n_cm = 0 if cache is None else cache.n_cm
-        # `k`, `v`: `[batch_size, heads, n_cm + n_m + seq_len, dim_head]`. Every key is kept: eviction is
-        # decided below, by the same rule as `forward`.
-        out, (k, v) = layer.forward_cached(h, kv)
-        kept, evicted = evict(None if cache is None else cache.mem, h, self.mem_len, self.compression_rate,
-                              self.cmem_len > 0)
-        n_evicted = evicted.shape[1]
-        if n_evicted == 0:
-            # The common case while the memory fills, and $c - 1$ tokens in $c$ after: nothing to move.
-            return out, GenerationCache((k, v), n_cm, kept)
-        # The memory's keys and values after eviction: `[batch_size, heads, n_m, dim_head]` (views).
-        mem_k, mem_v = k[:, :, n_cm + n_evicted:], v[:, :, n_cm + n_evicted:]
-        if self.cmem_len == 0:
-            return out, GenerationCache((mem_k, mem_v), 0, kept)
-        # $f_c$ on the evicted states, `[batch_size, n_evicted / c, dim]`, then the new slots' keys and
-        # values, `[batch_size, heads, n_evicted / c, dim_head]`, projected once.
-        ck, cv = layer.attn.keys_values(layer.attn_norm(layer.compress(evicted)))
-        # The compressed memory keeps its newest `cmem_len` slots, still in front of the memory.
-        n_new = ck.shape[2]
-        n_keep_old = min(n_cm, max(self.cmem_len - n_new, 0))
-        k = torch.cat([k[:, :, n_cm - n_keep_old:n_cm], ck[:, :, max(n_new - self.cmem_len, 0):], mem_k], dim=2)
-        v = torch.cat([v[:, :, n_cm - n_keep_old:n_cm], cv[:, :, max(n_new - self.cmem_len, 0):], mem_v], dim=2)
-        return out, GenerationCache((k, v), min(n_cm + n_new, self.cmem_len), kept)
-
+        if cached:
+            from labml_nn.transformers.compressive.generation import generate_cached
+            return generate_cached(self, prompt, length, temperature, top_k)
+        return generate_with_memory(self, prompt, length, temperature, top_k)

@@ -12,11 +12,12 @@ python -m labml_nn.transformers.compressive.experiment --help   # every option w
 python -m labml_nn.experiments.sample --checkpoint checkpoints/compressive --prompt "ROMEO:"
 ```
 
-The [Compressive Transformer](index.html) keeps Transformer-XL's memory of the last `mem_len`
+The [Compressive Transformer](index.html) keeps Transformer-XL's memory of the last `mem_len` $= L$
 hidden states, and instead of discarding the states that fall out of it, compresses every
-`cmem_ratio` $= c$ of them into one and keeps `cmem_len` of those. With the defaults below
-($T = 64$, $M = 32$, $c = 4$, `cmem_len` $= 16$) each layer attends over $64$ current,
-$32$ remembered and $16$ compressed states, the last standing for $64$ older characters.
+`compression_rate` $= c$ of them into one and keeps `cmem_len` $= L_c$ of those (`--cmem-ratio` is the
+option's old name, still accepted). With the defaults below ($n = 64$, $L = 32$, $c = 4$, $L_c = 16$)
+each layer attends over $64$ current, $32$ remembered and $16$ compressed states, the last standing
+for $64$ older characters.
 
 ## Two losses, two optimisers
 
@@ -25,14 +26,14 @@ The model has two jobs, and the paper trains them apart
 
 * the language model minimises the cross-entropy $\mathcal{L}_\text{LM}$;
 * the compression function $f_c$ minimises the *attention-reconstruction loss*
-  $$\mathcal{L}_\text{attn} = \sum_{l} \big\| \text{attn}(h^{(l)}, m^{(l)}) - \text{attn}(h^{(l)}, f_c(m^{(l)})) \big\|_2^2,$$
+  $$\mathcal{L}^{attn} = \sum_{l} \frac{1}{N_l} \big\| \operatorname{attn}(h^{l}, old\_mem^{l}) - \operatorname{attn}(h^{l}, f_c^{l}(old\_mem^{l})) \big\|_2^2,$$
   how much the layer's attention output changes when it reads the compressed memories instead of
   the old memories they replace. The compression is judged by what the attention needs, not by how
   well it could rebuild the memories themselves.
 
 The reconstruction loss's gradient reaches only the compression parameters, and the language-model
 loss does not reach them (the memories are stored detached). So a single `backward()` of
-$\mathcal{L}_\text{LM} + \mathcal{L}_\text{attn}$ gives each parameter exactly the gradient of its own
+$\mathcal{L}_\text{LM} + \mathcal{L}^{attn}$ gives each parameter exactly the gradient of its own
 loss, and we step the two parameter sets with **two AdamW optimisers**: each gets its own learning
 rate, its own moment estimates and its own gradient clipping, so a large reconstruction error
 early on can neither shrink the language model's clipped step nor inflate its Adam statistics.
@@ -62,16 +63,21 @@ class Config(TrainConfig):
     dim_head: int = option(32, "width of each head", at_least(1))
     mem_len: int = option(32, "uncompressed hidden states kept per layer", at_least(0))
     cmem_len: int = option(16, "compressed memories kept per layer", at_least(0))
-    cmem_ratio: int = option(4, "old memories compressed into one, the compression rate c", at_least(1))
+    compression_rate: int = option(4, "old memories compressed into one, the compression rate c", at_least(1),
+                                   aliases=["--cmem-ratio"])
     attn_dropout: float = option(0.0, "dropout on the attention weights", probability)
     ff_dropout: float = option(0.0, "dropout in the feed-forward blocks", probability)
+    compile_shapes: str = option("static", "how --compile treats shapes that change: the two memories settle "
+                                           "after a few segments, and one graph per shape ('static') measured faster "
+                                           "here than torch's default ('auto')",
+                                 lambda value: None if value in ("auto", "static") else "expected auto or static")
     compression_lr: float = option(1e-3, "peak learning rate of the compression network's optimiser", above(0.0))
 
 
 def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
     """The constructor arguments of `CompressiveTransformer`; the checkpoint stores them."""
     return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, heads=c.heads, dim_head=c.dim_head,
-                mem_len=c.mem_len, cmem_len=c.cmem_len, cmem_ratio=c.cmem_ratio,
+                mem_len=c.mem_len, cmem_len=c.cmem_len, compression_rate=c.compression_rate,
                 attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout)
 
 

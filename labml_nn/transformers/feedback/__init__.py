@@ -60,6 +60,16 @@ training is about $n$ times faster per token on hardware that is latency-bound, 
 positions lose the feedback from each other's top layers: the longer the window, the closer the
 model is to a Transformer-XL. Use it to train cheaply and check quality with `seq_len=1`.
 
+## The step that runs
+
+The exact model is a loop over steps, and inside it a loop over layers:
+[`FeedbackTransformer.step`](#FeedbackTransformer.step) is one step of the recurrence, written with
+the layers on this page. `step="autograd"` trains and generates with exactly that code. The default,
+`step="hand-written"`, computes the same numbers through [a step whose gradient is written
+out](step.html), which trains {report:feedback.hand_written_vs_autograd} as fast at the benchmark's size:
+at one token per call, autograd's bookkeeping of every small operation is much of the time. The tests
+check that both give the same outputs, memory and gradients.
+
 ```python
 from labml_nn.transformers.feedback import FeedbackTransformer
 
@@ -69,6 +79,7 @@ logits = model(x)                                             # [batch_size, T, 
 out1, mem1 = model(x1, return_memory=True)                    # mem1: [batch_size, mem_len, dim]
 out2, mem2 = model(x2, memory=mem1, return_memory=True)       # x2 continues x1
 text = model.generate(prompt, length=100, top_k=1)
+model = FeedbackTransformer(..., step="autograd")            # the loop above, through autograd
 ```
 
 | symbol | meaning | code | shape |
@@ -79,10 +90,9 @@ text = model.generate(prompt, length=100, top_k=1)
 | $L$ | memory length | `mem_len` | |
 | $n$ | tokens processed in parallel (1: exact) | `seq_len` | |
 | $W_K, W_V$ | memory projections, shared or per layer | `memory_kv` | |
-| | keys and values of the memory window | `kv` | `[batch_size, heads, P, 2 * dim_head]` |
+| | keys and values of the memory window | `kv` | `[batch_size, heads, P, dim_head]` each |
 """
 
-import contextlib
 from typing import List, Optional, Tuple, Union
 
 import torch
@@ -91,14 +101,17 @@ from torch import nn
 
 from labml_nn.transformers.feed_forward import FeedForward
 from labml_nn.transformers.feedback.kv_buffer import KVHistory
-from labml_nn.transformers.feedback.step import LayerSteps, LayerWeights, MemorySteps, StepOptions
 from labml_nn.transformers.hub import Pretrained
-from labml_nn.transformers.lm import append_memory, check_memory_tensor, check_tokens, generate_loop, head_size
+from labml_nn.transformers.lm import (append_memory, check_memory_tensor, check_tokens, generate_loop,
+                                      generate_with_memory, head_size)
+from labml_nn.transformers.one_token import SlidingKV
 from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
 
-# The keys and the values of a memory window, each `[batch_size, heads, P, dim_head]` (or, as the key/value
-# history returns them, `[batch_size * heads, P, dim_head]`).
+# The keys and the values of a memory window, each `[batch_size * heads, P, dim_head]`, as the key/value
+# histories return them.
 KV = Tuple[torch.Tensor, torch.Tensor]
+# The steps of the implementations of the exact model.
+STEPS = ("hand-written", "autograd")
 
 
 class FeedbackAttention(RelativeMultiHeadAttention):
@@ -115,8 +128,7 @@ class FeedbackAttention(RelativeMultiHeadAttention):
     def __init__(self, dim: int, heads: int, dim_head: int, max_distance: int, dropout: float = 0.0):
         super().__init__(dim, heads, dim_head, dropout, nearest_distance=1)
         self.to_kv = None
-        # The most keys a query can see, $L + n - 1$: the size of the position-key table a forward pass
-        # shares between its steps.
+        # The most keys a query can see, $L + n - 1$.
         self.max_distance = max_distance
 
     def position_keys(self, key_len: int, device: torch.device) -> torch.Tensor:
@@ -146,15 +158,6 @@ class MemoryKV(nn.Module):
         batch_size, n, _ = m.shape
         # `[batch_size, n, heads * 2 * dim_head]` → `[batch_size, heads, n, 2 * dim_head]`
         return self.to_kv(self.norm(m)).view(batch_size, n, self.heads, -1).transpose(1, 2)
-
-    def step_weights(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        r"""
-        The projection for the [one-token step](step.html#MemoryStep), with the norm's $\gamma, \beta$ folded in:
-        $W' = \operatorname{diag}(\gamma) [W_K | W_V]^\top$, `[dim, heads * 2 * dim_head]`, and
-        $b' = \beta [W_K | W_V]^\top$.
-        """
-        W = self.to_kv.weight.t()
-        return self.norm.weight[:, None] * W, self.norm.bias @ W
 
 
 class FeedbackLayer(nn.Module):
@@ -190,40 +193,6 @@ class FeedbackLayer(nn.Module):
                 x = x + F.pad(self.attn.attend(q[:, :, 1:], k, v), (0, 0, 1, 0))
         return x + self.ff(self.ff_norm(x))
 
-    def start_steps(self) -> LayerSteps:
-        r"""
-        This layer for the exact model, one token at a time: the returned `steps(x, kv)` maps `x`,
-        `[batch_size, dim]`, to the layer's output against the memory keys and values `kv` (each
-        `[batch_size * heads, P, dim_head]`, as the [history](kv_buffer.html) returns them, or `None`), through
-        [`LayerStep`](step.html#LayerStep), whose backward is written by hand.
-
-        What every step of a forward pass shares is prepared here, once: $W_q^\top$, $W_O^\top$, $W_1^\top$
-        and $W_2^\top$ transposed to the layout the products need, the position keys transposed,
-        $1/\sqrt{d_k}$ folded into $W_q$, $u$ and $v$ (the scores need no multiplication, $u$ enters as the
-        bias of the query product and $q_v$ is $q_u$ plus $(v - u)/\sqrt{d_k}$), and each pre-norm's $\gamma$
-        and $\beta$ folded into the product that follows it. These are differentiable functions of the
-        parameters, so the gradients found for them reach the parameters.
-        """
-        attn, ff = self.attn, self.ff
-        if ff.activation is not F.gelu or ff.v is not None or ff.w1.bias is None or ff.w2.bias is None:
-            raise ValueError("the one-token step implements the layer's GELU feed-forward network with biases")
-        if self.attn_norm.eps != self.ff_norm.eps:
-            raise ValueError("the one-token step expects both pre-norms to share one eps")
-        # $(\gamma \odot \hat{x} + \beta) W = \hat{x} (\operatorname{diag}(\gamma) W) + \beta W$: each norm's scale and
-        # shift fold into the weight and the bias of the product after it.
-        W_q = attn.to_q.weight.t() * attn.scale
-        u = (attn.u.reshape(-1) + self.attn_norm.bias @ attn.to_q.weight.t()) * attn.scale
-        v_minus_u = (attn.v - attn.u).reshape(-1) * attn.scale
-        r_t = attn.position_keys(attn.max_distance, u.device).transpose(1, 2)
-        W_1 = ff.w1.weight.t()
-        weights = LayerWeights(self.attn_norm.weight[:, None] * W_q, u, v_minus_u, r_t,
-                               attn.to_out.weight.t(), attn.to_out.bias,
-                               self.ff_norm.weight[:, None] * W_1, torch.addmv(ff.w1.bias, W_1.t(), self.ff_norm.bias),
-                               ff.w2.weight.t(), ff.w2.bias)
-        options = StepOptions(self.attn_norm.eps, attn.dropout.p if self.training else 0.0,
-                              ff.dropout.p if self.training else 0.0)
-        return LayerSteps(weights, options)
-
 
 class FeedbackTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/2002.09402"):
     r"""
@@ -233,23 +202,28 @@ class FeedbackTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org/ab
     * `model(x, memory=m, return_memory=True)` → `(logits, new_memory)`: the memory is the tensor of
       memory vectors $\mathbf{m}$ of the last `mem_len` steps, `[batch_size, mem_len, dim]` (fewer until
       `mem_len` steps have been seen), detached from the graph. `memory=None` starts a new stream.
-    * `shared_kv` picks the variant; `seq_len` the number of tokens processed in parallel (1: exact).
-    * `kv_buffer=False` accumulates keys and values with `torch.cat` instead of the
-      [custom function](kv_buffer.html): the same numbers, with the whole history copied at every step
-      and held by the graph; kept for the tests and the benchmark.
+    * `shared_kv` picks the variant; `seq_len` the number of tokens processed in parallel (1: exact);
+      `step` which implementation runs the exact model's steps: `"hand-written"` ([its page](step.html))
+      or `"autograd"` ([`step`](#FeedbackTransformer.step) below, through autograd).
     """
+
+    # The history of keys and values a forward pass appends to: the [custom function](kv_buffer.html).
+    # (The tests and the benchmark swap in the plain concatenation it replaces.)
+    History = KVHistory
 
     def __init__(self, *, num_tokens: int, dim: int, depth: int, mem_len: int, seq_len: int = 1,
                  heads: int = 8, dim_head: Optional[int] = None, ff_mult: int = 4,
                  attn_dropout: float = 0.0, ff_dropout: float = 0.0, shared_kv: bool = True,
-                 kv_buffer: bool = True):
+                 step: str = "hand-written"):
         super().__init__()
         dim_head = head_size(dim, heads, dim_head)
         if mem_len < 1 or seq_len < 1 or depth < 1:
             raise ValueError(f"mem_len, seq_len and depth must be >= 1, got mem_len={mem_len}, "
                              f"seq_len={seq_len}, depth={depth}")
+        if step not in STEPS:
+            raise ValueError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
         self.num_tokens, self.dim, self.depth = num_tokens, dim, depth
-        self.mem_len, self.seq_len, self.shared_kv, self.kv_buffer = mem_len, seq_len, shared_kv, kv_buffer
+        self.mem_len, self.seq_len, self.shared_kv, self.step_implementation = mem_len, seq_len, shared_kv, step
         self.token_emb = nn.Embedding(num_tokens, dim)
         # Query $i$ of a window sees memory up to $L + i$ steps back.
         max_distance = mem_len + seq_len - 1
@@ -282,39 +256,71 @@ class FeedbackTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org/ab
         check_memory_tensor(memory, self.token_emb.weight, "memory")
         return memory[:, max(0, memory.shape[1] - self.mem_len):]
 
-    def start_histories(self, memory: Optional[torch.Tensor], batch_size: int, capacity: int,
-                        sliding: bool = False) -> Tuple[List[KVHistory], List[Optional[torch.Tensor]]]:
+    def start_histories(self, memory: Optional[torch.Tensor], batch_size: int, capacity: int
+                        ) -> Tuple[list, List[Optional[KV]]]:
         r"""
         One [key/value history](kv_buffer.html) per memory projection, with room for `capacity` new
         steps after the memory, and the windows the first step attends to. The keys and values of a
-        memory from an earlier call are computed here, once, with the current weights. A `sliding`
-        history (generation) holds at most $2L + n$ entries however many steps come.
+        memory from an earlier call are computed here, once, with the current weights. Without
+        gradients (generation), a [sliding cache](../one_token.html#SlidingKV) instead, which holds at
+        most $2L + n - 1$ entries however many steps come.
         """
         past = 0 if memory is None else memory.shape[1]
-        size = past + capacity
-        if sliding:
-            # Room for the window, as many entries again, and the largest single append (a window of $n$).
-            size = min(size, 2 * self.mem_len + self.seq_len)
         attn = self.layers[0].attn
-        histories = [KVHistory(batch_size, attn.heads, 2 * attn.dim_head, size, self.mem_len,
-                               self.token_emb.weight, self.kv_buffer, sliding) for _ in self.memory_kv]
+        if torch.is_grad_enabled():
+            histories = [self.History(batch_size, attn.heads, 2 * attn.dim_head, past + capacity, self.mem_len,
+                                      self.token_emb.weight) for _ in self.memory_kv]
+        else:
+            histories = [SlidingKV(batch_size, attn.heads, attn.dim_head, self.mem_len, self.token_emb.weight,
+                                   max_append=self.seq_len) for _ in self.memory_kv]
         if past == 0:
             return histories, [None] * len(histories)
         return histories, self.commit(histories, memory)
 
-    def commit(self, histories: List[KVHistory], m: torch.Tensor) -> List[torch.Tensor]:
+    def commit(self, histories: list, m: torch.Tensor) -> List[KV]:
         r"""Add the keys and values of the memory vectors `m`, `[batch_size, n, dim]`; returns the new windows."""
         return [history.append(project(m)) for history, project in zip(histories, self.memory_kv)]
 
-    def start_steps(self) -> Tuple[List[LayerSteps], MemorySteps]:
+    def window_kv(self, windows: List[Optional[KV]], layer: int, batch_size: int) -> Optional[KV]:
+        r"""The window layer `layer` reads, as `[batch_size, heads, P, dim_head]` keys and values (views)."""
+        kv = windows[self.projection_of(layer)]
+        if kv is None:
+            return None
+        attn = self.layers[layer].attn
+        return tuple(t.view(batch_size, attn.heads, -1, attn.dim_head) for t in kv)
+
+    def step(self, x: torch.Tensor, windows: List[Optional[KV]], with_kv: bool = True
+             ) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
         r"""
-        The exact model's [steps](step.html) for one forward pass: each layer's
-        [`start_steps()`](#FeedbackLayer.start_steps), and the memory vector with its keys and values.
+        **One step of the exact model**, as the paper states it: the embedding $x^0_t$ of step $t$, `x`,
+        `[batch_size, dim]`, goes up through the layers, each attending to the memory windows of the steps
+        before; then the outputs of all layers make the memory vector
+        $\mathbf{m}_t = \sum_l \operatorname{softmax}(w)_l\, x^l_t$, and its keys and values are computed for
+        the steps after. Returns $x^N_t$ and $\mathbf{m}_t$, both `[batch_size, dim]`, and the keys and values
+        of $\mathbf{m}_t$ for each history (`[batch_size, heads, 1, 2 * dim_head]`; none unless `with_kv`).
         """
-        norm = self.memory_kv[0].norm
-        return ([layer.start_steps() for layer in self.layers],
-                MemorySteps(self.layer_weights.softmax(dim=0), [project.step_weights() for project in self.memory_kv],
-                            self.layers[0].attn.heads, norm.eps))
+        batch_size = x.shape[0]
+        outputs = [x]
+        for l, layer in enumerate(self.layers):
+            # The layer on a window of one step: `[batch_size, 1, dim]`.
+            x = layer(x[:, None], self.window_kv(windows, l, batch_size))[:, 0]
+            outputs.append(x)
+        # $\mathbf{m}_t$, `[batch_size, dim]`
+        w = self.layer_weights.softmax(dim=0)
+        m = torch.einsum('l,lbd->bd', w, torch.stack(outputs))
+        kvs = [project(m[:, None]) for project in self.memory_kv] if with_kv else []
+        return x, m, kvs
+
+    def exact_steps(self, steps: Optional[int], batch_size: int):
+        r"""
+        The function that runs one step of the exact model, with the signature of [`step`](#FeedbackTransformer.step),
+        for a forward pass of `steps` tokens: `step` itself, or the [hand-written step](step.html), which
+        prepares what all the pass's steps share once.
+        """
+        if self.step_implementation == "autograd":
+            return self.step
+        from labml_nn.transformers.feedback.step import HandWrittenSteps
+        return HandWrittenSteps(self, steps, batch_size)
 
     def window(self, x: torch.Tensor, windows: List[Optional[KV]], w: torch.Tensor
                ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -326,10 +332,7 @@ class FeedbackTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org/ab
         # $\mathbf{m}$ accumulates layer by layer: $\operatorname{softmax}(w)_0\, x^0$ first.
         m = w[0] * x
         for l, layer in enumerate(self.layers):
-            kv = windows[self.projection_of(l)]
-            if kv is not None:
-                # The history's `[batch_size * heads, P, dim_head]` as `[batch_size, heads, P, dim_head]`.
-                kv = tuple(t.view(x.shape[0], layer.attn.heads, -1, layer.attn.dim_head) for t in kv)
+            kv = self.window_kv(windows, l, x.shape[0])
             if x.shape[1] > 1:
                 # The window's own memory is not formed yet; positions $0 \dots n-2$ lend the part of it
                 # that is, for the positions after them to attend to.
@@ -339,22 +342,6 @@ class FeedbackTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org/ab
             x = layer(x, kv)
             m = torch.addcmul(m, w[l + 1], x)
         return x, m
-
-    def step(self, x: torch.Tensor, windows: List[Optional[KV]], steps: Tuple[List[LayerSteps], MemorySteps],
-             with_kv: bool = True) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:
-        r"""
-        One step of the exact model: the embeddings `x`, `[batch_size, dim]`, through all layers against
-        the memory windows, with the pass's [`start_steps()`](#FeedbackTransformer.start_steps). Returns the
-        last layer's output and the memory vector $\mathbf{m}_t$, both `[batch_size, dim]`, and the keys and values
-        of $\mathbf{m}_t$ for each history (`[batch_size, heads, 1, 2 * dim_head]`; none unless `with_kv`).
-        """
-        layer_steps, memory_step = steps
-        outputs = [x]
-        for l, layer_step in enumerate(layer_steps):
-            x = layer_step(x, windows[self.projection_of(l)])
-            outputs.append(x)
-        m, kvs = memory_step(outputs, with_kv)
-        return x, m, kvs
 
     def forward(self, x: torch.Tensor, memory: Optional[torch.Tensor] = None, return_memory: bool = False
                 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
@@ -367,32 +354,27 @@ class FeedbackTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org/ab
         h = self.token_emb(x)
         histories, windows = self.start_histories(memory, batch_size, T)
         outputs, memories = [], []
-        with contextlib.ExitStack() as shared:
-            # Every step needs the same position keys: each layer computes its table once for the pass.
-            for layer in self.layers:
-                shared.enter_context(layer.attn.shared_position_keys(layer.attn.max_distance, x.device))
-            if self.seq_len == 1:
-                # The exact model, token by token on `[batch_size, dim]` tensors, with the weights each step
-                # shares prepared once.
-                steps = self.start_steps()
-                for t, x_t in enumerate(h.unbind(1)):
-                    # The keys and values of the new memory are for the steps that follow; the last step's are
-                    # needed only by the next call, which computes them from the returned memory.
-                    out, m, kvs = self.step(x_t, windows, steps, with_kv=t + 1 < T)
-                    outputs.append(out)
-                    memories.append(m)
-                    if kvs:
-                        windows = [history.append(kv) for history, kv in zip(histories, kvs)]
-                out, m = torch.stack(outputs, dim=1), torch.stack(memories, dim=1)
-            else:
-                w = self.layer_weights.softmax(dim=0)
-                for start in range(0, T, self.seq_len):
-                    out, m = self.window(h[:, start:start + self.seq_len], windows, w)
-                    outputs.append(out)
-                    memories.append(m)
-                    if start + self.seq_len < T:
-                        windows = self.commit(histories, m)
-                out, m = torch.cat(outputs, dim=1), torch.cat(memories, dim=1)
+        if self.seq_len == 1:
+            # The exact model, token by token on `[batch_size, dim]` tensors.
+            step = self.exact_steps(T, batch_size)
+            for t, x_t in enumerate(h.unbind(1)):
+                # The keys and values of the new memory are for the steps that follow; the last step's are
+                # needed only by the next call, which computes them from the returned memory.
+                out, m, kvs = step(x_t, windows, with_kv=t + 1 < T)
+                outputs.append(out)
+                memories.append(m)
+                if kvs:
+                    windows = [history.append(kv) for history, kv in zip(histories, kvs)]
+            out, m = torch.stack(outputs, dim=1), torch.stack(memories, dim=1)
+        else:
+            w = self.layer_weights.softmax(dim=0)
+            for start in range(0, T, self.seq_len):
+                out, m = self.window(h[:, start:start + self.seq_len], windows, w)
+                outputs.append(out)
+                memories.append(m)
+                if start + self.seq_len < T:
+                    windows = self.commit(histories, m)
+            out, m = torch.cat(outputs, dim=1), torch.cat(memories, dim=1)
         logits = self.to_logits(self.norm(out))
         if not return_memory:
             return logits
@@ -400,67 +382,65 @@ class FeedbackTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org/ab
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, length: int, temperature: float = 1.0,
-                 top_k: Optional[int] = None) -> torch.Tensor:
+                 top_k: Optional[int] = None, cached: bool = True) -> torch.Tensor:
         r"""
         Continue `prompt`, `[batch_size, prompt_len]`, by `length` tokens; returns
         `[batch_size, prompt_len + length]`, the same tokens that calling the model on the growing
         sequence would pick.
 
-        The keys and values of each step's memory are computed once and kept, the newest $L$ of them in a
-        buffer of about $2L$ entries that [slides](kv_buffer.html#KVHistory.slide), so memory does not grow
-        with `length`: a new token costs one step through the layers. The exact model (`seq_len=1`) runs
-        the [training step](#FeedbackTransformer.step) without gradients. With `seq_len = n > 1` the
-        model's windows start at multiples of $n$, so the unfinished window (at most $n - 1$ earlier
-        tokens) is run again with each new token, and committed to the memory once it is full.
+        The memory *is* the cache: the keys and values of each step's memory are computed once and kept,
+        the newest $L$ of them in a [sliding cache](../one_token.html#SlidingKV), so a new token costs one
+        step through the layers, whatever the length. The exact model (`seq_len=1`) runs its
+        [step](#FeedbackTransformer.exact_steps) without gradients, each token's memory joining the cache
+        before the next one runs. `cached=False` calls the model token by token with `memory=` instead
+        ([`generate_with_memory`](../lm.html#generate_with_memory)), which recomputes the keys and values of
+        the memory for every token. With `seq_len = n > 1` the model's windows start at multiples of $n$,
+        so the unfinished window (at most $n - 1$ earlier tokens) is run again with each new token, and
+        committed to the memory once it is full.
         """
-        if self.seq_len == 1:
-            # The exact model: the training step, one token at a time, with the memory of each token
-            # committed before the next one runs.
-            state = {}
+        if self.seq_len == 1 and not cached:
+            return generate_with_memory(self, prompt, length, temperature, top_k)
+        state = {}
 
-            def next_logits(tokens: torch.Tensor) -> torch.Tensor:
-                if not state:
-                    # The first call, with the prompt (checked by now): histories for the text to come.
-                    histories, windows = self.start_histories(None, tokens.shape[0], tokens.shape[1] + length,
-                                                              sliding=True)
-                    state.update(histories=histories, windows=windows, kvs=[], steps=self.start_steps())
-                # The prompt too goes token by token: the model is recurrent. Each step's memory joins the
-                # histories before the next step runs.
-                for x in self.token_emb(tokens).unbind(1):
-                    if state["kvs"]:
-                        state["windows"] = [history.append(kv) for history, kv in zip(state["histories"], state["kvs"])]
-                    out, _, state["kvs"] = self.step(x, state["windows"], state["steps"])
-                # `[batch_size, num_tokens]`
-                return self.to_logits(self.norm(out))
+        def start(tokens: torch.Tensor) -> None:
+            # The first call, with the prompt (checked by now).
+            state["histories"], state["windows"] = self.start_histories(None, tokens.shape[0], 0)
+            state.update(kvs=[], pending=None, m=None)
 
-            return generate_loop(self, prompt, length, temperature, top_k, next_logits)
+        def next_exact(tokens: torch.Tensor) -> torch.Tensor:
+            if not state:
+                start(tokens)
+                state["step"] = self.exact_steps(None, tokens.shape[0])
+            # The prompt too goes token by token: the model is recurrent. Each step's memory joins the
+            # caches before the next step runs.
+            for x in self.token_emb(tokens).unbind(1):
+                if state["kvs"]:
+                    state["windows"] = [history.append(kv) for history, kv in zip(state["histories"], state["kvs"])]
+                out, _, state["kvs"] = state["step"](x, state["windows"])
+            # `[batch_size, num_tokens]`
+            return self.to_logits(self.norm(out))
 
-        # The unfinished window, `[batch_size, k, dim]` with $1 \le k \le n$, starting at a multiple of $n$,
-        # the memory vectors of its last run, and the key/value histories and their windows.
-        state = dict(pending=None, m=None)
-
-        def next_logits(tokens: torch.Tensor) -> torch.Tensor:
-            if "histories" not in state:
-                # The first call, with the prompt (checked by now): histories for the text to come.
-                state["histories"], state["windows"] = self.start_histories(None, tokens.shape[0],
-                                                                            tokens.shape[1] + length, sliding=True)
-                state["w"] = self.layer_weights.softmax(dim=0)
-            histories, w = state["histories"], state["w"]
+        def next_windowed(tokens: torch.Tensor) -> torch.Tensor:
+            if not state:
+                start(tokens)
+            w = self.layer_weights.softmax(dim=0)
+            # The unfinished window, `[batch_size, k, dim]` with $1 \le k \le n$, starting at a multiple of $n$.
             pending = state["pending"]
             if pending is not None and pending.shape[1] == self.seq_len:
-                # The window is full: its memory joins the history and the new tokens start the next one.
-                state["windows"] = self.commit(histories, state["m"])
+                # The window is full: its memory joins the caches and the new tokens start the next one.
+                state["windows"] = self.commit(state["histories"], state["m"])
                 pending = None
             new = self.token_emb(tokens)
             pending = new if pending is None else torch.cat([pending, new], dim=1)
             # Commit the full windows of a long prompt, all but the one the next logits come from.
             while pending.shape[1] > self.seq_len:
                 _, m = self.window(pending[:, :self.seq_len], state["windows"], w)
-                state["windows"] = self.commit(histories, m)
+                state["windows"] = self.commit(state["histories"], m)
                 pending = pending[:, self.seq_len:]
             top, state["m"] = self.window(pending, state["windows"], w)
             state["pending"] = pending
             # `[batch_size, num_tokens]`, for the last position only
             return self.to_logits(self.norm(top[:, -1]))
 
-        return generate_loop(self, prompt, length, temperature, top_k, next_logits)
+        return generate_loop(self, prompt, length, temperature, top_k,
+                             next_exact if self.seq_len == 1 else next_windowed)

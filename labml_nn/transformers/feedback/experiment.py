@@ -22,7 +22,9 @@ pass. On a CPU that makes this model several times slower per character than
 Two lengths are easy to confuse here. The experiment's `seq_len` is how many characters one training
 segment holds; the model's own `seq_len`, set by `--window`, is how many of them it processes in
 parallel. The default window of 1 trains the paper's exact token-by-token model; a larger one trains
-the faster [windowed approximation](index.html).
+the faster [windowed approximation](index.html). `--step autograd` trains the exact model with the
+recurrence written on the [model's page](index.html#FeedbackTransformer.step) instead of the
+[hand-written step](step.html); `--step autograd --compile` compiles it.
 
 ## A short-to-long curriculum
 
@@ -47,7 +49,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from labml_nn.experiments.config import TrainConfig, at_least, option, probability
 from labml_nn.experiments.trainer import Trainer, run_experiment
-from labml_nn.transformers.feedback import FeedbackTransformer
+from labml_nn.transformers.feedback import STEPS, FeedbackTransformer
 
 
 @dataclass
@@ -65,6 +67,9 @@ class Config(TrainConfig):
     ff_dropout: float = option(0.0, "dropout in the feed-forward blocks", probability)
     window: int = option(1, "tokens the model processes in parallel, its seq_len (1: the paper's exact "
                             "token-by-token model; larger trades exactness for speed)", at_least(1))
+    step: str = option("hand-written", "how the exact model's steps run: 'hand-written' (its gradient written out, "
+                                       "feedback/step.py) or 'autograd' (the model page's recurrence through autograd)",
+                       lambda value: None if value in STEPS else f"expected one of {', '.join(STEPS)}")
     curriculum_steps: int = option(300, "steps over which segments grow to seq_len (0: no curriculum)", at_least(0))
     curriculum_start_len: int = option(8, "segment length at the start of the curriculum", at_least(1))
 
@@ -73,7 +78,7 @@ def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
     """The constructor arguments of `FeedbackTransformer`; the checkpoint stores them."""
     return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, seq_len=c.window, mem_len=c.mem_len,
                 dim_head=c.dim_head, heads=c.heads, attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout,
-                shared_kv=c.shared_kv)
+                shared_kv=c.shared_kv, step=c.step)
 
 
 def curriculum_seq_len(step: int, seq_len: int, start_len: int, curriculum_steps: int) -> int:

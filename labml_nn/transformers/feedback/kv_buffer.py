@@ -56,18 +56,17 @@ drop from $O(n^2)$ entries to $O(n)$.
 | | keys and values of the entries the next step attends to | `k`, `v` | `[batch_size * heads, min(length, mem_len), dim_head]` each |
 
 **What it buys, measured.** The benchmark (`python -m bench.feedback`) times a whole training step
-of the shared-KV model with each accumulation, memory as long as the segment, batch 8, on a 2-core
-CPU. The saving is mostly in memory: one step at $n = 512$ needed 303 MiB above the model with the
-buffer against 1,308 MiB with `torch.cat` (4.3× less), and 78 against 129 MiB at $n = 128$ (1.65×
-less). In time the buffer gains little, and more as segments grow: 0.96×, 1.13× and 1.16× the
-speed of `torch.cat` at $n$ = 32, 128 and 512 (before the [hand-written step](step.html) made the rest
-of the step faster, the same comparison measured 0.96–1.02×). The step is dominated by the per-step
-attention and feed-forward work, which both versions share, and the backward pass still adds each
-window's gradient, $O(n^2)$ in total, in both: the gradient of a window is as large as the window,
-whoever stores it. (Adding those gradients into the buffer's gradient inside the step, without the
-window-sized tensor in between, was tried: the in-place product into the interleaved key/value
-layout was slower, 0.73–0.88× at $n = 128$.) The latest numbers are in the
-[results](../../../readme.md#results).
+of the shared-KV model with each accumulation, memory as long as the segment. The saving is mostly in
+memory: one step at $n = 512$ needed {report:feedback.buffer_memory_512} less memory above the model with
+the buffer than with `torch.cat`, and {report:feedback.buffer_memory_128} less at $n = 128$. In time the
+buffer gains less ({report:feedback.buffer_speed_128} the speed of `torch.cat` at $n = 128$,
+{report:feedback.buffer_speed_512} at 512): the step is dominated by the per-step attention and
+feed-forward work, which both versions share, and the backward pass still adds each window's gradient,
+$O(n^2)$ in total, in both: the gradient of a window is as large as the window, whoever stores it.
+(Adding those gradients into the buffer's gradient inside the step, without the window-sized tensor in
+between, was tried: the in-place product into the interleaved key/value layout was slower.)
+[`ConcatHistory`](#ConcatHistory), at the end of the page, is the obvious code, kept as the reference the
+tests compare the buffer with and the benchmark times it against.
 """
 
 from typing import Optional, Tuple
@@ -159,55 +158,44 @@ class AppendKV(torch.autograd.Function):
 class KVHistory:
     r"""
     The keys and values of the memory of one stream of steps, for one projection (one per layer in the
-    first variant of the paper, one for all layers in the second).
+    first variant of the paper, one for all layers in the second), during a forward pass.
 
     `append(kv)` adds the entries `kv`, `[batch_size, heads, n, 2 * dim_head]`, and returns the keys and
     the values of the newest `mem_len` entries, each `[batch_size * heads, min(length, mem_len), dim_head]`:
-    the layout of the batched matrix products of attention. A `sliding` history (for generation, without
-    gradients) makes room when its buffer is full by moving the newest `mem_len` entries to its start.
-    With `buffered=False` it does what the custom function replaces, a `torch.cat` of the history at
-    every append; the tests check that both give the same numbers and gradients, and the benchmark
-    times them.
+    the layout of the batched matrix products of attention. `capacity` is the number of entries the pass
+    will append.
     """
 
-    def __init__(self, batch_size: int, heads: int, width: int, capacity: int, mem_len: int,
-                 like: torch.Tensor, buffered: bool = True, sliding: bool = False):
+    def __init__(self, batch_size: int, heads: int, width: int, capacity: int, mem_len: int, like: torch.Tensor):
         if width % 2 != 0:
             raise ValueError(f"the width holds a key and a value of equal size: it must be even, got {width}")
-        self.mem_len, self.buffered, self.sliding = mem_len, buffered, sliding
+        self.mem_len = mem_len
         self.length = 0
-        # The last window: keys and values (buffered), or the joined entries (plain stacking).
-        self.window = None
-        if buffered:
-            # `[batch_size, heads, capacity, width]`, in the dtype and on the device of `like`.
-            self.buffer = like.new_empty(batch_size, heads, capacity, width)
-            self.gradient = BufferGradient(self.buffer)
+        # The last window's keys.
+        self.window: Optional[torch.Tensor] = None
+        # `[batch_size, heads, capacity, width]`, in the dtype and on the device of `like`.
+        self.buffer = like.new_empty(batch_size, heads, capacity, width)
+        self.gradient = BufferGradient(self.buffer)
 
     def append(self, kv: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        if self.buffered:
-            if self.sliding and self.length + kv.shape[2] > self.buffer.shape[2]:
-                self.slide()
-            self.window = AppendKV.apply(kv, None if self.window is None else self.window[0], self)
-            return self.window
+        k, v = AppendKV.apply(kv, self.window, self)
+        self.window = k
+        return k, v
+
+
+class ConcatHistory:
+    r"""
+    What the custom function replaces: the same `append(kv)`, by concatenating the history at every append
+    (the code at the top of the page). The tests check that both give the same numbers and gradients, and
+    the benchmark times them; `FeedbackTransformer.History` chooses which one a model uses.
+    """
+
+    def __init__(self, batch_size: int, heads: int, width: int, capacity: int, mem_len: int, like: torch.Tensor):
+        self.mem_len = mem_len
+        self.window: Optional[torch.Tensor] = None
+
+    def append(self, kv: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         history = kv if self.window is None else torch.cat([self.window, kv], dim=2)
         self.window = history[:, :, max(0, history.shape[2] - self.mem_len):]
         batch_size, heads, n, width = self.window.shape
         return tuple(t.reshape(batch_size * heads, n, width // 2) for t in self.window.split(width // 2, dim=-1))
-
-    def slide(self) -> None:
-        r"""
-        Move the newest `mem_len` entries to the start of the buffer, to make room: what lets a
-        generator run for any length in a buffer of about $2L$ entries (a `sliding` history), one copy of
-        $L$ entries every $L$ or so appends. Only without gradients: the windows handed out before
-        are views of the slots this overwrites, and a graph may have saved them.
-        """
-        if torch.is_grad_enabled():
-            raise RuntimeError("a sliding key/value history is for generation without gradients: "
-                               "sliding overwrites the slots of the windows it handed out")
-        keep = min(self.length, self.mem_len)
-        if self.length < 2 * keep:
-            raise RuntimeError(f"a sliding key/value history needs room for more than 2 * mem_len = {2 * self.mem_len} "
-                               f"entries, got {self.buffer.shape[2]}")
-        # Source and target do not overlap: the buffer holds at least twice the window.
-        self.buffer.narrow(2, 0, keep).copy_(self.buffer.narrow(2, self.length - keep, keep))
-        self.length = keep

@@ -44,13 +44,11 @@ text = model.generate(prompt, length=100, top_k=1)
 from typing import List, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from labml_nn.transformers.feed_forward import FeedForward
 from labml_nn.transformers.hub import Pretrained
-from labml_nn.transformers.lm import (append_memory, check_layer_memory, check_tokens, generate_loop,
-                                      head_size, norm_args)
+from labml_nn.transformers.lm import append_memory, check_layer_memory, check_tokens, generate_with_memory, head_size
 from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
 
 # A key/value cache for one layer: keys and values, each `[batch_size, heads, cached_len, dim_head]`.
@@ -95,8 +93,8 @@ class TransformerXLLayer(nn.Module):
         r"""
         The layer given the keys and values of its memory rather than the memory itself: attention
         over `[cache, h]`, then the feed-forward network. Returns the new `h`, `[batch_size, seq_len, dim]`,
-        and the cache extended by the segment's keys and values. A generator computes the prompt's keys
-        and values with it once, and keeps them.
+        and the cache extended by the segment's keys and values, which the
+        [fast generator](generation.html) keeps for the prompt.
         """
         z = self.attn_norm(h)
         k, v = self.attn.keys_values(z)
@@ -106,36 +104,6 @@ class TransformerXLLayer(nn.Module):
         h = h + self.attn.attend(self.attn.queries(z), k, v)
         h = h + self.ff(self.ff_norm(h))
         return h, (k, v)
-
-
-class LayerStep:
-    r"""
-    A [layer](#TransformerXLLayer) prepared to generate **one position at a time, without gradients**:
-    `step(h)` with `h`, `[batch_size, dim]`, returns what `layer.forward_cached(h[:, None], cache)`
-    returns for the cache of the newest `size` positions, without the length-one sequence dimension,
-    `[batch_size, dim]`, and keeps that cache itself.
-
-    It is the same layer written once more as plain tensor operations, on parameters gathered when
-    generation starts; the attention is an [`AttentionStep`](relative_mha.html#AttentionStep). At one
-    token per call the work of each operation is small and their fixed costs (module calls, Python,
-    dispatch) add up to most of the time. On the benchmark's model (`bench/xl.py`, batch 8, 2 CPU
-    threads), the same steps through the modules generated 3.0× as fast as x-transformers, and in
-    this form 3.5×. Built in evaluation mode: there is no dropout.
-    """
-
-    def __init__(self, layer: TransformerXLLayer, k: torch.Tensor, v: torch.Tensor, size: int):
-        if layer.training:
-            raise RuntimeError("LayerStep is for generation: put the model in evaluation mode (model.eval())")
-        self.attn = layer.attn.start_steps(k, v, size)
-        self.attn_norm, self.ff_norm = norm_args(layer.attn_norm), norm_args(layer.ff_norm)
-        # The [feed-forward network](../feed_forward.html#PlainFeedForward) as plain tensors.
-        self.ff = layer.ff.plain()
-
-    def __call__(self, h: torch.Tensor) -> torch.Tensor:
-        # Attention block: $h + \operatorname{Attn}(\operatorname{LN}(h))$
-        h = h + self.attn(F.layer_norm(h, *self.attn_norm))
-        # Feed-forward block: $h + \operatorname{FFN}(\operatorname{LN}(h))$
-        return h + self.ff(F.layer_norm(h, *self.ff_norm))
 
 
 class TransformerXL(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/1901.02860"):
@@ -187,35 +155,20 @@ class TransformerXL(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/1901
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, length: int, temperature: float = 1.0,
-                 top_k: Optional[int] = None) -> torch.Tensor:
+                 top_k: Optional[int] = None, cached: bool = True) -> torch.Tensor:
         r"""
         Continue `prompt`, `[batch_size, prompt_len]`, by `length` tokens; returns
         `[batch_size, prompt_len + length]`.
 
         The prompt is run as one segment, then each new token as a segment of one with the memory of
-        the last `mem_len` positions: exactly what calling the model token by token with
-        `memory=` computes. Each layer keeps the *keys and values* of its memory rather than its hidden
-        states, in a [window](../mha.html#KVWindow) that new positions are written into, so a new token
-        costs one position's work in every layer and nothing is recomputed.
+        the last `mem_len` positions, which is how the paper evaluates: `cached=False` runs exactly that,
+        calling this model token by token with `memory=`
+        ([`generate_with_memory`](../lm.html#generate_with_memory)). By default (`cached=True`) the
+        [fast generation page](generation.html) computes the same: it keeps the keys and values of the
+        memory instead of recomputing them for every token, and runs each new position through each layer
+        in a few plain tensor operations.
         """
-        steps: List[LayerStep] = []
-
-        def next_logits(tokens: torch.Tensor) -> torch.Tensor:
-            if steps:
-                # A sampled token: one position through every layer, each as a `LayerStep`, on
-                # `[batch_size, dim]` tensors.
-                h = self.token_emb(tokens[:, 0])
-                for step in steps:
-                    h = step(h)
-            else:
-                # The prompt: one segment, in parallel; its keys and values start the layers' windows.
-                h = self.token_emb(tokens)
-                for layer in self.layers:
-                    h, (k, v) = layer.forward_cached(h, None)
-                    steps.append(LayerStep(layer, k, v, self.mem_len))
-                # Only the last position's logits are needed.
-                h = h[:, -1]
-            # `[batch_size, num_tokens]`
-            return self.to_logits(self.norm(h))
-
-        return generate_loop(self, prompt, length, temperature, top_k, next_logits)
+        if cached:
+            from labml_nn.transformers.xl.generation import generate_cached
+            return generate_cached(self, prompt, length, temperature, top_k)
+        return generate_with_memory(self, prompt, length, temperature, top_k)

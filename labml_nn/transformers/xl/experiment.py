@@ -19,10 +19,10 @@ This page only chooses a [Transformer-XL](index.html) and its size; everything e
 [training loop](../../experiments/trainer.html) that carries the memory from step to step, is shared
 by the three memory transformers of this project.
 
-With `seq_len` $T = 64$ and `mem_len` $M = 64$, each of the `depth` $= 4$ layers attends to up to
-$T + M = 128$ positions, and because each layer's memory holds the previous segment's hidden states
+With `seq_len` $n = 64$ and `mem_len` $L = 64$, each of the `depth` $= 4$ layers attends to up to
+$n + L = 128$ positions, and because each layer's memory holds the previous segment's hidden states
 of the layer below, the longest path back through the memory reaches about
-$\text{depth} \times M = 256$ characters: four times what the model sees in one segment, at the
+$\text{depth} \times L = 256$ characters: four times what the model sees in one segment, at the
 cost of one segment. Setting `--mem-len 0` gives the same model with no memory, the baseline that
 the [results table](../../../readme.md#results) compares against (`make results` reproduces it).
 """

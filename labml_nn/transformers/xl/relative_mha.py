@@ -38,29 +38,26 @@ Everything else, the softmax, the values and the output projection, is
 | symbol | meaning | code | shape |
 |---|---|---|---|
 | $q_i$ | query of segment position $i$ | `q` | `[batch_size, heads, seq_len, dim_head]` |
-| $k_j$ | content key of memory or segment position $j$ | `k` | `[batch_size, heads, key_len, dim_head]` |
+| $k_j$ | content key of memory or segment position $j$ (from the parent's `keys_values`) | | `[batch_size, heads, key_len, dim_head]` |
 | $R_\delta$ | sinusoidal encoding of distance $\delta$ | `R` | `[key_len, dim]` |
 | $W_{k,R}$ | projection of the encodings to position keys | `to_r` | `[dim, heads * dim_head]` |
 | $r_\delta$ | position key of distance $\delta$ | `r` | `[heads, key_len, dim_head]` |
 | $u$, $v$ | global content and position biases | `u`, `v` | `[heads, dim_head]` |
-| $m$ | memory positions in front of the segment | `mem_len` | |
+| $L$ | memory positions in front of the segment (the model's `mem_len`) | | |
 
-With $m$ memory positions in front of a segment of length $n$, key position $j$ runs over
-$0 \dots m + n - 1$ and query $i$ sits at key position $m + i$; its distance to key $j$ is
-$\delta = m + i - j$.
+With $L$ memory positions in front of a segment of length $n$, key position $j$ runs over
+$0 \dots L + n - 1$ and query $i$ sits at key position $L + i$; its distance to key $j$ is
+$\delta = L + i - j$.
 """
 
-import contextlib
-import functools
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from labml_nn.transformers.mha import KVWindow, MultiHeadAttention
+from labml_nn.transformers.mha import MultiHeadAttention
 
 
 def sinusoidal_embeddings(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -83,12 +80,10 @@ def sinusoidal_embeddings(positions: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
-@functools.lru_cache(maxsize=32)
 def descending_sinusoids(key_len: int, dim: int, device: torch.device, nearest: int = 0) -> torch.Tensor:
     r"""
     $R_\delta$ for $\delta = \text{key\_len} - 1 + \text{nearest}, \dots, \text{nearest}$ (descending), as
-    `[key_len, dim]`. It depends only on the lengths, so it is computed once per length and kept (callers
-    must not modify it in place).
+    `[key_len, dim]`: the order in which the keys see the last query's distances.
     """
     return sinusoidal_embeddings(torch.arange(key_len - 1 + nearest, nearest - 1, -1, device=device), dim)
 
@@ -100,7 +95,7 @@ def relative_shift(x: torch.Tensor) -> torch.Tensor:
     `x` is `[..., seq_len, key_len]` where column $t$ holds the score of query $i$ against the
     distance $\delta = \text{key\_len} - 1 - t$ (distances in descending order, the same for every row).
     The result is `[..., seq_len, key_len]` where column $j$ holds the score against key $j$, that is
-    against distance $m + i - j$, with $m = \text{key\_len} - \text{seq\_len}$.
+    against distance $L + i - j$, with $L = \text{key\_len} - \text{seq\_len}$.
 
     Row $i$ of the result is row $i$ of `x` moved left by $n - 1 - i$ places, with $n$ = `seq_len`: the
     last query needs no move, the first moves furthest. Entries that move in from the right are
@@ -140,22 +135,6 @@ def relative_shift(x: torch.Tensor) -> torch.Tensor:
     return x[..., 1:, :].reshape(*lead, seq_len, key_len)
 
 
-def weights_key(*tensors: torch.Tensor) -> tuple:
-    r"""
-    What identifies the current values of some parameters: their storage and version counters. Every
-    in-place update (an optimiser step, `load_state_dict`) advances a version counter, so a quantity
-    computed from the parameters without gradients stays valid exactly while this key is unchanged.
-    A cache that compares keys must also hold on to the storages (`keep_storages`): a freed storage's
-    address could otherwise be reused by a new tensor whose counter starts again at zero.
-    """
-    return tuple((t.data_ptr(), t._version) for t in tensors)
-
-
-def keep_storages(*tensors: torch.Tensor) -> tuple:
-    """References that keep the tensors' storages, and so their addresses, alive."""
-    return tuple(t.untyped_storage() for t in tensors)
-
-
 class RelativeMultiHeadAttention(MultiHeadAttention):
     r"""
     Multi-head attention with Transformer-XL's relative scores
@@ -181,60 +160,16 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         # `attend`.)
         self.u = nn.Parameter(torch.zeros(heads, dim_head))
         self.v = nn.Parameter(torch.zeros(heads, dim_head))
-        # A table of position keys reused across calls (see `position_keys`), and what it was made from.
-        self._r_table: Optional[torch.Tensor] = None
-        self._r_table_key = None
-        # The storage of $W_{k,R}$ the table was made from, kept alive so its address stays its own.
-        self._r_table_keep = ()
-
-    def position_table(self, length: int, device: torch.device) -> torch.Tensor:
-        r"""$r_\delta = W_{k,R} R_\delta$ for `length` distances in descending order, as `[heads, length, dim_head]`."""
-        R = descending_sinusoids(length, self.dim, device, self.nearest_distance).to(self.to_r.weight.dtype)
-        return rearrange(self.to_r(R), 'n (h d) -> h n d', h=self.heads)
 
     def position_keys(self, key_len: int, device: torch.device) -> torch.Tensor:
         r"""
         $r_\delta = W_{k,R} R_\delta$ for the distances $\delta = \text{key\_len} - 1, \dots, 1, 0$ (each plus
-        `nearest_distance`), in that (descending) order, as `[heads, key_len, dim_head]`.
-
-        The distances are in descending order, so the keys for a shorter length are the last `key_len`
-        rows of those for a longer one: one table serves every length up to its own. A table is reused
-        while it is valid: inside `shared_position_keys` (one forward pass, gradients flowing into the
-        one table), or without gradients while $W_{k,R}$ is unchanged. The second case is checked with
-        the weight's version counter, which every in-place update (an optimiser step,
-        `load_state_dict`) advances.
+        `nearest_distance`), in that (descending) order, as `[heads, key_len, dim_head]`. The distances are
+        descending so that row $t$ is the distance of key $t$ from the *last* query; `score_bias` moves the
+        other queries' rows into place.
         """
-        W = self.to_r.weight
-        if self._r_table_key == 'shared':
-            if key_len > self._r_table.shape[1]:
-                raise ValueError(f"{key_len} keys exceed the {self._r_table.shape[1]} position keys "
-                                 f"prepared by shared_position_keys")
-        elif torch.is_grad_enabled():
-            return self.position_table(key_len, device)
-        else:
-            key = weights_key(W) + (device,)
-            if self._r_table_key != key or self._r_table.shape[1] < key_len:
-                length = max(key_len, 2 * self._r_table.shape[1] if self._r_table_key == key else 0)
-                self._r_table, self._r_table_key = self.position_table(length, device), key
-                self._r_table_keep = keep_storages(W)
-        table = self._r_table
-        # (The whole table needs no slice, which with gradients would be one more step in the graph.)
-        return table if key_len == table.shape[1] else table[:, table.shape[1] - key_len:]
-
-    @contextlib.contextmanager
-    def shared_position_keys(self, max_key_len: int, device: torch.device):
-        r"""
-        Within this block, position keys come from one table of `max_key_len` distances, computed on
-        entry. A model that calls the attention many times in one forward pass (the Feedback
-        Transformer steps token by token) computes $W_{k,R} R$ once instead of at every step, and its
-        gradient once in the backward pass.
-        """
-        previous = self._r_table, self._r_table_key
-        self._r_table, self._r_table_key = self.position_table(max_key_len, device), 'shared'
-        try:
-            yield
-        finally:
-            self._r_table, self._r_table_key = previous
+        R = descending_sinusoids(key_len, self.dim, device, self.nearest_distance).to(self.to_r.weight.dtype)
+        return rearrange(self.to_r(R), 'n (h d) -> h n d', h=self.heads)
 
     def content_queries(self, q: torch.Tensor) -> torch.Tensor:
         r"""
@@ -245,7 +180,7 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
 
     def score_bias(self, q: torch.Tensor, key_len: int) -> torch.Tensor:
         r"""
-        Terms (b) + (d), $(q_i + v)^\top r_{m+i-j}$, as `[batch_size, heads, seq_len, key_len]`, for
+        Terms (b) + (d), $(q_i + v)^\top r_{L+i-j}$, as `[batch_size, heads, seq_len, key_len]`, for
         `q`, `[batch_size, heads, seq_len, dim_head]`, and `key_len` keys of which the last `seq_len`
         are the queries' own positions.
         """
@@ -258,69 +193,5 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         batch_size, heads, seq_len, dim_head = q.shape
         q_v = (q + self.v[:, None]).transpose(0, 1).reshape(heads, batch_size * seq_len, dim_head)
         position = (q_v @ r.transpose(1, 2)).view(heads, batch_size, seq_len, key_len).transpose(0, 1)
-        # Column $j$ must hold distance $m + i - j$: move each row into place.
+        # Column $j$ must hold distance $L + i - j$: move each row into place.
         return relative_shift(position)
-
-    def start_steps(self, k: torch.Tensor, v: torch.Tensor, size: int) -> 'AttentionStep':
-        r"""
-        This attention prepared for generating one position at a time (see
-        [`AttentionStep`](#AttentionStep)), starting from the keys and values of a prompt, `k` and `v`,
-        each `[batch_size, heads, n, dim_head]`, and keeping a window of the newest `size` positions.
-        """
-        return AttentionStep(self, k, v, size)
-
-
-class AttentionStep:
-    r"""
-    Relative attention for **one new position at a time, without gradients**: the inner loop of
-    generation. Calling it with `z`, `[batch_size, dim]`, the new position's (normalised) input,
-    adds the position's key and value to a [window](../mha.html#KVWindow) of the newest `size` ones
-    and returns what `attend` gives for the new query over the window and itself, `[batch_size, dim]`
-    (the tests check it). The length-one sequence dimension is left out throughout.
-
-    With one position per call, every tensor operation does little arithmetic and most of the time
-    goes to each operation's fixed cost: Python, PyTorch's dispatch, module calls. So this is the
-    same arithmetic in as few operations as the special case allows:
-
-    * $W_q$, $W_{k,E}$ and $W_v$ are stacked into one matrix, and $1/\sqrt{d_k}$ is folded into $W_q$,
-      $u$ and $v$: one product and one addition give $(q + u)/\sqrt{d_k}$, $(q + v)/\sqrt{d_k}$, $k$ and $v$;
-    * the single query sits at the last position: it may see every key, so there is no mask, and
-      its distances to the keys, $n - 1, \dots, 1, 0$ in key order, are already the order of the
-      position table, so there is no relative shift either: the position term is one product;
-    * the parameters are gathered once, as plain tensors, when generation starts (so this object
-      belongs to one generation: it uses the weights of the moment it was made).
-    """
-
-    @torch.no_grad()
-    def __init__(self, attn: RelativeMultiHeadAttention, k: torch.Tensor, v: torch.Tensor, size: int):
-        self.heads, self.dim_head = attn.heads, attn.dim_head
-        self.window = KVWindow(k, v, size)
-        # $[W_q / \sqrt{d_k};\, W_{k,E};\, W_v]$, `[3 * heads * dim_head, dim]`
-        self.W_qkv = torch.cat([attn.to_q.weight * attn.scale, attn.to_kv.weight])
-        # $[u; v] / \sqrt{d_k}$, `[2, 1, heads, 1, dim_head]`, to broadcast against `[batch_size, heads, 1, dim_head]`
-        self.uv = (torch.stack([attn.u, attn.v]) * attn.scale)[:, None, :, None, :]
-        # $r_\delta$ for the distances from `size` down to 0, `[heads, size + 1, dim_head]`
-        self.r = attn.position_table(size + 1, k.device)
-        # $W^O$ and its bias
-        self.W_o, self.b_o = attn.to_out.weight, attn.to_out.bias
-
-    def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            raise RuntimeError("AttentionStep computes without gradients (it is for generation): call it "
-                               "under torch.no_grad(), or train with the attention module itself")
-        batch_size = z.shape[0]
-        # `[batch_size, 3 * heads * dim_head]`, read as `[batch_size, 3, heads, 1, dim_head]`.
-        qkv = F.linear(z, self.W_qkv).view(batch_size, 3, self.heads, 1, self.dim_head)
-        # Keys and values over the window and the new position, `[batch_size, heads, n, dim_head]` each.
-        k, v = self.window.append(qkv[:, 1:].transpose(0, 1))
-        # $(q + u)/\sqrt{d_k}$ and $(q + v)/\sqrt{d_k}$, each `[batch_size, heads, 1, dim_head]`.
-        q_u, q_v = (qkv[:, 0] + self.uv).unbind(0)
-        # The position keys of distances $n - 1 \dots 0$, `[heads, n, dim_head]`.
-        r = self.r[:, self.r.shape[1] - k.shape[2]:]
-        # Terms (b) + (d) per head: `[heads, batch_size, dim_head] @ [heads, dim_head, n]`, then read as
-        # `[batch_size, heads, 1, n]`, the additive term of the fused attention.
-        position = torch.bmm(q_v.squeeze(2).transpose(0, 1), r.transpose(1, 2)).transpose(0, 1).unsqueeze(2)
-        # Terms (a) + (c) inside the kernel; the scale is already applied. `[batch_size, heads, 1, dim_head]`
-        out = F.scaled_dot_product_attention(q_u, k, v, attn_mask=position, scale=1.0)
-        # `[batch_size, heads, 1, dim_head]` → `[batch_size, heads * dim_head]`, then $W^O$.
-        return F.linear(out.reshape(batch_size, self.heads * self.dim_head), self.W_o, self.b_o)

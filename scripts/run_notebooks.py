@@ -1,16 +1,19 @@
 """
-Execute every notebook in `notebooks/` top to bottom (`make notebooks`).
+Execute every notebook in `notebooks/` top to bottom.
 
 ```
-python -m utils.run_notebooks                    # all notebooks, small configuration
-python -m utils.run_notebooks transformer_xl     # one of them
-python -m utils.run_notebooks --full             # the full configuration (minutes each)
-python -m utils.run_notebooks --clear            # strip outputs in place, as they are committed
+python scripts/run_notebooks.py                    # all notebooks, small configuration
+python scripts/run_notebooks.py transformer_xl     # one of them
+python scripts/run_notebooks.py --full             # the full configuration (minutes each)
+python scripts/run_notebooks.py --clear            # strip outputs in place, as they are committed
 ```
 
 The notebooks are executed in memory with nbclient and never written back, so the committed files
 stay free of outputs. `LABML_NN_SMALL=1` is set for the kernel unless `--full` is given; the data
-comes from `TINY_SHAKESPEARE_PATH` when it is set (the notebooks download it otherwise).
+comes from `TINY_SHAKESPEARE_PATH` when it is set (the notebooks download it otherwise). Each kernel
+starts in a fresh temporary directory, so nothing of the repository is importable from it but the
+installed package, as in Colab after `pip install`. `make notebooks` runs this script in a fresh
+virtual environment that has only the package installed (not in editable mode).
 """
 
 import argparse
@@ -37,8 +40,11 @@ def notebook_paths(names: Sequence[str] = ()) -> List[Path]:
 
 
 def execute(path: Path, small: bool = True, timeout: int = 600):
-    """Run the notebook at `path` in a fresh kernel from `notebooks/`; returns the executed notebook.
-    A failing cell raises `nbclient.exceptions.CellExecutionError` naming the cell and the error."""
+    """Run the notebook at `path` in a fresh kernel started in an empty temporary directory; returns the
+    executed notebook. A failing cell raises `nbclient.exceptions.CellExecutionError` naming the cell
+    and the error."""
+    import tempfile
+
     import nbformat
     from nbclient import NotebookClient
 
@@ -50,9 +56,9 @@ def execute(path: Path, small: bool = True, timeout: int = 600):
     else:
         os.environ.pop("LABML_NN_SMALL", None)
     try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
+        with tempfile.TemporaryDirectory(prefix="labml_nn_notebook_cwd_") as cwd:
+            client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": cwd}})
+            client.execute()
     finally:
         if env_before is None:
             os.environ.pop("LABML_NN_SMALL", None)

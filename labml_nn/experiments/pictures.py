@@ -1,54 +1,35 @@
 r"""
-The pictures on the paper pages, drawn with matplotlib from small models trained here.
+---
+title: Pictures of trained models
+summary: The matplotlib drawings on the paper pages and in the notebooks: training curves, attention maps recorded with forward hooks, memory timelines, the feedback memory's layer weights and timings.
+---
 
-```
-python -m utils.pictures                     # every paper, a few minutes on 2 cores
-python -m utils.pictures --papers xl         # only Transformer-XL
-python -m utils.pictures --steps 600         # train the small models longer
-python -m utils.pictures --xl-checkpoint checkpoints/xl   # draw a model trained by its experiment
-```
+# Pictures of trained models
 
-Each picture goes to `labml_nn/transformers/<paper>/pictures/<name>.png`. The functions that draw
-them take a model (or plain numbers) and return a matplotlib figure, so the notebooks draw the same
-pictures of the models they train.
+The pictures on the paper pages are drawn by these functions, from small models trained with the
+experiments' own code; the notebooks call the same functions on the models they train. Each function
+takes a model (or plain numbers) and returns a matplotlib figure. Attention is recorded with a
+forward hook on each attention module's dropout, whose input is the attention weights: the pictures
+read what the model computed, and compute nothing of their own.
+
+`scripts/pictures.py` (`make pictures`) writes the pages' PNG files with them. matplotlib is needed
+(`pip install labml_nn[notebooks]`; Colab has it).
 """
 
-import argparse
 import contextlib
 import math
 import os
 import tempfile
 import time
-from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
-import matplotlib
-
-if __name__ == "__main__":
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from torch import nn
 
-ROOT = Path(__file__).resolve().parent.parent
 DPI = 100
-
-
-def pictures_dir(paper: str) -> Path:
-    """`labml_nn/transformers/<paper>/pictures`, created if missing."""
-    path = ROOT / "labml_nn" / "transformers" / paper / "pictures"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def save(fig: plt.Figure, paper: str, name: str) -> Path:
-    path = pictures_dir(paper) / f"{name}.png"
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size / 1024:.0f} KB)")
-    return path
 
 
 # ## Training a small model with the project's experiment code
@@ -141,31 +122,19 @@ def plot_losses(history: List[Tuple[int, Dict[str, float]]], title: str = "") ->
 @contextlib.contextmanager
 def record_attention(model: nn.Module) -> Iterator[List[torch.Tensor]]:
     """
-    Inside the block, every call of a layer's attention appends its probabilities,
-    `[batch_size, heads, seq_len, key_len]`, to the yielded list (layer by layer, call by call).
-    The probabilities are recomputed from the attention's own `scores` and `scale`, exactly as its
-    `attend` computes them; the model's outputs are unchanged.
+    Inside the block, every call of a layer's attention appends its weights,
+    `[batch_size, heads, seq_len, key_len]`, to the yielded list (layer by layer, call by call). They are
+    the input of the attention's dropout, read by a forward hook; the model's outputs are unchanged.
     """
-    from labml_nn.transformers.mha import MultiHeadAttention, causal_mask
+    from labml_nn.transformers.mha import MultiHeadAttention
     records: List[torch.Tensor] = []
-    patched = []
-    for module in model.modules():
-        if isinstance(module, MultiHeadAttention):
-            original = module.attend
-
-            def attend(q, k, v, mask=None, _module=module, _original=original):
-                m = causal_mask(q.shape[-2], k.shape[-2], q.device) if mask is None else mask
-                scores = (_module.scores(q, k) * _module.scale).masked_fill(m, float("-inf"))
-                records.append(scores.softmax(dim=-1).detach())
-                return _original(q, k, v, mask)
-
-            module.attend = attend
-            patched.append(module)
+    hooks = [module.dropout.register_forward_hook(lambda _, inputs, __: records.append(inputs[0].detach()))
+             for module in model.modules() if isinstance(module, MultiHeadAttention)]
     try:
         yield records
     finally:
-        for module in patched:
-            del module.attend
+        for hook in hooks:
+            hook.remove()
 
 
 @torch.no_grad()
@@ -322,16 +291,16 @@ def compressive_diagram() -> plt.Figure:
     for i in range(4):
         _box(ax, x, y, 0.5, 0.5, "#c7e9c0" if i else "#eeeeee", "cm" if i else "", fontsize=7)
         x += 0.55
-    ax.text(0.55 * 2, y + 0.62, f"compressed memory\n(n_cm slots, each = c = {c} positions)",
+    ax.text(0.55 * 2, y + 0.62, f"compressed memory\n(L_c slots, each = c = {c} positions)",
             ha="center", fontsize=7.5)
     x_mem = x + 0.4
     for i in range(6):
         _box(ax, x_mem + i * 0.45, y, 0.4, 0.5, "#c6dbef", "m", fontsize=7)
-    ax.text(x_mem + 6 * 0.45 / 2, y + 0.62, "memory\n(n_m positions)", ha="center", fontsize=7.5)
+    ax.text(x_mem + 6 * 0.45 / 2, y + 0.62, "memory\n(L positions)", ha="center", fontsize=7.5)
     x_seg = x_mem + 6 * 0.45 + 0.4
     for i in range(6):
         _box(ax, x_seg + i * 0.45, y, 0.4, 0.5, "#fdd0a2", "h", fontsize=7)
-    ax.text(x_seg + 6 * 0.45 / 2, y + 0.62, "segment\n(n_s positions)", ha="center", fontsize=7.5)
+    ax.text(x_seg + 6 * 0.45 / 2, y + 0.62, "segment\n(n positions)", ha="center", fontsize=7.5)
     # Eviction: the oldest memories go through f_c into new compressed slots.
     _arrow(ax, (x_mem + 0.6, y - 0.05), (0.55 * 3 + 0.25, y - 0.05), color="#238b45", rad=-0.45, lw=1.0)
     ax.text((x_mem + 0.55 * 3) / 2 + 0.2, y - 0.62, f"oldest {c} memories → f_c (conv, kernel = stride = {c}) → 1 slot",
@@ -341,7 +310,7 @@ def compressive_diagram() -> plt.Figure:
     _arrow(ax, (0.25, y + 0.25), (-0.6, y + 0.25), color="0.5", lw=1.0)
     ax.text(-0.62, y + 0.05, "forgotten", ha="right", fontsize=7, color="0.4")
     ax.text(x_seg + 1.35, y - 0.95, "queries of the segment attend over [cm ∘ m ∘ h]:\n"
-            "n_cm + n_m + n_s keys that reach c·n_cm + n_m + n_s back", ha="center", fontsize=7)
+            "L_c + L + n keys that reach c·L_c + L + n back", ha="center", fontsize=7)
     ax.set_xlim(-1.8, x_seg + 6 * 0.45 + 0.2)
     ax.set_ylim(-0.3, 1.9)
     ax.axis("off")
@@ -465,21 +434,11 @@ def plot_memory_attention_mass(attn: List[torch.Tensor], cmem_len: int, mem_len:
     return fig
 
 
-@torch.no_grad()
-def compressive_attention(model: nn.Module, segments: Sequence[torch.Tensor]) -> Tuple[List[torch.Tensor], Any]:
-    """Like `segment_attention`, for the compressive model (whose keys are [cm ∘ m ∘ h])."""
-    return segment_attention(model, segments)
-
-
 # ## Feedback Transformer
 
 def feedback_layer_weights(model: nn.Module) -> np.ndarray:
     r"""$\operatorname{softmax}(w)$, the share of each layer (embedding first) in the memory vector."""
-    for name in ("layer_weights", "memory_weights", "weights"):
-        w = getattr(model, name, None)
-        if isinstance(w, torch.Tensor):
-            return w.detach().softmax(dim=-1).numpy()
-    raise AttributeError("the feedback model has no layer-weight parameter this script knows of")
+    return model.layer_weights.detach().softmax(dim=-1).numpy()
 
 
 def plot_layer_weights(weights: np.ndarray, title: str) -> plt.Figure:
@@ -552,76 +511,3 @@ def plot_timing(timing: Dict[str, List[float]], title: str) -> plt.Figure:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
-
-
-# ## The pictures of each page
-
-def xl_pictures(steps: int, checkpoint: Optional[str] = None) -> None:
-    save(xl_diagram(), "xl", "memory_diagram")
-    if checkpoint:
-        from labml_nn.experiments.sample import load_model
-        from labml_nn.experiments.data import StreamBatcher, load_text, prepare
-        model, vocab, saved = load_model(checkpoint)
-        seq_len = saved["config"]["seq_len"]
-        data = prepare(load_text(os.environ.get("TINY_SHAKESPEARE_PATH") or None))
-        windows = StreamBatcher(data.valid, 8).windows(seq_len)
-        segments = [next(windows)[0] for _ in range(3)]
-    else:
-        trainer = train_small("xl", steps=steps, mem_len=32)
-        model, seq_len = trainer.module, trainer.config.seq_len
-        segments = text_segments(trainer, 3)
-        save(plot_losses(trainer.history, "Transformer-XL, small model on Tiny Shakespeare"), "xl", "losses")
-    attn, _ = segment_attention(model, segments)
-    mem_len = attn[0].shape[-1] - attn[0].shape[-2]
-    save(plot_attention_heads(attn, "Transformer-XL attention (√ scale) of a trained model: "
-                              f"{mem_len} memory positions, then the segment", front=[(mem_len, "memory")]),
-         "xl", "attention_heads")
-    save(plot_attention_distance(attn, seq_len, "How far back Transformer-XL attends"), "xl",
-         "attention_distance")
-
-
-def compressive_pictures(steps: int) -> None:
-    save(compressive_diagram(), "compressive", "memory_diagram")
-    seq_len, mem_len, cmem_len, c = 16, 16, 8, 4
-    save(plot_memory_timeline(memory_timeline(seq_len, mem_len, cmem_len, c, 8), seq_len,
-                              f"Where each position is after each segment (n_s={seq_len}, n_m={mem_len}, "
-                              f"n_cm={cmem_len}, c={c})"), "compressive", "memory_timeline")
-    trainer = train_small("compressive", steps=steps, mem_len=16, cmem_len=8, cmem_ratio=4)
-    save(plot_losses(trainer.history, "Compressive Transformer, small model on Tiny Shakespeare"),
-         "compressive", "losses")
-    model = trainer.module
-    attn, _ = compressive_attention(model, text_segments(trainer, 6))
-    save(plot_memory_attention_mass(attn, model.cmem_len, model.mem_len,
-                                    "Where each head of a trained model attends"), "compressive",
-         "attention_mass")
-
-
-def feedback_pictures(steps: int) -> None:
-    save(feedback_diagram(), "feedback", "memory_diagram")
-    # Variant 1 of the paper: every layer projects the memory with its own keys and values.
-    trainer = train_small("feedback", steps=steps, seq_len=32, mem_len=32, curriculum_steps=0, shared_kv=False)
-    save(plot_losses(trainer.history, "Feedback Transformer, small model on Tiny Shakespeare"),
-         "feedback", "losses")
-    save(plot_layer_weights(feedback_layer_weights(trainer.module),
-                            "Learned share of each layer in the feedback memory (variant 1)"), "feedback", "layer_weights")
-    save(plot_timing(feedback_timing([16, 32, 64, 128]),
-                     "Feedback Transformer against Transformer-XL of the same size (dim 64, depth 2, batch 4)"),
-         "feedback", "timing")
-
-
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Draw the pictures of the paper pages.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--papers", nargs="+", default=["xl", "compressive", "feedback"])
-    parser.add_argument("--steps", type=int, default=200, help="training steps of each small model")
-    parser.add_argument("--xl-checkpoint", default="", help="draw this Transformer-XL checkpoint instead of training")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(2)
-    for paper in args.papers:
-        {"xl": lambda: xl_pictures(args.steps, args.xl_checkpoint or None),
-         "compressive": lambda: compressive_pictures(args.steps),
-         "feedback": lambda: feedback_pictures(args.steps)}[paper]()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,154 @@
+r"""
+---
+title: Generating one token at a time, fast
+summary: Transformer-XL's generation with the keys and values of the memory kept in a sliding cache, each layer's step as a few plain tensor operations: the same tokens as the readable loop, several times faster.
+---
+
+# Generating one token at a time, fast
+
+[Transformer-XL](index.html) generates the way it evaluates: the prompt is one segment, then every
+new token is a segment of one, attending to the memory of the last $L$ positions of every layer.
+Written with the model itself (`model.generate(..., cached=False)`, the loop on the
+[model's page](index.html#TransformerXL.generate)), each new token recomputes the keys and values of
+the whole memory in every layer. They never change: a position's keys and values depend only on its
+own hidden state. This page keeps them, and runs each new position through each layer as a
+[`LayerStep`](#LayerStep): the same arithmetic as the layer, in as few operations as one position
+allows, because at one position per sequence the fixed cost of each operation, not its arithmetic, is
+most of the time.
+
+* the keys and values of the newest $L + 1$ positions (the memory and the new position itself) sit in
+  a [sliding cache](../one_token.html#SlidingKV): one copy per new position;
+* the pre-norm's $\gamma, \beta$ and the scale $1/\sqrt{d_k}$ are folded into one matrix that makes the
+  query, the key and the value in one product ([folding](../one_token.html#fold_norm)); the same for
+  the feed-forward's pre-norm;
+* the new query sits at the last position: it may see every key, so there is no mask, and its
+  distances to the keys, $P - 1, \dots, 1, 0$ in key order, are already the order of the position
+  keys, so there is no relative shift: the position term is one batched product, given to PyTorch's
+  fused attention kernel as an additive mask.
+
+`model.generate` uses this page by default (`cached=True`); `tests/test_xl.py` checks that both paths
+pick the same tokens and give the same logits. The benchmark (`python -m bench.xl`) measures this path
+against x-transformers' cached generation: {report:xl.generate_vs_x_transformers} as many tokens per
+second.
+
+| symbol | meaning | code | shape |
+|---|---|---|---|
+| $h$ | the new position's layer input | `h` | `[batch_size, dim]` |
+| $\hat{h}$ | $h$ normalised, without the affine | `z` | `[batch_size, dim]` |
+| $q + u$, $q + v$ | the content and the position query, scaled | `q_u`, `q_v` | `[batch_size, heads, 1, dim_head]`, `[heads, batch_size, dim_head]` |
+| $k_j, v_j$ | keys and values of the cached positions | `k`, `v` | `[batch_size, heads, P, dim_head]` |
+| $r_\delta$ | position keys, distances $L \dots 0$ | `r_t` | `[heads, dim_head, mem_len + 1]` |
+"""
+
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from labml_nn.transformers.lm import generate_loop
+from labml_nn.transformers.one_token import SlidingKV, fold_norm
+from labml_nn.transformers.xl import TransformerXL, TransformerXLLayer
+
+
+def affine(x: torch.Tensor, W: torch.Tensor, b: Optional[torch.Tensor]) -> torch.Tensor:
+    r"""$x W + b$ for `x` `[n, in]` and an already transposed `W`, `[in, out]`: one `torch.addmm`."""
+    return torch.mm(x, W) if b is None else torch.addmm(b, x, W)
+
+
+class LayerStep:
+    r"""
+    A [layer](index.html#TransformerXLLayer) for **one new position at a time, without gradients**:
+    `step(h)` with `h`, `[batch_size, dim]`, returns what the layer computes for that position against
+    the newest `mem_len` positions before it, `[batch_size, dim]`, and keeps the position's key and value.
+    Made from the keys and values of a prompt, `k` and `v`, each `[batch_size, heads, n, dim_head]`, and
+    the layer's weights of the moment it is made (so it belongs to one generation).
+    """
+
+    @torch.no_grad()
+    def __init__(self, layer: TransformerXLLayer, k: torch.Tensor, v: torch.Tensor, mem_len: int):
+        if layer.training:
+            raise RuntimeError("LayerStep is for generation: put the model in evaluation mode (model.eval())")
+        attn, ff = layer.attn, layer.ff
+        batch_size, heads, _, dim_head = k.shape
+        self.heads, self.dim_head = heads, dim_head
+        # The cache of the newest $L + 1$ positions, started from the prompt's, each head's key and value
+        # side by side: `[batch_size, heads, n, 2 * dim_head]`.
+        self.cache = SlidingKV(batch_size, heads, dim_head, mem_len + 1, k)
+        self.cache.append(torch.cat([k, v], dim=-1))
+        # $[W_q / \sqrt{d_k} \,|\, W_K \,|\, W_V]$ as `[dim, 3 * heads * dim_head]`, the keys and values ordered
+        # head by head as the cache stores them, with the pre-norm folded in.
+        W_kv = attn.to_kv.weight.view(2, heads, dim_head, -1).transpose(0, 1).reshape(2 * heads * dim_head, -1)
+        self.W_qkv, self.b_qkv = fold_norm(layer.attn_norm, torch.cat([attn.to_q.weight * attn.scale, W_kv]).t())
+        # $u / \sqrt{d_k}$ and $v / \sqrt{d_k}$, `[heads, 1, dim_head]` each
+        self.u, self.v = (attn.u * attn.scale)[:, None], (attn.v * attn.scale)[:, None]
+        # $r_\delta^\top$ for the distances $L, \dots, 1, 0$, `[heads, dim_head, mem_len + 1]`
+        self.r_t = attn.position_keys(mem_len + 1, k.device).transpose(1, 2)
+        self.W_o, self.b_o = attn.to_out.weight.t(), attn.to_out.bias
+        # The feed-forward network, its pre-norm folded into $W_1$ (and the gate's $V$).
+        self.W_1, self.b_1 = fold_norm(layer.ff_norm, ff.w1.weight.t(), ff.w1.bias)
+        self.gate = None if ff.v is None else fold_norm(layer.ff_norm, ff.v.weight.t(), ff.v.bias)
+        self.activation = ff.activation
+        self.W_2, self.b_2 = ff.w2.weight.t(), ff.w2.bias
+        self.eps = (layer.attn_norm.eps, layer.ff_norm.eps)
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            raise RuntimeError("LayerStep computes without gradients (it is for generation): call it under "
+                               "torch.no_grad(), or train with the layer itself")
+        batch_size, dim = h.shape
+        heads, dim_head = self.heads, self.dim_head
+        # ### Attention block: $h + \operatorname{Attn}(\operatorname{LN}(h))$
+        z = F.layer_norm(h, (dim,), eps=self.eps[0])
+        # `[batch_size, 3 * heads * dim_head]`: the scaled query, then each head's key and value.
+        qkv = affine(z, self.W_qkv, self.b_qkv)
+        q = qkv[:, :heads * dim_head].view(batch_size, heads, dim_head)
+        # The cache's window: the newest $L$ positions and this one, as `[batch_size, heads, P, dim_head]` each
+        # (views of the cache's `[batch_size * heads, P, dim_head]`).
+        k, v = self.cache.append(qkv[:, heads * dim_head:].view(batch_size, heads, 1, 2 * dim_head))
+        P = k.shape[1]
+        k, v = k.view(batch_size, heads, P, dim_head), v.view(batch_size, heads, P, dim_head)
+        q_u = (q + self.u.transpose(0, 1)).unsqueeze(2)
+        q_v = q.transpose(0, 1) + self.v
+        # Terms (b) + (d): `[heads, batch_size, dim_head] @ [heads, dim_head, P]` against distances $P - 1 \dots 0$,
+        # read as `[batch_size, heads, 1, P]`, the additive mask of the fused attention.
+        position = torch.bmm(q_v, self.r_t[:, :, self.r_t.shape[2] - P:]).transpose(0, 1).unsqueeze(2)
+        # Terms (a) + (c) inside the kernel; the scale is already applied. `[batch_size, heads, 1, dim_head]`
+        o = F.scaled_dot_product_attention(q_u, k, v, attn_mask=position, scale=1.0)
+        h = h + affine(o.view(batch_size, heads * dim_head), self.W_o, self.b_o)
+        # ### Feed-forward block: $h + \operatorname{FFN}(\operatorname{LN}(h))$
+        z = F.layer_norm(h, (dim,), eps=self.eps[1])
+        hidden = self.activation(affine(z, self.W_1, self.b_1))
+        if self.gate is not None:
+            hidden = hidden * affine(z, *self.gate)
+        return h + affine(hidden, self.W_2, self.b_2)
+
+
+@torch.no_grad()
+def generate_cached(model: TransformerXL, prompt: torch.Tensor, length: int, temperature: float = 1.0,
+                    top_k: Optional[int] = None) -> torch.Tensor:
+    r"""
+    What [`model.generate(..., cached=False)`](index.html#TransformerXL.generate) computes, with the keys
+    and values kept: the prompt runs as one segment through the layers, whose keys and values start
+    each layer's cache; every new token then runs through the layers' steps.
+    Returns `[batch_size, prompt_len + length]`.
+    """
+    steps: List[LayerStep] = []
+
+    def next_logits(tokens: torch.Tensor) -> torch.Tensor:
+        if steps:
+            # A sampled token: one position through every layer, `[batch_size, dim]`.
+            h = model.token_emb(tokens[:, 0])
+            for step in steps:
+                h = step(h)
+        else:
+            # The prompt: one segment, in parallel; its keys and values start the caches.
+            h = model.token_emb(tokens)
+            for layer in model.layers:
+                h, (k, v) = layer.forward_cached(h, None)
+                steps.append(LayerStep(layer, k, v, model.mem_len))
+            # Only the last position's logits are needed.
+            h = h[:, -1]
+        # `[batch_size, num_tokens]`
+        return model.to_logits(model.norm(h))
+
+    return generate_loop(model, prompt, length, temperature, top_k, next_logits)
