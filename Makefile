@@ -15,7 +15,7 @@ ifneq ($(wildcard $(SHARED_DATA)),)
 export TINY_SHAKESPEARE_PATH ?= $(SHARED_DATA)
 endif
 
-.PHONY: install test site serve bench notebooks pictures results clean
+.PHONY: install test site serve bench bench-gpu notebooks pictures results clean
 
 $(VENV)/.installed: setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,9 @@ $(BENCH_VENV)/.installed: bench/requirements.txt constraints.txt setup.py
 
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_PY) -m bench.run_all
+
+bench-gpu: $(BENCH_VENV)/.installed
+	$(BENCH_PY) -m bench.gpu
 
 results: $(BENCH_VENV)/.installed
 	$(BENCH_PY) -m bench.results

@@ -39,6 +39,8 @@ setup(
             "ipykernel",
             "matplotlib",
             "playwright",
+            # The GPU benchmark's peer; its test runs on the CPU (`python -m bench.gpu --device cpu --tiny`).
+            "x-transformers==2.31.10",
         ],
         # The pictures module (labml_nn.experiments.pictures) and the notebooks draw with matplotlib.
         "notebooks": ["matplotlib"],

@@ -48,20 +48,23 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
+from labml_nn.transformers.hub import Pretrained
+
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "bench" / "reports"
 
 
 # ## The reference: labml-nn 0.5.1's Transformer-XL behind our model contract
 
-class ReferenceXL(nn.Module):
+class ReferenceXL(nn.Module, Pretrained):
     """labml-nn 0.5.1's `TransformerXL` layers with an embedding and an output layer, taking
     `[batch_size, seq_len]` token ids and returning `[batch_size, seq_len, num_tokens]` logits, like
     every model in this project.
 
     The release is sequence-first (`[seq_len, batch_size, dim]`) and leaves the memory to its caller:
     it returns each layer's input, which we append to the old memory and cut to the newest `mem_len`
-    positions, as its own experiment does. Its heads have width `dim / heads`.
+    positions, as its own experiment does. Its heads have width `dim / heads`. (`Pretrained` gives it the
+    trainer's checkpoint format; it is not one of the package's models, so nothing loads it by name.)
     """
 
     def __init__(self, *, num_tokens: int, dim: int, depth: int, heads: int, dim_head: int, mem_len: int,

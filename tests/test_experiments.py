@@ -253,13 +253,14 @@ def _ddp_worker(rank: int, world_size: int, port: int, args: list, out: str) -> 
 
 @pytest.mark.checks("labml_nn/experiments/trainer.py")
 def test_two_processes_hold_identical_weights(tmp_path, shakespeare):
-    """DistributedDataParallel over gloo on 127.0.0.1: each process reads its own streams, and after
-    a few steps both hold the same weights (which have moved from the initial ones)."""
+    """DistributedDataParallel over gloo on 127.0.0.1, with two micro-batches per step (gradients averaged
+    across the processes once, at the last): each process reads its own streams, and after a few steps
+    both hold the same weights (which have moved from the initial ones)."""
     experiment_module(EXPERIMENTS[0])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    args = tiny_args(tmp_path, shakespeare, "--steps", "4")
+    args = tiny_args(tmp_path, shakespeare, "--steps", "4", "--batch-size", "2", "--grad-accum", "2")
     mp.spawn(_ddp_worker, args=(2, port, args, str(tmp_path)), nprocs=2, join=True)
     rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert not torch.equal(rank0["first_batch"], rank1["first_batch"]), "each process reads its own streams"

@@ -245,3 +245,28 @@ def test_cached_generation_equals_generation_by_forward_calls(mem_len):
     cached = model.generate(prompt, length=20, temperature=0.8, top_k=6)
     torch.manual_seed(1)
     assert torch.equal(cached, model.generate(prompt, length=20, temperature=0.8, top_k=6, cached=False))
+
+
+def test_the_absolute_position_ablation_encodes_positions_within_each_segment():
+    """`positions="absolute"`: plain attention over [memory, segment] with each segment's positions encoded
+    from 0, so a token's first-layer input is the same wherever its segment starts; still causal, with
+    memory, and generating through its own forward pass."""
+    model = make_model(mem_len=4, positions="absolute")
+    assert not any(hasattr(layer.attn, "to_r") for layer in model.layers)
+    x = torch.randint(0, 23, (2, 6))
+    y = x.clone()
+    y[:, 4:] = (y[:, 4:] + 3) % 23
+    torch.testing.assert_close(model(x)[:, :4], model(y)[:, :4], rtol=0, atol=0)
+    _, memory = model(x[:, :3], return_memory=True)
+    assert not torch.allclose(model(x[:, 3:], memory=memory), model(x[:, 3:]))
+    prompt = torch.randint(0, 23, (2, 3))
+    out = model.generate(prompt, length=5, top_k=1)
+    logits, memory = model(prompt, return_memory=True)
+    seq = prompt
+    for _ in range(5):
+        nxt = logits[:, -1].argmax(-1, keepdim=True)
+        seq = torch.cat([seq, nxt], 1)
+        logits, memory = model(nxt, memory=memory, return_memory=True)
+    assert torch.equal(out, seq)
+    with pytest.raises(ValueError, match="relative' or 'absolute"):
+        make_model(positions="learned")

@@ -11,14 +11,20 @@ three are trained by the same code. It is split into pages that each do one thin
 training run needs them:
 
 1. [Data](data.html): Tiny Shakespeare, its character vocabulary, and the **contiguous streams**
-   that give a memory transformer's memory something to remember.
+   that give a memory transformer's memory something to remember; [enwik8 and text8](corpora.html),
+   the papers' byte-level benchmark, read through a memory map.
 2. [Configuration](config.html): one typed dataclass per experiment; each field is a command-line
    option, so `--help` lists them all with their defaults.
 3. [The training loop](trainer.html): AdamW with warm-up and cosine decay, gradient clipping, memory
    carried across steps and across the validation text, bits per character, samples, labml's
    progress and metrics, `--resume`, and `torchrun` with `DistributedDataParallel`.
-4. [Checkpoints](checkpoint.html): written atomically, so a killed run never leaves a broken one.
+4. [Checkpoints](checkpoint.html): written atomically and loaded without running code, so a killed
+   run never leaves a broken one and a file from elsewhere can be opened safely.
 5. [Sampling](sample.html): rebuild a model from a checkpoint alone and continue a prompt.
+6. [Evaluation](evaluate.html): bits per character over a whole split, with the papers' longer
+   evaluation memory.
+7. [The papers' configurations](presets.html): each paper's enwik8 model as a preset.
+8. [Pictures](pictures.html): the drawings of the pages and the notebooks.
 
 The models never import any of this: they are plain `torch.nn.Module`s that take token ids
 `[batch_size, seq_len]`, return logits `[batch_size, seq_len, num_tokens]`, and hand back their

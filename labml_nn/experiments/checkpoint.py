@@ -130,7 +130,7 @@ def _fsync(path: Path) -> None:
 
 
 def save_checkpoint(directory: Path, step: int, model: nn.Module, trainer_state: Dict[str, Any],
-                    vocab: Optional[str] = None, keep: int = 3) -> Path:
+                    vocab: Optional[str] = None, vocab_bytes: bool = False, keep: int = 3) -> Path:
     r"""
     Write the checkpoint of `step`, atomically: the model file (`model.save_pretrained`, with the
     vocabulary) and `trainer_state`, which must be tensors and plain data (`torch.load` with
@@ -142,7 +142,7 @@ def save_checkpoint(directory: Path, step: int, model: nn.Module, trainer_state:
     # The temporary directory's name never matches `_NAME`.
     tmp = Path(tempfile.mkdtemp(prefix=f"{_TEMPORARY}{step:08d}-", suffix=".tmp", dir=directory))
     try:
-        model.save_pretrained(tmp, vocab=vocab)
+        model.save_pretrained(tmp, vocab=vocab, vocab_bytes=vocab_bytes)
         with open(tmp / TRAINER_FILE, "wb") as f:
             torch.save(trainer_state, f)
         for file in tmp.iterdir():

@@ -48,10 +48,13 @@ from typing import Any, Callable, Optional, Sequence, Type, TypeVar
 
 import torch
 
-from labml_nn.experiments.data import TINY_SHAKESPEARE_URL
+from labml_nn.experiments.corpora import DATASETS
 
 # A check takes the option's value and returns what was expected, or `None` when the value is fine.
 Check = Callable[[Any], Optional[str]]
+
+# The precisions of `--dtype`.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class UsageError(Exception):
@@ -147,19 +150,33 @@ class TrainConfig:
     labml: bool = option(True, "report through labml's tracker and monitor (writes ./logs)")
     compile: bool = option(False, "train the model compiled by torch.compile (inductor): the first steps compile, "
                                   "the later ones run faster")
+    dtype: str = option("float32", "the precision of the forward pass, through torch.autocast: float32, bfloat16 or "
+                                   "float16 (with a gradient scaler); weights and optimiser state stay float32",
+                        lambda value: None if value in DTYPES else f"expected one of {', '.join(DTYPES)}")
+    peak_tflops: float = option(0.0, "the device's peak TFLOP/s in --dtype, to report model FLOP utilisation (0: not "
+                                     "reported)", at_least(0.0))
     compile_shapes: str = option("auto", "how --compile treats shapes that change (the memory filling, a curriculum): "
                                          "'auto' (torch's default: a second shape recompiles for all shapes), "
                                          "'static' (one graph per shape)",
                                  lambda value: None if value in ("auto", "static") else "expected auto or static")
 
+    preset: str = option("", "a paper's configuration (see the experiment's --help, or presets.html); the other "
+                             "options still override it")
+
     # ### Data
-    data: str = option("", "path to a local text file; default: $TINY_SHAKESPEARE_PATH, else download")
-    data_url: str = option(TINY_SHAKESPEARE_URL, "where to download Tiny Shakespeare when there is no local copy")
-    valid_fraction: float = option(0.1, "the last fraction of the text, held out for validation",
+    dataset: str = option("tiny_shakespeare", f"what to train on: {', '.join(DATASETS)}",
+                          lambda value: None if value in DATASETS else f"expected one of {', '.join(DATASETS)}")
+    data: str = option("", "path to a local copy of the dataset (a text file; for enwik8/text8 the zip archive or the "
+                           "extracted file); default: its environment variable, else download")
+    data_url: str = option("", "where to download the dataset when there is no local copy (default: its usual address)")
+    valid_fraction: float = option(0.1, "Tiny Shakespeare: the last fraction of the text, held out for validation "
+                                        "(enwik8 and text8 have the papers' fixed 90/5/5 split)",
                                    strictly_between(0.0, 1.0))
 
     # ### Batches
-    batch_size: int = option(16, "streams per process (the batch is contiguous streams, not random crops)",
+    batch_size: int = option(16, "streams per process and micro-batch (the batch is contiguous streams, not random "
+                                 "crops)", at_least(1))
+    grad_accum: int = option(1, "micro-batches of --batch-size streams per optimiser step, each with its own memory",
                              at_least(1))
     seq_len: int = option(64, "characters per segment", at_least(1))
 
@@ -175,6 +192,11 @@ class TrainConfig:
 
     # ### Evaluation and samples
     valid_interval: int = option(250, "validate every this many steps (0: only at the end)", at_least(0))
+    eval_seq_len: int = option(0, "segment length of `evaluate` (0: the training seq_len)", at_least(0))
+    eval_mem_len: int = option(0, "memory length of `evaluate` (0: the model's); Transformer-XL evaluates with a longer "
+                                  "memory than it trains with", at_least(0))
+    clamp_len: int = option(0, "evaluate with distances beyond this one encoded as this one (0: no clamp), as "
+                               "Transformer-XL does with a long evaluation memory", at_least(0))
     valid_windows: int = option(0, "segments per stream to validate on (0: the whole validation text)",
                                 at_least(0))
     sample_interval: int = option(500, "print a sample every this many steps (0: only at the end)", at_least(0))
@@ -222,10 +244,24 @@ def build_parser(config_class: Type[TrainConfig], description: Optional[str] = N
 
 
 def parse_config(config_class: Type[Config], argv: Optional[Sequence[str]] = None,
-                 description: Optional[str] = None) -> Config:
+                 description: Optional[str] = None, presets: Optional[dict] = None) -> Config:
     """Parse `argv` (by default `sys.argv[1:]`) into an instance of `config_class`, and check every
-    option (a `UsageError` for the first that fails)."""
-    args = build_parser(config_class, description).parse_args(argv)
+    option (a `UsageError` for the first that fails). `--preset NAME` names one of `presets` (a
+    [paper configuration](presets.html)): its values become the defaults, which the other options
+    override."""
+    parser = build_parser(config_class, description)
+    preset_name = parser.parse_known_args(argv)[0].preset
+    if preset_name:
+        presets = presets or {}
+        if preset_name not in presets:
+            known = ", ".join(presets) or "none"
+            raise UsageError(f"--preset {preset_name!r}: expected one of this experiment's presets ({known})")
+        fields = {f.name for f in dataclasses.fields(config_class)}
+        unknown = sorted(set(presets[preset_name].options) - fields)
+        if unknown:
+            raise UsageError(f"--preset {preset_name}: this experiment has no options {unknown}")
+        parser.set_defaults(**presets[preset_name].options)
+    args = parser.parse_args(argv)
     config = config_class(**vars(args))
     validate_config(config)
     if config.resume and config.overwrite:

@@ -71,11 +71,13 @@ def cache_dir() -> Path:
     return Path(base) / "labml_nn"
 
 
-def _download(url: str, target: Path) -> None:
+def download(url: str, target: Path, what: str = "Tiny Shakespeare",
+             local: str = f"--data PATH, or set the environment variable {DATA_PATH_ENV}=PATH") -> None:
     """Download `url` to `target`, atomically.
 
     The file is written under a temporary name and renamed into place, so an interrupted download
-    never leaves a truncated file that a later run would take for the whole text.
+    never leaves a truncated file that a later run would take for the whole text. Offline, one
+    `DataError` names the URL and the ways around it (`local`).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
@@ -90,9 +92,8 @@ def _download(url: str, target: Path) -> None:
         partial.unlink(missing_ok=True)
         # One message that names the URL, the reason and both ways around it.
         raise DataError(
-            f"Could not download Tiny Shakespeare from {url} ({getattr(error, 'reason', error)}).\n"
-            f"Download it yourself and pass it with --data PATH, "
-            f"or set the environment variable {DATA_PATH_ENV}=PATH.") from None
+            f"Could not download {what} from {url} ({getattr(error, 'reason', error)}).\n"
+            f"Download it yourself and pass it with {local}.") from None
     os.replace(partial, target)
 
 
@@ -136,20 +137,25 @@ def load_text(path: Optional[str] = None, url: str = TINY_SHAKESPEARE_URL,
         return read_text(Path(path).expanduser())
     cached = (cache or cache_dir()) / "tiny_shakespeare.txt"
     if not cached.exists():
-        _download(url, cached)
+        download(url, cached)
     return read_text(cached)
 
 
 class Vocabulary:
     """The characters of the text, each given an index: `itos[i]` is the character for id `i`.
 
-    The ids are the sorted characters, so that the same text always gives the same vocabulary.
+    The ids are the sorted characters, so that the same text always gives the same vocabulary. A
+    `byte_level` vocabulary ([enwik8](corpora.html)) holds bytes, each as the character of that code
+    point: text is turned into UTF-8 bytes before it is encoded, and decoded ids are read as UTF-8.
     """
 
-    def __init__(self, chars: str):
+    def __init__(self, chars: str, byte_level: bool = False):
         if len(set(chars)) != len(chars):
             raise ValueError("a vocabulary lists each character once")
+        if byte_level and any(ord(c) > 255 for c in chars):
+            raise ValueError("a byte-level vocabulary holds the characters of code points 0 to 255")
         self.itos: str = chars
+        self.byte_level = byte_level
         self.stoi = {c: i for i, c in enumerate(chars)}
 
     @classmethod
@@ -159,32 +165,43 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.itos)
 
+    def symbols(self, text: str) -> str:
+        """The vocabulary's symbols that spell `text`: its characters, or for bytes its UTF-8 bytes."""
+        return text.encode("utf-8").decode("latin-1") if self.byte_level else text
+
+    def unknown(self, text: str) -> str:
+        """The symbols of `text` that are not in the vocabulary (empty when it can be encoded)."""
+        return "".join(sorted(set(self.symbols(text)) - set(self.stoi)))
+
     def encode(self, text: str) -> torch.Tensor:
-        """Characters to a `LongTensor` of ids, `[len(text)]`."""
-        unknown = sorted(set(text) - set(self.stoi))
+        """Text to a `LongTensor` of ids, `[n]`."""
+        unknown = self.unknown(text)
         if unknown:
-            raise DataError(f"Characters not in the vocabulary: {''.join(unknown)!r}")
-        return torch.tensor([self.stoi[c] for c in text], dtype=torch.long)
+            raise DataError(f"Characters not in the vocabulary: {unknown!r}")
+        return torch.tensor([self.stoi[c] for c in self.symbols(text)], dtype=torch.long)
 
     def decode(self, ids) -> str:
-        """Ids (any iterable of ints or a 1-D tensor) back to characters."""
-        return "".join(self.itos[int(i)] for i in ids)
+        """Ids (any iterable of ints or a 1-D tensor) back to text."""
+        text = "".join(self.itos[int(i)] for i in ids)
+        return text.encode("latin-1").decode("utf-8", errors="replace") if self.byte_level else text
 
     def to_state(self) -> str:
-        """What the checkpoint stores: the characters themselves."""
+        """What the checkpoint stores: the characters themselves (and, apart, `byte_level`)."""
         return self.itos
 
     @classmethod
-    def from_state(cls, state: str) -> "Vocabulary":
-        return cls(state)
+    def from_state(cls, state: str, byte_level: bool = False) -> "Vocabulary":
+        return cls(state, byte_level)
 
 
 @dataclass
 class TextData:
-    """The text split into a training part and a validation part, and its vocabulary."""
+    """The text split into a training part, a validation part and (where the corpus has one) a test
+    part, as token ids `[n]` each, and its vocabulary."""
     vocab: Vocabulary
     train: torch.Tensor
     valid: torch.Tensor
+    test: Optional[torch.Tensor] = None
 
 
 def prepare(text: str, valid_fraction: float = 0.1, vocab: Optional[Vocabulary] = None) -> TextData:
@@ -220,11 +237,11 @@ class StreamBatcher:
         if self.stream_len < 2:
             raise DataError(f"The text ({len(ids)} characters) is too short for "
                             f"{total_streams} streams.")
-        # `[B*W, L + 1]`: row $b$ starts at $bL$. Consecutive rows overlap by one id (the last
+        # `[B*W, L + 1]`, row $b$ starting at $bL$: a strided view of the ids, not a copy (the ids of a
+        # memory-mapped corpus stay on disk until read). Consecutive rows overlap by one id (the last
         # target of row $b$ is the first input of row $b + 1$), which costs nothing.
-        starts = torch.arange(total_streams) * self.stream_len
-        offsets = torch.arange(self.stream_len + 1)
-        all_streams = ids[starts[:, None] + offsets[None, :]]
+        ids = ids.contiguous()
+        all_streams = ids.as_strided((total_streams, self.stream_len + 1), (self.stream_len, 1))
         # `[B, L + 1]`: this process's block of streams.
         self.streams = all_streams[rank * batch_size:(rank + 1) * batch_size]
         self.position = 0
@@ -245,13 +262,19 @@ class StreamBatcher:
         self.position += seq_len
         return x, y, wrapped
 
-    def windows(self, seq_len: int) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
-        """Every full window of the streams once, from the start: what validation reads."""
+    def windows(self, seq_len: int, tail: bool = False) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        """Every full window of the streams once, from the start: what validation reads. With `tail`,
+        also the shorter window left at the end, so that every position of every stream is predicted once
+        (what an evaluation of a whole split reads)."""
         for p in range(0, self.stream_len - seq_len + 1, seq_len):
             yield self.streams[:, p:p + seq_len], self.streams[:, p + 1:p + seq_len + 1]
+        rest = self.stream_len % seq_len
+        if tail and rest:
+            p = self.stream_len - rest
+            yield self.streams[:, p:self.stream_len], self.streams[:, p + 1:self.stream_len + 1]
 
-    def num_windows(self, seq_len: int) -> int:
-        return self.stream_len // seq_len
+    def num_windows(self, seq_len: int, tail: bool = False) -> int:
+        return self.stream_len // seq_len + (1 if tail and self.stream_len % seq_len else 0)
 
     def state_dict(self) -> dict:
         return {"position": self.position}

@@ -64,7 +64,7 @@ def load_model(path: str, device: str = "cpu") -> Tuple[nn.Module, Vocabulary]:
         if "vocab" not in config:
             raise DataError(f"{directory / CONFIG_FILE} has no vocabulary: sampling text needs a model trained by an "
                             f"experiment, or saved with save_pretrained(directory, vocab=...)")
-        vocab = Vocabulary.from_state(config["vocab"])
+        vocab = Vocabulary.from_state(config["vocab"], config.get("vocab_bytes", False))
         model = load_pretrained(directory, device)
     except ModelFileError as error:
         raise DataError(str(error)) from None
@@ -100,10 +100,9 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
         check_option("device", args.device, lambda d: "expected cpu, cuda or cuda:N" if d == "auto" else device_check(d))
         torch.manual_seed(args.seed)
         model, vocab = load_model(args.checkpoint, args.device)
-        unknown = sorted(set(args.prompt) - set(vocab.itos))
+        unknown = vocab.unknown(args.prompt)
         if unknown:
-            raise UsageError(f"--prompt {args.prompt!r}: the characters {''.join(unknown)!r} are not in the "
-                             f"model's vocabulary")
+            raise UsageError(f"--prompt {args.prompt!r}: the characters {unknown!r} are not in the model's vocabulary")
         text = sample(model, vocab, args.prompt, args.length, args.temperature, args.top_k or None)
     except (DataError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -43,6 +43,18 @@ steps, or, when a time budget is set, in whichever of steps and seconds runs out
 model trained for "ten minutes" also finishes its decay, which is what a fair wall-clock comparison
 needs.
 
+## Mixed precision, accumulation, throughput
+
+`--dtype bfloat16` (or `float16`) runs the forward pass under `torch.autocast`: matrix products in
+the lower precision, reductions and the residual stream in float32, the weights and the optimiser's
+moments in float32 throughout. float16's narrow exponent lets small gradients underflow, so its loss
+is scaled up before the backward pass and the gradients scaled back before clipping
+(`torch.amp.GradScaler`). `--grad-accum` $A$ runs $A$ micro-batches of `--batch-size` streams, each
+with its own memory, before one optimiser step: the gradients are those of one batch $A$ times as
+large. Every step reports its training tokens per second, and with `--peak-tflops` (the device's
+peak in that precision) the model FLOP utilisation: the model's training FLOPs per token, counted on
+its page (`flops_per_token`), times tokens per second, over the peak.
+
 ## Resuming exactly
 
 A [checkpoint](checkpoint.html) holds everything the next step depends on: weights, optimiser
@@ -63,14 +75,19 @@ takes a lock on its directory, refuses a directory that holds another run's chec
 
 ## Several processes
 
-Started by `torchrun --nproc_per_node=N`, each process reads its own block of streams, keeps its own
-memory, and `DistributedDataParallel` averages the gradients, so all processes hold the same weights
-after every step. The batch size is per process; $N$ processes read $N$ times the text per step.
+Started by `torchrun --nproc_per_node=N` (and, across machines, `--nnodes M` with a rendezvous,
+`--rdzv-backend c10d --rdzv-endpoint HOST:PORT`: `torchrun` sets the environment variables this code
+reads), each process reads its own block of streams, keeps its own memory, and
+`DistributedDataParallel` averages the gradients, so all processes hold the same weights after every
+step. The batch size is per process and micro-batch: with $N$ processes and `--grad-accum` $A$, a step
+reads $N A$ times `--batch-size` streams. Micro-batches before the last skip the all-reduce
+(`no_sync`), so accumulation costs no communication.
 A process that stops answering (hung, or stopped with `SIGSTOP`) would block the others in their
 next collective forever; every collective has a timeout instead (`--ddp-timeout`, 300 s by default),
 after which the run ends with a message that says so.
 """
 
+import contextlib
 import datetime
 import json
 import math
@@ -92,8 +109,9 @@ from torch import nn
 from labml_nn.experiments.checkpoint import (Checkpoint, CheckpointError, RunLock, clear_run, describe,
                                              latest_checkpoint, legacy_checkpoints, list_checkpoints,
                                              newest_readable, save_checkpoint)
-from labml_nn.experiments.config import TrainConfig, UsageError, config_to_dict, parse_config
-from labml_nn.experiments.data import DataError, StreamBatcher, Vocabulary, load_text, prepare
+from labml_nn.experiments.config import DTYPES, TrainConfig, UsageError, config_to_dict, parse_config
+from labml_nn.experiments.corpora import load_dataset
+from labml_nn.experiments.data import DataError, StreamBatcher, Vocabulary
 from labml_nn.transformers.compressive import CompressiveMemory
 
 # The structured memories a checkpoint may hold, by name (see `to_plain`).
@@ -222,6 +240,35 @@ class ParamGroup:
     lr: float
 
 
+@torch.no_grad()
+def bits_per_character(model: nn.Module, batches: StreamBatcher, seq_len: int, windows: int, device: torch.device,
+                       autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+                       all_reduce: bool = False, tail: bool = False) -> float:
+    r"""
+    $\mathcal{L} / \ln 2$ over the first `windows` windows of `seq_len` of every stream of `batches`, the memory
+    carried from window to window (with `tail`, the shorter last window too). With `all_reduce`, the sums
+    of all processes are added.
+    """
+    was_training = model.training
+    model.eval()
+    memory = None
+    nll = torch.zeros((), dtype=torch.float64, device=device)
+    count = torch.zeros((), dtype=torch.float64, device=device)
+    for i, (x, y) in enumerate(batches.windows(seq_len, tail)):
+        if i >= windows:
+            break
+        with autocast():
+            logits, memory = model(x.to(device).long(), memory=memory, return_memory=True)
+        nll += F.cross_entropy(logits.flatten(0, 1).float(), y.to(device).long().flatten(), reduction="sum").double()
+        count += y.numel()
+    if all_reduce:
+        dist.all_reduce(nll)
+        dist.all_reduce(count)
+    model.train(was_training)
+    # Nats to bits.
+    return (nll / count).item() / math.log(2)
+
+
 # ## The trainer
 
 class Trainer:
@@ -275,14 +322,19 @@ class Trainer:
             self.resume_path = self.resume_from.path
 
         # ### Data
-        saved_vocab = Vocabulary.from_state(self.resume_from.config["vocab"]) if self.resume_from else None
-        data = prepare(load_text(c.data or None, c.data_url), c.valid_fraction, vocab=saved_vocab)
+        saved_vocab = None
+        if self.resume_from:
+            saved = self.resume_from.config
+            saved_vocab = Vocabulary.from_state(saved["vocab"], saved.get("vocab_bytes", False))
+        data = load_dataset(c.dataset, c.data or None, c.data_url or None, c.valid_fraction, vocab=saved_vocab)
         self.vocab = data.vocab
-        unknown = sorted(set(c.prompt) - set(self.vocab.itos))
+        unknown = self.vocab.unknown(c.prompt)
         if unknown:
-            raise UsageError(f"--prompt {c.prompt!r}: the characters {''.join(unknown)!r} are not in the "
-                             f"vocabulary of the text")
-        self.train_batches = StreamBatcher(data.train, c.batch_size, self.dist.rank, self.dist.world_size)
+            raise UsageError(f"--prompt {c.prompt!r}: the characters {unknown!r} are not in the vocabulary of the "
+                             f"text")
+        # Each process reads `grad_accum` micro-batches of `batch_size` streams per step.
+        self.train_batches = StreamBatcher(data.train, c.batch_size * c.grad_accum, self.dist.rank,
+                                           self.dist.world_size)
         self.valid_batches = StreamBatcher(data.valid, c.batch_size, self.dist.rank, self.dist.world_size)
         for batches, part in [(self.train_batches, "training"), (self.valid_batches, "validation")]:
             if batches.num_windows(c.seq_len) == 0:
@@ -327,11 +379,16 @@ class Trainer:
                               lr=g.lr, betas=(0.9, 0.99))
             for g in self.groups]
 
+        # Mixed precision: autocast for the forward pass; float16 also needs its gradients scaled, so that
+        # small ones do not underflow (`GradScaler`, which does nothing when it is not enabled).
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=c.dtype == "float16")
+
         # ### State that a checkpoint carries
         self.step = 0
         self.tokens = 0
         self.train_time = 0.0
-        self.memory: Any = None
+        # One memory per micro-batch.
+        self.memory: List[Any] = [None] * c.grad_accum
         self.valid_bpc: Optional[float] = None
         self.compile_seconds = 0.0
         if self.resume_from is not None:
@@ -393,31 +450,21 @@ class Trainer:
 
     # ### Evaluation
 
-    @torch.no_grad()
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The precision of `--dtype` for a forward pass (no-op for float32)."""
+        c = self.config
+        return torch.autocast(self.device.type, dtype=DTYPES[c.dtype], enabled=c.dtype != "float32")
+
     def validate(self) -> float:
         """Bits per character on the validation streams, carrying the memory across them just as
         training does. Each process reads its own streams; the sums are added across processes."""
         c = self.config
-        self.module.eval()
-        memory = None
-        nll = torch.zeros((), dtype=torch.float64, device=self.device)
-        count = torch.zeros((), dtype=torch.float64, device=self.device)
         windows = self.valid_batches.num_windows(c.seq_len)
         if c.valid_windows > 0:
             windows = min(windows, c.valid_windows)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            for i, (x, y) in enumerate(self.valid_batches.windows(c.seq_len)):
-                if i >= windows:
-                    break
-                logits, memory = self.module(x.to(self.device), memory=memory, return_memory=True)
-                nll += F.cross_entropy(logits.flatten(0, 1), y.to(self.device).flatten(), reduction="sum").double()
-                count += y.numel()
-        if self.dist.world_size > 1:
-            dist.all_reduce(nll)
-            dist.all_reduce(count)
-        self.module.train()
-        # Nats to bits.
-        return (nll / count).item() / math.log(2)
+            return bits_per_character(self.module, self.valid_batches, c.seq_len, windows, self.device,
+                                      self.autocast, self.dist.world_size > 1)
 
     @torch.no_grad()
     def sample(self) -> str:
@@ -477,7 +524,7 @@ class Trainer:
         state = self.state_dict()
         if self.dist.is_main:
             save_checkpoint(self.run_dir, self.step, self.module, state, vocab=self.vocab.to_state(),
-                            keep=self.config.keep_checkpoints)
+                            vocab_bytes=self.vocab.byte_level, keep=self.config.keep_checkpoints)
 
     # ### Reporting
 
@@ -511,6 +558,8 @@ class Trainer:
             tracker.set_scalar("loss.*", True)
             tracker.set_scalar("bpc.*", True)
             tracker.set_scalar("lr", False)
+            tracker.set_scalar("tokens_per_s", True)
+            tracker.set_scalar("mfu", True)
             with experiment.start():
                 return self._run(lambda steps: monit.loop(steps))
         return self._run(lambda steps: steps)
@@ -529,6 +578,10 @@ class Trainer:
             if c.valid_interval > 0 and self.step % c.valid_interval == 0 and self.step < c.steps:
                 self.valid_bpc = self.validate()
                 self.report({"bpc.valid": self.valid_bpc})
+                if not c.labml:
+                    rate = self.tokens / self.dist.world_size / max(self.train_time, 1e-9)
+                    self.log(f"step {self.step}: validation {self.valid_bpc:.4f} bits per character, "
+                             f"{rate:,.0f} training tokens/s per process")
                 if self.dist.is_main and c.labml:
                     from labml import tracker
                     tracker.new_line()
@@ -547,12 +600,18 @@ class Trainer:
                 self.log(f"--- sample ---\n{self.sample()}\n---")
         self.save()
         if finished and c.export and self.dist.is_main:
-            self.module.save_pretrained(c.export, vocab=self.vocab.to_state())
+            self.module.save_pretrained(c.export, vocab=self.vocab.to_state(), vocab_bytes=self.vocab.byte_level)
             self.log(f"exported the model to {c.export}")
         summary = {"name": c.name, "model": self.model_class.__name__, "parameters": n_params,
                    "step": self.step, "tokens": self.tokens, "train_seconds": round(self.train_time, 2),
                    "valid_bpc": self.valid_bpc, "finished": finished,
                    "checkpoint": str(latest_checkpoint(self.run_dir))}
+        if self.train_time > 0:
+            # Each process's rate, so that the utilisation is per device.
+            rate = self.tokens / self.dist.world_size / self.train_time
+            summary["tokens_per_s"] = round(rate, 1)
+            if c.peak_tflops > 0:
+                summary["mfu"] = self.module.flops_per_token(c.seq_len) * rate / (c.peak_tflops * 1e12)
         if c.compile:
             summary["compile_seconds"] = round(self.compile_seconds, 2)
         if c.summary and self.dist.is_main:
@@ -579,23 +638,39 @@ class Trainer:
         if wrapped:
             # The streams started again from the beginning of the text: the memory describes the
             # end of the text, which does not precede its beginning.
-            self.memory = None
-        x, y = x.to(self.device), y.to(self.device)
+            self.memory = [None] * c.grad_accum
+        # `[grad_accum * batch_size, seq_len]`, as `LongTensor`s on the device (a corpus's ids are bytes).
+        x, y = x.to(self.device).long(), y.to(self.device).long()
 
         for group, optimiser in zip(self.groups, self.optimisers):
             lr = learning_rate(c, group.lr, self.step, self.progress())
             for param_group in optimiser.param_groups:
                 param_group["lr"] = lr
 
-        loss, self.memory, metrics = self.training_loss(x, y, self.memory)
         for optimiser in self.optimisers:
             optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        # Gradient accumulation: micro-batch $i$ is streams $i b \dots (i + 1) b - 1$, with its own memory; the
+        # mean of the micro-batches' mean losses is the mean loss of the whole batch, so the gradients are
+        # those of one batch of `grad_accum * batch_size` streams. With several processes, gradients are
+        # averaged across them once, at the last micro-batch (`no_sync` before).
+        metrics: Dict[str, float] = {}
+        for i, (x_i, y_i) in enumerate(zip(x.chunk(c.grad_accum), y.chunk(c.grad_accum))):
+            last = i == c.grad_accum - 1
+            sync = contextlib.nullcontext() if last or self.dist.world_size == 1 else self.model.no_sync()
+            with sync:
+                with self.autocast():
+                    loss, self.memory[i], parts = self.training_loss(x_i, y_i, self.memory[i])
+                self.scaler.scale(loss / c.grad_accum).backward()
+            for name, value in parts.items():
+                metrics[name] = metrics.get(name, 0.0) + value / c.grad_accum
         for group, optimiser in zip(self.groups, self.optimisers):
+            # Clipping needs the true gradients: float16's scaled ones are unscaled first.
+            self.scaler.unscale_(optimiser)
             if c.grad_clip > 0:
                 norm = torch.nn.utils.clip_grad_norm_(group.params, c.grad_clip)
                 metrics[f"grad_norm.{group.name}"] = norm.item()
-            optimiser.step()
+            self.scaler.step(optimiser)
+        self.scaler.update()
 
         self.step += 1
         self.tokens += x.numel() * self.dist.world_size
@@ -610,7 +685,20 @@ class Trainer:
             dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)
         self.train_time += elapsed.item()
         metrics["lr"] = self.optimisers[0].param_groups[0]["lr"]
+        metrics.update(self.throughput(x.numel(), seq_len, elapsed.item()))
         self.report(metrics)
+
+    def throughput(self, tokens: int, seq_len: int, seconds: float) -> Dict[str, float]:
+        r"""
+        This process's training tokens per second, and, with `--peak-tflops`, the model FLOP utilisation:
+        the model's training FLOPs per token (counted on its page, `flops_per_token`) times tokens per second,
+        over the device's peak.
+        """
+        rate = tokens / max(seconds, 1e-9)
+        out = {"tokens_per_s": rate}
+        if self.config.peak_tflops > 0:
+            out["mfu"] = self.module.flops_per_token(seq_len) * rate / (self.config.peak_tflops * 1e12)
+        return out
 
     def close(self) -> None:
         if self.dist.world_size > 1 and dist.is_initialized():
@@ -627,12 +715,15 @@ _PEER_LOST = re.compile(r"timed out|timeout|connection (closed|reset)|broken pip
 
 def run_experiment(config_class: Type[TrainConfig], model_class: type, model_kwargs: ModelKwargs,
                    argv: Optional[Sequence[str]] = None, trainer_class: Type[Trainer] = Trainer,
-                   description: Optional[str] = None) -> dict:
-    """Parse and check the options, train, and turn the errors a person must fix into one line
-    (`error: ...`, exit code 2)."""
+                   description: Optional[str] = None, presets: Optional[dict] = None) -> dict:
+    """Parse and check the options (with the experiment's `presets`), train, and turn the errors a person
+    must fix into one line (`error: ...`, exit code 2)."""
+    if presets:
+        description = ((description or config_class.__doc__ or "").strip() + "\n\nPresets (--preset NAME): "
+                       + "; ".join(f"{name}: {preset.paper_bpc} bpc in the paper" for name, preset in presets.items()))
     trainer = None
     try:
-        config = parse_config(config_class, argv, description)
+        config = parse_config(config_class, argv, description, presets)
         trainer = trainer_class(config, model_class, model_kwargs)
         return trainer.run()
     except (DataError, UsageError, CheckpointError) as error:

@@ -120,11 +120,12 @@ class Pretrained(PyTorchModelHubMixin, library_name="labml_nn",
     """
 
     def save_pretrained(self, save_directory: Union[str, Path], *, vocab: Optional[str] = None,
-                        **kwargs: Any) -> Optional[str]:
+                        vocab_bytes: bool = False, **kwargs: Any) -> Optional[str]:
         r"""
         Write `config.json` and `model.safetensors` into `save_directory`. `vocab` is the string of
-        characters whose $i$-th is token id $i$, for models trained on characters; it is stored so
-        that the directory alone is enough to [sample](../experiments/sample.html) from.
+        characters whose $i$-th is token id $i$, for models trained on characters (`vocab_bytes`: on
+        bytes, each the character of that code point); it is stored so that the directory alone is
+        enough to [sample](../experiments/sample.html) from.
         """
         config = dict(self._hub_mixin_config or {})
         config.update(model_class=type(self).__name__, labml_nn_version=labml_nn.__version__)
@@ -132,6 +133,8 @@ class Pretrained(PyTorchModelHubMixin, library_name="labml_nn",
             if len(vocab) != getattr(self, "num_tokens", len(vocab)):
                 raise ValueError(f"the vocabulary has {len(vocab)} characters, the model {self.num_tokens} tokens")
             config["vocab"] = vocab
+            if vocab_bytes:
+                config["vocab_bytes"] = True
         return super().save_pretrained(save_directory, config=config, **kwargs)
 
     @classmethod

@@ -20,7 +20,8 @@ the update of a per-layer memory, the sampling of the next token, and generation
 forward pass, which the faster generators are tested against.
 """
 
-from typing import Callable, List, Optional, Sequence
+import contextlib
+from typing import Callable, Iterator, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -177,3 +178,40 @@ def generate_with_memory(model: nn.Module, prompt: torch.Tensor, length: int, te
         return logits[:, -1]
 
     return generate_loop(model, prompt, length, temperature, top_k, next_logits)
+
+
+@contextlib.contextmanager
+def evaluation_memory(model: nn.Module, mem_len: Optional[int] = None, cmem_len: Optional[int] = None,
+                      clamp_len: Optional[int] = None) -> Iterator[nn.Module]:
+    r"""
+    Inside the block, `model` keeps a memory of `mem_len` positions (and a compressed memory of
+    `cmem_len`) instead of the lengths it was built with, and its relative attention encodes every
+    distance beyond `clamp_len` as `clamp_len`. Transformer-XL trains with $L = 512$ and evaluates with
+    2,100: each position then sees further back, at no cost to training. These are plain attributes the
+    models read at every call; the block puts them back.
+    """
+    from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
+    attentions = [m for m in model.modules() if isinstance(m, RelativeMultiHeadAttention)]
+    saved = (getattr(model, "mem_len", None), getattr(model, "cmem_len", None),
+             [(a.clamp_len, getattr(a, "max_distance", None)) for a in attentions])
+    try:
+        if mem_len:
+            model.mem_len = mem_len
+            for attention in attentions:
+                if hasattr(attention, "max_distance"):
+                    # The Feedback Transformer's attention knows how far its keys reach: $L + n - 1$.
+                    attention.max_distance = mem_len + model.seq_len - 1
+        if cmem_len is not None and hasattr(model, "cmem_len"):
+            model.cmem_len = cmem_len
+        if clamp_len:
+            for attention in attentions:
+                attention.clamp_len = clamp_len
+        yield model
+    finally:
+        model.mem_len, cmem = saved[0], saved[1]
+        if cmem is not None:
+            model.cmem_len = cmem
+        for attention, (clamp, distance) in zip(attentions, saved[2]):
+            attention.clamp_len = clamp
+            if distance is not None:
+                attention.max_distance = distance

@@ -355,6 +355,26 @@ class CompressiveTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org
             outputs += (aux_loss,)
         return outputs[0] if len(outputs) == 1 else outputs
 
+    def flops_per_token(self, seq_len: int) -> float:
+        r"""
+        The training FLOPs per token, counted as for [Transformer-XL](../xl/index.html#TransformerXL.flops_per_token)
+        with both memories full: the layer attends over $L_c + L + (n + 1) / 2$ keys on average and projects
+        the $L_c + L$ remembered positions again every segment, and every token is compressed once, $c$ to
+        one ($2 \cdot c d^2 / c$). The reconstruction loss, a few content attentions over the evicted
+        positions, is left out.
+        """
+        n, remembered = seq_len, self.mem_len + self.cmem_len
+        layer = self.layers[0]
+        attn, ff = layer.attn, layer.ff
+        width = attn.heads * attn.dim_head
+        matmuls = (attn.to_q.weight.numel() + attn.to_out.weight.numel()
+                   + attn.to_kv.weight.numel() * (1 + remembered / n)
+                   + attn.to_r.weight.numel() * (remembered + n) / n
+                   + sum(m.weight.numel() for m in (ff.w1, ff.v, ff.w2) if m is not None)
+                   + layer.compress.proj.weight.numel() / self.compression_rate)
+        attention = 3 * (remembered + (n + 1) / 2) * width
+        return 3 * 2 * (self.depth * (matmuls + attention) + self.to_logits.weight.numel())
+
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, length: int, temperature: float = 1.0,
                  top_k: Optional[int] = None, cached: bool = True) -> torch.Tensor:

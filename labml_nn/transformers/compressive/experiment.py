@@ -40,6 +40,17 @@ early on can neither shrink the language model's clipped step nor inflate its Ad
 
 Everything else (streams, schedule, validation, checkpoints with both optimisers, resume, DDP) is
 the [shared trainer](../../experiments/trainer.html); this page overrides two of its methods.
+
+## At the paper's scale
+
+```bash
+python -m labml_nn.transformers.compressive.experiment --preset compressive-enwik8 --data enwik8.zip --dtype bfloat16 --compile
+python -m labml_nn.experiments.evaluate --checkpoint checkpoints/compressive --split test   # compressed memory 3072
+```
+
+The [preset](../../experiments/presets.html) is the paper's enwik8 model, where it published the values.
+One GPU, as the GPU benchmark (`make bench-gpu`) measures it: {report:gpu.compressive-enwik8_tokens_per_s}
+training tokens per second; hours to the preset's steps: {report:gpu.compressive-enwik8_hours}.
 """
 
 from dataclasses import dataclass
@@ -49,6 +60,7 @@ import torch
 import torch.nn.functional as F
 
 from labml_nn.experiments.config import TrainConfig, above, at_least, option, probability
+from labml_nn.experiments.presets import presets_of
 from labml_nn.experiments.trainer import ParamGroup, Trainer, run_experiment
 from labml_nn.transformers.compressive import CompressiveTransformer
 
@@ -61,6 +73,7 @@ class Config(TrainConfig):
     depth: int = option(4, "number of layers", at_least(1))
     heads: int = option(4, "attention heads", at_least(1))
     dim_head: int = option(32, "width of each head", at_least(1))
+    ff_mult: int = option(4, "the feed-forward network's hidden width, as a multiple of dim", at_least(1))
     mem_len: int = option(32, "uncompressed hidden states kept per layer", at_least(0))
     cmem_len: int = option(16, "compressed memories kept per layer", at_least(0))
     compression_rate: int = option(4, "old memories compressed into one, the compression rate c", at_least(1),
@@ -71,12 +84,13 @@ class Config(TrainConfig):
                                            "after a few segments, and one graph per shape ('static') measured faster "
                                            "here than torch's default ('auto')",
                                  lambda value: None if value in ("auto", "static") else "expected auto or static")
+    eval_cmem_len: int = option(0, "compressed-memory length of `evaluate` (0: the model's)", at_least(0))
     compression_lr: float = option(1e-3, "peak learning rate of the compression network's optimiser", above(0.0))
 
 
 def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
     """The constructor arguments of `CompressiveTransformer`; the checkpoint stores them."""
-    return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, heads=c.heads, dim_head=c.dim_head,
+    return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, heads=c.heads, dim_head=c.dim_head, ff_mult=c.ff_mult,
                 mem_len=c.mem_len, cmem_len=c.cmem_len, compression_rate=c.compression_rate,
                 attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout)
 
@@ -106,7 +120,8 @@ class CompressiveTrainer(Trainer):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    return run_experiment(Config, CompressiveTransformer, model_kwargs, argv, trainer_class=CompressiveTrainer)
+    return run_experiment(Config, CompressiveTransformer, model_kwargs, argv, trainer_class=CompressiveTrainer,
+                          presets=presets_of("compressive"))
 
 
 if __name__ == "__main__":

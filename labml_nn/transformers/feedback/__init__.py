@@ -305,9 +305,9 @@ class FeedbackTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org/ab
             # The layer on a window of one step: `[batch_size, 1, dim]`.
             x = layer(x[:, None], self.window_kv(windows, l, batch_size))[:, 0]
             outputs.append(x)
-        # $\mathbf{m}_t$, `[batch_size, dim]`
+        # $\mathbf{m}_t$, `[batch_size, dim]` (a weighted sum, in the precision of the residual stream)
         w = self.layer_weights.softmax(dim=0)
-        m = torch.einsum('l,lbd->bd', w, torch.stack(outputs))
+        m = (w[:, None, None] * torch.stack(outputs)).sum(dim=0)
         kvs = [project(m[:, None]) for project in self.memory_kv] if with_kv else []
         return x, m, kvs
 
@@ -379,6 +379,23 @@ class FeedbackTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org/ab
         if not return_memory:
             return logits
         return logits, append_memory(memory, m, self.mem_len)
+
+    def flops_per_token(self, seq_len: int) -> float:
+        r"""
+        The training FLOPs per token with a full memory, three times the forward pass at 2 FLOPs per
+        multiply-add: per layer the query and output projections and the feed-forward network, and the
+        content scores, position scores and weighted values over the $L$ memory entries; the position keys
+        $W_{k,R} R$ once per segment of `seq_len`; the keys and values of each step's memory vector, once per
+        projection; the output layer.
+        """
+        layer = self.layers[0]
+        attn, ff = layer.attn, layer.ff
+        width = attn.heads * attn.dim_head
+        per_layer = (attn.to_q.weight.numel() + attn.to_out.weight.numel() + ff.w1.weight.numel()
+                     + ff.w2.weight.numel() + attn.to_r.weight.numel() * attn.max_distance / seq_len
+                     + 3 * self.mem_len * width)
+        memory = sum(project.to_kv.weight.numel() for project in self.memory_kv)
+        return 3 * 2 * (self.depth * per_layer + memory + self.to_logits.weight.numel())
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, length: int, temperature: float = 1.0,

@@ -41,6 +41,19 @@ The memory makes this painless: it is carried from segment to segment whatever t
 the [streams](../../experiments/data.html) advance by exactly the characters read, so no text is
 skipped or read twice. Validation always uses the full `seq_len`. `--curriculum-steps 0` turns the
 curriculum off.
+
+## At the paper's scale
+
+```bash
+python -m labml_nn.transformers.feedback.experiment --preset feedback-enwik8 --data enwik8.zip --dtype bfloat16 \
+    --step autograd --compile --mem-len 512
+```
+
+The [preset](../../experiments/presets.html) is the authors' released enwik8 model, whose adaptive
+attention span this implementation does not have, so `--mem-len` trades its reach against time. One GPU,
+as the GPU benchmark (`make bench-gpu`) measures it, at the benchmark's shorter memory:
+{report:gpu.feedback-enwik8_tokens_per_s} training tokens per second; hours to the preset's steps:
+{report:gpu.feedback-enwik8_hours}.
 """
 
 import math
@@ -48,6 +61,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence
 
 from labml_nn.experiments.config import TrainConfig, at_least, option, probability
+from labml_nn.experiments.presets import presets_of
 from labml_nn.experiments.trainer import Trainer, run_experiment
 from labml_nn.transformers.feedback import STEPS, FeedbackTransformer
 
@@ -61,6 +75,7 @@ class Config(TrainConfig):
     depth: int = option(4, "number of layers", at_least(1))
     heads: int = option(4, "attention heads", at_least(1))
     dim_head: int = option(32, "width of each head", at_least(1))
+    ff_mult: int = option(4, "the feed-forward network's hidden width, as a multiple of dim", at_least(1))
     mem_len: int = option(64, "past steps of the shared feedback memory", at_least(1))
     shared_kv: bool = option(True, "compute keys and values of the memory once, shared by all layers")
     attn_dropout: float = option(0.0, "dropout on the attention weights", probability)
@@ -77,7 +92,7 @@ class Config(TrainConfig):
 def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
     """The constructor arguments of `FeedbackTransformer`; the checkpoint stores them."""
     return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, seq_len=c.window, mem_len=c.mem_len,
-                dim_head=c.dim_head, heads=c.heads, attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout,
+                dim_head=c.dim_head, ff_mult=c.ff_mult, heads=c.heads, attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout,
                 shared_kv=c.shared_kv, step=c.step)
 
 
@@ -99,7 +114,8 @@ class FeedbackTrainer(Trainer):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    return run_experiment(Config, FeedbackTransformer, model_kwargs, argv, trainer_class=FeedbackTrainer)
+    return run_experiment(Config, FeedbackTransformer, model_kwargs, argv, trainer_class=FeedbackTrainer,
+                          presets=presets_of("feedback"))
 
 
 if __name__ == "__main__":

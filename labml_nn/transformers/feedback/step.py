@@ -114,6 +114,7 @@ generation runs it too, one token at a time, where compiled graphs do not pay.
 | $\delta_\cdot$ | gradient of the loss with respect to $\cdot$ (`d_x`, `d_h`, … in the code) | | as $\cdot$ |
 """
 
+import contextlib
 import math
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
@@ -159,6 +160,13 @@ def gelu_derivative(h: torch.Tensor) -> torch.Tensor:
 def softmax_backward(d_a: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     r"""$\delta_s = a \odot \big(\delta_a - \sum_j a_j \delta_{a_j}\big)$ over the last dimension."""
     return a * (d_a - (a * d_a).sum(dim=-1, keepdim=True))
+
+
+def full_precision(device_type: str) -> contextlib.AbstractContextManager:
+    r"""Autocast turned off where it is on (the steps run in the weights' precision); nothing otherwise."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def dropout_mask(t: torch.Tensor, p: float) -> Optional[torch.Tensor]:
@@ -464,7 +472,11 @@ class LayerSteps:
         k, v = (None, None) if kv is None else kv
         slots = (None,) * 5 if self.slots is None else self.slots[self.t]
         self.t += 1
-        return LayerStep.apply(*slots, x, k, v, self.weights, self.options, self.rows)
+        # The step computes in the weights' precision whatever `torch.autocast` says: its backward is
+        # written for one dtype, and its products of a few rows gain nothing from a lower one on a CPU
+        # (on a GPU, `step="autograd"` under autocast and `torch.compile` is the faster path).
+        with full_precision(x.device.type):
+            return LayerStep.apply(*slots, x, k, v, self.weights, self.options, self.rows)
 
 
 # ## The memory vector of one token
@@ -547,8 +559,9 @@ class MemorySteps:
                  ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         slots = () if self.slots is None or not with_kv else self.slots[self.t]
         self.t += 1
-        result = MemoryStep.apply(self.w, self.projections if with_kv else (), self.heads, self.eps, self.rows,
-                                  len(slots), *slots, *outputs)
+        with full_precision(outputs[0].device.type):
+            result = MemoryStep.apply(self.w, self.projections if with_kv else (), self.heads, self.eps, self.rows,
+                                      len(slots), *slots, *outputs)
         if not with_kv:
             return result, []
         return result[0], list(result[1:])
@@ -569,13 +582,15 @@ class HandWrittenSteps:
     def __init__(self, model: FeedbackTransformer, steps: Optional[int], batch_size: int):
         self.model = model
         self.layers = []
-        for layer in model.layers:
-            weights, options = prepare_layer(layer)
-            self.layers.append(LayerSteps(weights, options, steps or 1, batch_size))
-        norm = model.memory_kv[0].norm
-        projections = [fold_norm(project.norm, project.to_kv.weight.t()) for project in model.memory_kv]
-        self.memory = MemorySteps(model.layer_weights.softmax(dim=0), projections, model.layers[0].attn.heads,
-                                  norm.eps, steps or 1, batch_size)
+        # In the weights' precision, like the steps (see `LayerSteps`).
+        with full_precision(model.token_emb.weight.device.type):
+            for layer in model.layers:
+                weights, options = prepare_layer(layer)
+                self.layers.append(LayerSteps(weights, options, steps or 1, batch_size))
+            norm = model.memory_kv[0].norm
+            projections = [fold_norm(project.norm, project.to_kv.weight.t()) for project in model.memory_kv]
+            self.memory = MemorySteps(model.layer_weights.softmax(dim=0), projections, model.layers[0].attn.heads,
+                                      norm.eps, steps or 1, batch_size)
 
     def __call__(self, x: torch.Tensor, windows: List[Optional[Tuple[torch.Tensor, torch.Tensor]]],
                  with_kv: bool = True) -> Tuple[torch.Tensor, torch.Tensor, List[torch.Tensor]]:

@@ -49,7 +49,8 @@ from torch import nn
 from labml_nn.transformers.feed_forward import FeedForward
 from labml_nn.transformers.hub import Pretrained
 from labml_nn.transformers.lm import append_memory, check_layer_memory, check_tokens, generate_with_memory, head_size
-from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
+from labml_nn.transformers.mha import MultiHeadAttention
+from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention, sinusoidal_embeddings
 
 # A key/value cache for one layer: keys and values, each `[batch_size, heads, cached_len, dim_head]`.
 KVCache = Tuple[torch.Tensor, torch.Tensor]
@@ -62,10 +63,12 @@ class TransformerXLLayer(nn.Module):
     """
 
     def __init__(self, dim: int, heads: int, dim_head: int, d_ff: int, attn_dropout: float = 0.0,
-                 ff_dropout: float = 0.0, ff_glu: bool = False):
+                 ff_dropout: float = 0.0, ff_glu: bool = False, relative: bool = True):
         super().__init__()
         self.attn_norm = nn.LayerNorm(dim)
-        self.attn = RelativeMultiHeadAttention(dim, heads, dim_head, attn_dropout)
+        # `relative=False` is the absolute-position ablation (see `TransformerXL`): plain attention.
+        self.attn = (RelativeMultiHeadAttention(dim, heads, dim_head, attn_dropout) if relative
+                     else MultiHeadAttention(dim, heads, dim_head, attn_dropout, bias=False))
         self.ff_norm = nn.LayerNorm(dim)
         self.ff = FeedForward(dim, d_ff, ff_dropout, glu=ff_glu)
 
@@ -116,19 +119,30 @@ class TransformerXL(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/1901
       `depth` detached tensors `[batch_size, mem_len, dim]` (fewer positions until `mem_len` have
       been seen). `memory=None` starts from an empty memory.
     * `mem_len=0` gives the same model without memory: a baseline of the same size.
+    * `positions="absolute"` is the **ablation the paper argues against** (its section 3.3): the sinusoidal
+      encoding of each position *within its segment* added to the embeddings, and plain attention. With
+      memory, the remembered positions and the segment's share the same encodings, $0 \dots n - 1$, so a
+      layer cannot tell them apart by position. It exists to measure that ([results](readme.html)), and
+      generates through its own forward pass only.
     """
 
     def __init__(self, *, num_tokens: int, dim: int, depth: int, heads: int, dim_head: Optional[int] = None,
                  mem_len: int, ff_mult: int = 4, attn_dropout: float = 0.0, ff_dropout: float = 0.0,
-                 ff_glu: bool = False):
+                 ff_glu: bool = False, positions: str = "relative"):
         super().__init__()
         dim_head = head_size(dim, heads, dim_head)
         if mem_len < 0:
             raise ValueError(f"mem_len must be >= 0, got {mem_len}")
+        if positions not in ("relative", "absolute"):
+            raise ValueError(f"positions must be 'relative' or 'absolute', got {positions!r}")
+        if positions == "absolute" and dim % 2 != 0:
+            raise ValueError(f"the sinusoidal encoding of positions needs an even dim, got {dim}")
         self.num_tokens, self.dim, self.depth, self.mem_len = num_tokens, dim, depth, mem_len
+        self.positions = positions
         self.token_emb = nn.Embedding(num_tokens, dim)
         self.layers = nn.ModuleList([
-            TransformerXLLayer(dim, heads, dim_head, dim * ff_mult, attn_dropout, ff_dropout, ff_glu)
+            TransformerXLLayer(dim, heads, dim_head, dim * ff_mult, attn_dropout, ff_dropout, ff_glu,
+                               relative=positions == "relative")
             for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)
         self.to_logits = nn.Linear(dim, num_tokens)
@@ -140,8 +154,10 @@ class TransformerXL(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/1901
         if memory is not None:
             memory = check_layer_memory(memory, self.depth, x.shape[0], self.token_emb.weight)
         # $h^0$, `[batch_size, seq_len, dim]`. No position embedding: positions enter only as distances,
-        # inside attention.
+        # inside attention (except in the absolute-position ablation).
         h = self.token_emb(x)
+        if self.positions == "absolute":
+            h = h + sinusoidal_embeddings(torch.arange(x.shape[1], device=x.device), self.dim).to(h.dtype)
         new_memory = []
         for l, layer in enumerate(self.layers):
             mem = memory[l] if memory is not None else None
@@ -152,6 +168,28 @@ class TransformerXL(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/1901
             h = layer(h, mem)
         logits = self.to_logits(self.norm(h))
         return (logits, new_memory) if return_memory else logits
+
+    def flops_per_token(self, seq_len: int) -> float:
+        r"""
+        The training FLOPs per token of segments of $n$ = `seq_len` with a full memory of $L$: three times
+        the forward pass (the backward pass costs about twice the forward), which counts 2 FLOPs per
+        multiply-add. Per layer: the query and output projections and the feed-forward network once per
+        token; the keys and values of the segment, and of the memory, which is projected again every
+        segment ($L / n$ positions per token); the content scores, the position scores and the weighted
+        values over $L + (n + 1) / 2$ keys on average; the position keys $W_{k,R} R$ of $L + n$ distances
+        once per segment. Then the output layer. Used for the trainer's model FLOP utilisation.
+        """
+        n, L = seq_len, self.mem_len
+        layer = self.layers[0]
+        attn, ff = layer.attn, layer.ff
+        width = attn.heads * attn.dim_head
+        relative = self.positions == "relative"
+        matmuls = (attn.to_q.weight.numel() + attn.to_out.weight.numel() + attn.to_kv.weight.numel() * (1 + L / n)
+                   + (attn.to_r.weight.numel() * (L + n) / n if relative else 0)
+                   + sum(m.weight.numel() for m in (ff.w1, ff.v, ff.w2) if m is not None))
+        attention = (3 if relative else 2) * (L + (n + 1) / 2) * width
+        forward = 2 * (self.depth * (matmuls + attention) + self.to_logits.weight.numel())
+        return 3 * forward
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, length: int, temperature: float = 1.0,
@@ -168,7 +206,7 @@ class TransformerXL(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/1901
         memory instead of recomputing them for every token, and runs each new position through each layer
         in a few plain tensor operations.
         """
-        if cached:
+        if cached and self.positions == "relative":
             from labml_nn.transformers.xl.generation import generate_cached
             return generate_cached(self, prompt, length, temperature, top_k)
         return generate_with_memory(self, prompt, length, temperature, top_k)

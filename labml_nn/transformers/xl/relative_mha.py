@@ -51,6 +51,7 @@ $\delta = L + i - j$.
 """
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -80,12 +81,18 @@ def sinusoidal_embeddings(positions: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
-def descending_sinusoids(key_len: int, dim: int, device: torch.device, nearest: int = 0) -> torch.Tensor:
+def descending_sinusoids(key_len: int, dim: int, device: torch.device, nearest: int = 0,
+                         clamp_len: Optional[int] = None) -> torch.Tensor:
     r"""
     $R_\delta$ for $\delta = \text{key\_len} - 1 + \text{nearest}, \dots, \text{nearest}$ (descending), as
-    `[key_len, dim]`: the order in which the keys see the last query's distances.
+    `[key_len, dim]`: the order in which the keys see the last query's distances. With `clamp_len`,
+    distances beyond it are encoded as `clamp_len`: Transformer-XL evaluates with a memory longer than
+    any distance it trained on, and encodings it never saw would be noise to $W_{k,R}$.
     """
-    return sinusoidal_embeddings(torch.arange(key_len - 1 + nearest, nearest - 1, -1, device=device), dim)
+    distances = torch.arange(key_len - 1 + nearest, nearest - 1, -1, device=device)
+    if clamp_len is not None:
+        distances = distances.clamp(max=clamp_len)
+    return sinusoidal_embeddings(distances, dim)
 
 
 def relative_shift(x: torch.Tensor) -> torch.Tensor:
@@ -160,6 +167,9 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         # `attend`.)
         self.u = nn.Parameter(torch.zeros(heads, dim_head))
         self.v = nn.Parameter(torch.zeros(heads, dim_head))
+        # The largest distance whose own encoding is used (`None`: every distance's); set for evaluation
+        # with a long memory (`lm.evaluation_memory`).
+        self.clamp_len: Optional[int] = None
 
     def position_keys(self, key_len: int, device: torch.device) -> torch.Tensor:
         r"""
@@ -168,7 +178,8 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         descending so that row $t$ is the distance of key $t$ from the *last* query; `score_bias` moves the
         other queries' rows into place.
         """
-        R = descending_sinusoids(key_len, self.dim, device, self.nearest_distance).to(self.to_r.weight.dtype)
+        R = descending_sinusoids(key_len, self.dim, device, self.nearest_distance,
+                                 self.clamp_len).to(self.to_r.weight.dtype)
         return rearrange(self.to_r(R), 'n (h d) -> h n d', h=self.heads)
 
     def content_queries(self, q: torch.Tensor) -> torch.Tensor:

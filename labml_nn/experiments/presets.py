@@ -1,0 +1,117 @@
+r"""
+---
+title: The papers' configurations
+summary: Named presets for each paper's enwik8 model, from the papers and the authors' released scripts, with the bits per character and parameter counts they report; --preset NAME selects one and any option still overrides it.
+---
+
+# The papers' configurations
+
+Each paper reports bits per character on [enwik8](corpora.html) for models far larger than the ones a
+laptop trains. A preset is that model and its training, as an experiment's options:
+
+```bash
+python -m labml_nn.transformers.xl.experiment --preset xl-enwik8-base --data enwik8.zip --dtype bfloat16 --compile
+torchrun --nproc_per_node=8 -m labml_nn.transformers.xl.experiment --preset xl-enwik8-base --batch-size 3
+python -m labml_nn.transformers.xl.experiment --preset xl-enwik8-base --steps 1000   # any option still overrides it
+```
+
+The values come from the papers and, where the authors released them, from their training scripts;
+the sources are named with each preset. Where a value was not published it is said so, and the
+preset uses this project's default. Three differences hold for all of them, and explain the
+parameter counts' small differences from the papers':
+
+* **Dropout.** The models here have dropout on the attention weights (`attn_dropout`) and in the
+  feed-forward networks (`ff_dropout`), and none on the embeddings or the residual stream; a paper's
+  single dropout rate is given to `ff_dropout`.
+* **The output layer is not tied** to the embedding: a byte vocabulary of ~205 adds
+  $205 \cdot d$ weights, nothing next to the layers.
+* **Positions**: relative attention projects fixed sinusoids with $W_{k,R}$ in every layer (as
+  Transformer-XL does), where the Feedback Transformer's released code learns one embedding per
+  distance; for that model ours has $L \cdot d \cdot h d_h$ more weights.
+
+`batch_size` is per process, as everywhere in the trainer: with $N$ processes, or $N$ steps of
+gradient accumulation (`--grad-accum`), a step reads $N$ times as many streams. The presets give
+the papers' total batch as one process's; divide `--batch-size` by the number of processes.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Dict
+
+
+@dataclass(frozen=True)
+class Preset:
+    r"""
+    An experiment's options for one paper model: `experiment` names the experiment it belongs to
+    (`xl`, `compressive` or `feedback`), `options` maps option names to values, and the paper's
+    figures say what to expect.
+    """
+    name: str
+    experiment: str
+    options: Dict[str, Any]
+    paper_bpc: float
+    paper_parameters: float
+    source: str
+    notes: str = ""
+
+
+PRESETS: Dict[str, Preset] = {p.name: p for p in [
+    Preset(
+        "xl-enwik8-base", "xl",
+        dict(dataset="enwik8", dim=512, depth=12, heads=8, dim_head=64, ff_mult=4, seq_len=512, mem_len=512,
+             attn_dropout=0.0, ff_dropout=0.1, lr=2.5e-4, warmup_steps=0, min_lr_ratio=0.0, weight_decay=0.0,
+             grad_clip=0.25, batch_size=22, steps=400_000, eval_seq_len=80, eval_mem_len=2100, clamp_len=820,
+             valid_interval=4000, checkpoint_interval=4000, sample_interval=20_000, valid_windows=200),
+        paper_bpc=1.06, paper_parameters=41e6,
+        source="Dai et al. 2019 (arXiv:1901.02860), Table 2 (12L, 41M, 1.06); run_enwik8_base.sh of the authors' "
+               "code (kimiyoung/transformer-xl): 12 layers, d 512, 8 heads of 64, inner 2048, dropout 0.1, dropatt 0, "
+               "Adam lr 2.5e-4, no warm-up, cosine decay over 400k steps, segment and memory 512, batch 22; "
+               "evaluation with segment 80, memory 2100, clamp_len 820",
+        notes="The authors clip the gradient norm at 0.25 (train.py's default)."),
+    Preset(
+        "xl-enwik8-large", "xl",
+        dict(dataset="enwik8", dim=1024, depth=24, heads=8, dim_head=128, ff_mult=3, seq_len=768, mem_len=768,
+             attn_dropout=0.15, ff_dropout=0.15, lr=2.5e-4, warmup_steps=4000, min_lr_ratio=0.0, weight_decay=0.0,
+             grad_clip=0.25, batch_size=64, steps=400_000, eval_seq_len=128, eval_mem_len=3800, clamp_len=1000,
+             valid_interval=4000, checkpoint_interval=4000, sample_interval=20_000, valid_windows=200),
+        paper_bpc=0.99, paper_parameters=277e6,
+        source="Dai et al. 2019, Table 2 (24L, 277M, 0.99); run_enwik8_large.sh: 24 layers, d 1024, 8 heads of 128, "
+               "inner 3072, dropout and dropatt 0.15, lr 2.5e-4 with 4,000 warm-up steps, 400k steps, segment and "
+               "memory 768, batch 64; evaluation with segment 128, memory 3800, clamp_len 1000"),
+    Preset(
+        "compressive-enwik8", "compressive",
+        dict(dataset="enwik8", dim=1024, depth=24, heads=8, dim_head=128, ff_mult=3, seq_len=768, mem_len=768,
+             cmem_len=1152, compression_rate=3, attn_dropout=0.0, ff_dropout=0.0, lr=3e-4, compression_lr=3e-4,
+             warmup_steps=4000, min_lr_ratio=1e-6 / 3e-4, weight_decay=0.0, grad_clip=0.1, batch_size=32,
+             steps=104_000, eval_cmem_len=3072, valid_interval=2000, checkpoint_interval=2000,
+             sample_interval=20_000, valid_windows=200),
+        paper_bpc=0.97, paper_parameters=0.0,
+        source="Rae et al. 2019 (arXiv:1911.05507), section 5.2 and Table 4 (0.97): 24 layers, segment 768, memory 768, "
+               "compressed memory 1152 at training and 3072 at evaluation, compression rate 3, 1D convolution with the "
+               "attention-reconstruction loss; Adam, lr warmed up from 1e-6 to 3e-4 over 4,000 steps, then cosine "
+               "decay to 1e-6 over 100,000; gradient norm clipped at 0.1",
+        notes="Not found in the paper material we could read, so this project's choice: d 1024, 8 heads of 128 and inner "
+              "3072 (reported by a secondary digest of the paper), no dropout, batch 32. The paper quotes no parameter "
+              "count we could verify (leaderboards list 277M, the 24-layer Transformer-XL's); ours is the 24-layer "
+              "Transformer-XL's plus 24 compression convolutions of 3 · 1024² weights."),
+    Preset(
+        "feedback-enwik8", "feedback",
+        dict(dataset="enwik8", dim=512, depth=12, heads=8, dim_head=128, ff_mult=8, seq_len=128, mem_len=8192,
+             window=1, shared_kv=False, attn_dropout=0.5, ff_dropout=0.5, lr=1.5e-3, warmup_steps=8000,
+             min_lr_ratio=1.0, weight_decay=0.0, grad_clip=0.1, batch_size=1024, steps=100_000,
+             curriculum_steps=0, valid_interval=1000, checkpoint_interval=1000, sample_interval=20_000,
+             valid_windows=100),
+        paper_bpc=0.962, paper_parameters=77e6,
+        source="Fan et al. 2020 (arXiv:2002.09402); the authors' facebookresearch/transformer-sequential, "
+               "experiments/feedback/enwik8.sh and README (77M, 0.984 dev, 0.962 test bpc): 12 layers, d 512, 8 heads "
+               "of 128, inner 4096, blocks of 128 tokens, memory span up to 8192, pre-norm, dropout 0.5, Adam lr 1.5e-3 "
+               "with 8,000 warm-up steps then constant, gradient norm clipped at 0.1, 1024 sequences per step, 100k "
+               "steps, key/value projections per layer",
+        notes="The released model learns an adaptive attention span (most heads attend far less than 8192 back); "
+              "this one attends to the whole memory, which costs much more per token: reduce --mem-len to trade "
+              "range for speed."),
+]}
+
+
+def presets_of(experiment: str) -> Dict[str, Preset]:
+    """The presets of one experiment."""
+    return {name: preset for name, preset in PRESETS.items() if preset.experiment == experiment}
