@@ -85,6 +85,9 @@ class Config(TrainConfig):
                                            "here than torch's default ('auto')",
                                  lambda value: None if value in ("auto", "static") else "expected auto or static")
     eval_cmem_len: int = option(0, "compressed-memory length of `evaluate` (0: the model's)", at_least(0))
+    reconstruction_loss: bool = option(True, "train f_c with the attention-reconstruction loss (without it f_c keeps "
+                                             "its initial weights: the memories are a stop-gradient, so the "
+                                             "language-model loss cannot reach it; the ablation of the paper's choice)")
     compression_lr: float = option(1e-3, "peak learning rate of the compression network's optimiser", above(0.0))
 
 
@@ -110,6 +113,11 @@ class CompressiveTrainer(Trainer):
                 ParamGroup("compression", compression, self.config.compression_lr)]
 
     def training_loss(self, x: torch.Tensor, y: torch.Tensor, memory: Any) -> Tuple[torch.Tensor, Any, Dict[str, float]]:
+        if not self.config.reconstruction_loss:
+            # The ablation: $f_c$ compresses with the weights it was initialised with.
+            logits, memory = self.model(x, memory=memory, return_memory=True)
+            lm_loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+            return lm_loss, memory, {"loss.train": lm_loss.item()}
         logits, memory, reconstruction = self.model(x, memory=memory, return_memory=True, return_aux_loss=True)
         # `[batch_size, seq_len, num_tokens]` against `[batch_size, seq_len]`.
         lm_loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
