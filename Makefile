@@ -15,7 +15,7 @@ ifneq ($(wildcard $(SHARED_DATA)),)
 export TINY_SHAKESPEARE_PATH ?= $(SHARED_DATA)
 endif
 
-.PHONY: install test site serve bench bench-gpu notebooks pictures results clean
+.PHONY: install test site serve bench bench-gpu notebooks pictures results results-long clean
 
 $(VENV)/.installed: setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,9 +52,11 @@ notebooks:
 	$(NOTEBOOK_VENV)/bin/python -m pip install -q -c constraints.txt '.[notebooks]' nbclient nbformat ipykernel
 	$(NOTEBOOK_VENV)/bin/python scripts/run_notebooks.py
 
-# The pictures on the paper pages (trains small models briefly; a few minutes).
+# The pictures on the paper pages: the attention maps and layer weights of the long-budget models
+# (`make results-long` trains them; their checkpoints stay in checkpoints/results-long/), the loss
+# curves of small models trained here (a few minutes).
 pictures: install
-	$(PY) -m scripts.pictures
+	$(PY) -m scripts.pictures --long
 
 $(BENCH_VENV)/.installed: bench/requirements.txt constraints.txt setup.py
 	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
@@ -72,8 +74,14 @@ bench: $(BENCH_VENV)/.installed
 bench-gpu: $(BENCH_VENV)/.installed
 	$(BENCH_PY) -m bench.gpu
 
+# The quick budget over 3 seeds and the papers' ablations over 2 (about an hour on 2 cores).
 results: $(BENCH_VENV)/.installed
 	$(BENCH_PY) -m bench.results
+	$(BENCH_PY) -m bench.ablations
+
+# 15 minutes of training per model, 2 seeds (about two hours on 2 cores); then `make pictures`.
+results-long: $(BENCH_VENV)/.installed
+	$(BENCH_PY) -m bench.results --budget long --seeds 0 1
 
 clean:
 	rm -rf docs $(VENV) $(BENCH_VENV) $(NOTEBOOK_VENV) utils/node_modules

@@ -30,6 +30,7 @@ import json
 import statistics
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -70,6 +71,9 @@ def study_rows(study: str, seq_len: int) -> List[Row]:
 
 
 STUDIES = {"xl-positions": "xl", "xl-memory": "xl", "compressive": "compressive", "feedback": "feedback"}
+TITLES = {"xl-positions": "Transformer-XL: relative against absolute positions, with and without memory",
+          "xl-memory": "Transformer-XL: memory length", "compressive": "Compressive Transformer: compression rate and loss",
+          "feedback": "Feedback Transformer: window and shared keys and values"}
 
 
 @torch.no_grad()
@@ -92,13 +96,15 @@ def loss_by_position(model_dir: Path, seq_len: int, windows: int, batch_size: in
 
 
 def claims(study: str, s: Dict[str, Spread], positions: Optional[Dict[str, List[List[float]]]]) -> List[tuple]:
-    """(claim, spread of the lower-is-better side, spread of the other side) of each study."""
+    """(key, claim, spread of the side the claim says is lower, spread of the other side) of each study."""
     if study == "xl-positions":
-        return [("with relative positions, memory helps", s["relative-memory"], s["relative-none"]),
-                ("with absolute positions, memory helps", s["absolute-memory"], s["absolute-none"]),
-                ("with memory, relative positions beat absolute ones", s["relative-memory"], s["absolute-memory"])]
+        return [("relative_memory_helps", "with relative positions, memory helps", s["relative-memory"], s["relative-none"]),
+                ("absolute_memory_helps", "with absolute positions, memory helps", s["absolute-memory"], s["absolute-none"]),
+                ("relative_beats_absolute", "with memory, relative positions beat absolute ones", s["relative-memory"],
+                 s["absolute-memory"])]
     if study == "xl-memory":
-        out = [(f"memory {b.split('-')[1]} beats memory {a.split('-')[1]}", s[b], s[a])
+        out = [(f"{b.replace('-', '_')}_beats_{a.split('-')[1]}", f"memory {b.split('-')[1]} beats memory {a.split('-')[1]}",
+                s[b], s[a])
                for a, b in (("memory-0", "memory-16"), ("memory-16", "memory-32"), ("memory-32", "memory-64"))]
         if positions:
             # The gain of the longest memory over none at the segment's first 4 positions against its last 4.
@@ -108,16 +114,18 @@ def claims(study: str, s: Dict[str, Spread], positions: Optional[Dict[str, List[
                 return Spread(values, [], [], [])
             first, last = gain(slice(0, 4)), gain(slice(-4, None))
             # "first gains more than last": the lower-is-better side is the negated gain.
-            out.append(("memory helps most at the start of a segment (gain at positions 0-3 above 28-31)",
+            out.append(("start_gains_most", "memory helps most at the start of a segment (the gain of memory 64 over "
+                        "none at positions 0-3 above that at 28-31)",
                         Spread([-v for v in first.values], [], [], []), Spread([-v for v in last.values], [], [], [])))
         return out
     if study == "compressive":
-        return [("c = 2 beats c = 4", s["rate-2"], s["rate-4"]), ("c = 4 beats c = 8", s["rate-4"], s["rate-8"]),
-                ("the reconstruction loss beats none (c = 4)", s["rate-4"], s["rate-4-no-loss"])]
+        return [("rate_2_beats_4", "c = 2 beats c = 4", s["rate-2"], s["rate-4"]),
+                ("rate_4_beats_8", "c = 4 beats c = 8", s["rate-4"], s["rate-8"]),
+                ("loss_beats_none", "the reconstruction loss beats none (c = 4)", s["rate-4"], s["rate-4-no-loss"])]
     if study == "feedback":
-        return [("the exact model beats windows of 4", s["exact"], s["window-4"]),
-                ("windows of 4 beat windows of 16", s["window-4"], s["window-16"]),
-                ("shared keys and values beat per-layer ones", s["exact"], s["per-layer"])]
+        return [("exact_beats_window_4", "the exact model beats windows of 4", s["exact"], s["window-4"]),
+                ("window_4_beats_16", "windows of 4 beat windows of 16", s["window-4"], s["window-16"]),
+                ("shared_beats_per_layer", "shared keys and values beat per-layer ones", s["exact"], s["per-layer"])]
     return []
 
 
@@ -125,7 +133,7 @@ def picture(study: str, rows: List[Row], s: Dict[str, Spread], positions, path: 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.4, 3.0), dpi=100)
+    fig, ax = plt.subplots(figsize=(7.0, 3.2), dpi=100)
     if study == "xl-memory" and positions:
         for row in rows:
             curves = positions[row.key]
@@ -145,14 +153,27 @@ def picture(study: str, rows: List[Row], s: Dict[str, Spread], positions, path: 
         low = min(m - e for m, e in zip(means, stds))
         high = max(m + e for m, e in zip(means, stds))
         ax.set_xlim(low - 0.25 * (high - low + 1e-3), high + 0.25 * (high - low + 1e-3))
-        ax.set_xlabel("validation bits per character (mean ± sd over seeds; lower is better)")
-        ax.set_title(study, fontsize=9)
+        ax.set_xlabel("validation bits per character (mean ± sd over seeds; lower is better)", fontsize=9)
+        ax.set_title(textwrap.fill(TITLES[study], 60), fontsize=9)
     if study == "xl-memory" and positions:
         ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def redraw(out: Path, pictures: str) -> None:
+    """Draw every study's picture again from the reports in `out`, training nothing."""
+    for report in sorted(out.glob("ablation-*.json")):
+        data = json.loads(report.read_text())
+        for st in data["studies"]:
+            rows = study_rows(st["study"], data["meta"].get("seq_len", 32))
+            s = {key: spread for (key, _), spread in spreads(st["results"]).items()}
+            where = Path(pictures) if pictures else REPO / "labml_nn" / "transformers" / st["paper"] / "pictures"
+            path = where / f"ablation_{st['study'].replace('-', '_')}.png"
+            picture(st["study"], rows, s, st["positions"] or None, path)
+            print(f"wrote {path}")
 
 
 def run_study(study: str, args: argparse.Namespace, log: Callable[[str], None] = print) -> dict:
@@ -170,8 +191,8 @@ def run_study(study: str, args: argparse.Namespace, log: Callable[[str], None] =
                         loss_by_position(export, args.seq_len, args.valid_windows, args.batch_size))
     s = {key: spread for (key, _), spread in spreads(results).items()}
     paper = STUDIES[study]
-    decided = [(claim, *compare(a, b)) for claim, a, b in claims(study, s, positions or None)]
-    lines = [f"#### {study}", "", "| variant | memory | seeds | valid bpc (mean ± sd) | command (seed 0) |",
+    decided = [(key, claim, *compare(a, b)) for key, claim, a, b in claims(study, s, positions or None)]
+    lines = [f"#### {TITLES[study]}", "", "| variant | memory | seeds | valid bpc (mean ± sd) | command (seed 0) |",
              "|---|---|---:|---:|---|"]
     for row in rows:
         runs = [r for r in results if r["row"] == row.key]
@@ -181,14 +202,23 @@ def run_study(study: str, args: argparse.Namespace, log: Callable[[str], None] =
         else:
             lines.append(f"| {row.label} | {row.memory} | | not run: {runs[0].get('error')} | |")
     lines += [""] + [f"- {({'holds': '✅', 'fails': '❌', 'not resolved': '➖'})[v]} {claim}: {v} "
-                     f"(difference {d:+.3f}, standard error {se:.3f})" for claim, v, d, se in decided]
-    picture_path = REPO / "labml_nn" / "transformers" / paper / "pictures" / f"ablation_{study.replace('-', '_')}.png"
+                     f"(difference {d:+.3f}, standard error {se:.3f})" for _, claim, v, d, se in decided]
+    pictures = Path(args.pictures) if args.pictures else REPO / "labml_nn" / "transformers" / paper / "pictures"
+    picture_path = pictures / f"ablation_{study.replace('-', '_')}.png"
     picture(study, rows, s, positions or None, picture_path)
-    log(f"wrote {picture_path.relative_to(REPO)}")
+    log(f"wrote {picture_path}")
     figures = {f"{study}_{key}": spread.shown().replace("**", "") for key, spread in s.items()}
-    figures.update({f"{study}_claim_{i}": verdict for i, (_, verdict, _, _) in enumerate(decided)})
+    # Each claim's verdict and difference ± standard error, for the pages' prose.
+    for key, _, verdict, d, se in decided:
+        figures[f"{study}_{key}"] = verdict
+        figures[f"{study}_{key}_difference"] = f"{d:+.3f} ± {se:.3f}"
+    if positions:
+        for where, part in (("first", slice(0, 4)), ("last", slice(-4, None))):
+            gains = [statistics.fmean(p0[part]) - statistics.fmean(p1[part])
+                     for p0, p1 in zip(positions["memory-0"], positions["memory-64"])]
+            figures[f"{study}_gain_{where}"] = f"{statistics.fmean(gains):.3f}"
     return dict(study=study, paper=paper, lines=lines, results=results, positions=positions, figures=figures,
-                claims=[dict(claim=c, verdict=v, difference=d, standard_error=se) for c, v, d, se in decided])
+                claims=[dict(key=k, claim=c, verdict=v, difference=d, standard_error=se) for k, c, v, d, se in decided])
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -201,8 +231,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--seq-len", type=int, default=32)
     parser.add_argument("--valid-windows", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=str(OUT_DIR))
+    parser.add_argument("--out", default=str(OUT_DIR), help="directory for the reports")
+    parser.add_argument("--pictures", default="", help="directory for the pictures (default: each paper's pictures/)")
+    parser.add_argument("--redraw", action="store_true",
+                        help="train nothing: draw the pictures again from the reports in --out")
     args = parser.parse_args(argv)
+    if args.redraw:
+        return redraw(Path(args.out), args.pictures)
     # `bench.results.run_row` reads these.
     args.time_budget = args.long_budget = 0.0
     torch.set_num_threads(args.threads)
@@ -211,16 +246,17 @@ def main(argv: Optional[List[str]] = None) -> None:
         print(f"=== {study}", flush=True)
         by_paper.setdefault(STUDIES[study], []).append(run_study(study, args))
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     for paper, studies in by_paper.items():
         head = (f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}: each variant trained "
                 f"for {args.steps} steps of {args.batch_size} × {args.seq_len} characters of Tiny Shakespeare (width "
                 f"128, 4 layers) with seeds {', '.join(map(str, args.seeds))}, one run at a time; validation over "
                 f"{args.valid_windows} segments per stream. A claim holds or fails only when its difference exceeds "
                 f"twice its standard error; otherwise it is not resolved at this scale.")
-        lines = [f"### Ablations: {paper}", "", head, ""] + [line for st in studies for line in st["lines"] + [""]]
+        lines = [head, ""] + [line for st in studies for line in st["lines"] + [""]]
         (out / f"ablation-{paper}.md").write_text("\n".join(lines))
         (out / f"ablation-{paper}.json").write_text(json.dumps(
-            dict(meta=dict(machine=machine(), steps=args.steps, seeds=args.seeds),
+            dict(meta=dict(machine=machine(), steps=args.steps, seeds=args.seeds, seq_len=args.seq_len),
                  studies=[{k: v for k, v in st.items() if k != "lines"} for st in studies],
                  figures={k: v for st in studies for k, v in st["figures"].items()}), indent=2))
         print("\n".join(lines), flush=True)

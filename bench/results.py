@@ -276,44 +276,59 @@ def compare(a: Spread, b: Spread, margin: float = 0.0) -> tuple:
 # ## The report
 
 def table(results: List[dict], regime: str, labels: Dict[str, Row]) -> List[str]:
-    lines = ["| model | memory | parameters | seeds | steps | characters | training s | load | valid bpc (mean ± sd) | "
+    lines = ["| model | valid bpc (mean ± sd) | memory | parameters | seeds | steps | characters | training s | load | "
              "command (seed 0) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     by_row: Dict[str, List[dict]] = {}
     for r in (r for r in results if r["regime"] == regime):
         by_row.setdefault(r["row"], []).append(r)
     for key, runs in by_row.items():
         row, done = labels[key], [r for r in runs if "error" not in r]
         if not done:
-            lines.append(f"| {row.label} | {row.memory} | | | | | | | not run: {runs[0]['error']} | `{runs[0]['command']}` |")
+            lines.append(f"| {row.label} | not run: {runs[0]['error']} | {row.memory} | | | | | | | `{runs[0]['command']}` |")
             continue
         s = spreads(done)[(key, regime)]
         steps = f"{min(s.steps):,}" if min(s.steps) == max(s.steps) else f"{min(s.steps):,}–{max(s.steps):,}"
         characters = [r["tokens"] for r in done]
         chars = f"{min(characters):,}" if min(characters) == max(characters) else f"{min(characters):,}–{max(characters):,}"
-        lines.append(f"| {row.label} | {row.memory} | {done[0]['parameters']:,} | {len(done)} | {steps} | {chars} | "
-                     f"{statistics.fmean(s.seconds):.0f} | {statistics.fmean(s.loads):.1f} | {s.shown()} | "
+        lines.append(f"| {row.label} | {s.shown()} | {row.memory} | {done[0]['parameters']:,} | {len(done)} | {steps} | "
+                     f"{chars} | {statistics.fmean(s.seconds):.0f} | {statistics.fmean(s.loads):.1f} | "
                      f"`{done[0]['command']}` |")
     return lines
 
 
-def checks(results: List[dict], regimes: List[str]) -> List[str]:
-    """The claims the results are read for, each decided on the means with the spread shown."""
+NAMES = {"xl": "Transformer-XL", "compressive": "the Compressive Transformer", "feedback": "the Feedback Transformer",
+         "baseline": "the no-memory baseline", "reference": "labml-nn 0.5.1's Transformer-XL"}
+
+
+def capital(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
+def decided_checks(results: List[dict], regimes: List[str]) -> List[tuple]:
+    """The claims the results are read for, `(key, claim, verdict, difference, standard error)`, each
+    decided on the means (`compare`)."""
     s = spreads(results)
     claims = []
     for regime in regimes:
         what = {"tokens": "at equal tokens", "clock": "at equal wall-clock", "long": "in the long budget"}[regime]
         for model in ["xl", "compressive", "feedback"]:
             if (model, regime) in s and ("baseline", regime) in s:
-                claims.append((f"{model} beats the no-memory baseline {what}", s[(model, regime)], s[("baseline", regime)], 0.0))
+                claims.append((f"{model}_vs_baseline_{regime}", f"{capital(NAMES[model])} beats the no-memory baseline {what}",
+                               s[(model, regime)], s[("baseline", regime)]))
         if ("reference", regime) in s and ("xl", regime) in s:
-            claims.append((f"our Transformer-XL beats labml-nn 0.5.1's {what}", s[("xl", regime)],
-                           s[("reference", regime)], 0.0))
+            claims.append((f"xl_vs_reference_{regime}", f"Our Transformer-XL beats labml-nn 0.5.1's {what}",
+                           s[("xl", regime)], s[("reference", regime)]))
+    return [(key, claim, *compare(a, b)) for key, claim, a, b in claims]
+
+
+def checks(results: List[dict], regimes: List[str]) -> List[str]:
+    """The "Checks" list of the report: each claim with its verdict, difference and standard error."""
     lines = []
-    for claim, a, b, margin in claims:
-        verdict, difference, se = compare(a, b, margin)
+    for _, claim, verdict, difference, se in decided_checks(results, regimes):
         mark = {"holds": "✅", "fails": "❌", "not resolved": "➖"}[verdict]
-        lines.append(f"- {mark} {claim}: {verdict} (difference {difference:+.3f} bpc, standard error {se:.3f})")
+        spread = f"standard error {se:.3f}" if se > 0 else "one seed of each: no spread to compare it with"
+        lines.append(f"- {mark} {claim}: {verdict} (difference {difference:+.3f} bpc, {spread})")
     return lines
 
 
@@ -330,22 +345,33 @@ def orderings(results: List[dict]) -> List[str]:
                 rate = {k: statistics.fmean(x / y for x, y in zip(s[(k, "clock")].steps, s[(k, "clock")].seconds))
                         for k in (a, b)}
                 better, worse = (a, b) if tokens_order else (b, a)
-                notes.append(f"- {better} is better than {worse} at equal tokens but not at equal wall-clock: it "
-                             f"trains {rate[better]:.1f} steps per second against {worse}'s {rate[worse]:.1f}, so in "
+                notes.append(f"- {capital(NAMES[better])} is better than {NAMES[worse]} at equal tokens but not at "
+                             f"equal wall-clock: it trains {rate[better]:.1f} steps per second against "
+                             f"{rate[worse]:.1f}, so in "
                              f"the same seconds it sees {rate[worse] / rate[better]:.2f}× fewer tokens.")
     return notes or ["- The equal-wall-clock ordering is the equal-token ordering."]
 
 
-def write_report(results: List[dict], args: argparse.Namespace, out_dir: Path) -> Path:
+def write_report(results: List[dict], args: argparse.Namespace, out_dir: Path,
+                 measured: Optional[dict] = None) -> Path:
+    """Write `results.md`/`results-long.md` and its JSON; `measured` (a report's meta) keeps the machine and
+    date of runs written again (`--rewrite`)."""
     from bench.common import machine
     labels = {r.key: r for r in rows(args.seq_len)}
     long = args.budget == "long"
-    meta = dict(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), budget=args.budget,
+    measured = measured or dict(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    meta = dict(machine=measured["machine"], date=measured["date"], budget=args.budget,
                 steps=args.steps, time_budget=args.time_budget, long_budget=args.long_budget,
                 batch_size=args.batch_size, seq_len=args.seq_len, valid_windows=args.valid_windows, seeds=args.seeds)
     s = spreads(results)
     figures = {f"{row}_{regime}_bpc": (f"{spread.mean:.3f} ± {spread.std:.3f}" if len(spread.values) > 1
                                        else f"{spread.mean:.3f}") for (row, regime), spread in s.items()}
+    # Each check's verdict ("holds", "fails", "not resolved") and its difference, for the pages' prose.
+    for key, _, verdict, difference, se in decided_checks(results, ["long"] if long else ["tokens", "clock"]):
+        figures[f"check_{key}"] = verdict
+        figures[f"check_{key}_difference"] = (f"{difference:+.3f} ± {se:.3f}" if se > 0 else
+                                              f"{difference:+.3f}, one seed of each")
+    figures["seeds"] = str(len(args.seeds))
     head = (f"Measured {meta['date']} on {meta['machine']}; each run uses {args.threads} torch thread(s) in its own "
             f"process, one run at a time; 'load' is the machine's 1-minute load average during a row's runs (a 2-core "
             f"machine: above 1, other work shares the cores and slows the wall-clock rows). Width 128, 4 layers, 4 heads "
@@ -354,23 +380,23 @@ def write_report(results: List[dict], args: argparse.Namespace, out_dir: Path) -
             f"({args.valid_windows * args.batch_size * args.seq_len:,} characters). Seeds: "
             f"{', '.join(map(str, args.seeds))}. Lower is better.")
     if long:
-        lines = ["# Validation bits per character on Tiny Shakespeare: the long budget", "", head, "",
-                 f"## {args.long_budget / 60:.0f} minutes of training each", "", *table(results, "long", labels), "",
-                 "## Checks", "", *checks(results, ["long"]), "",
+        lines = ["### Validation bits per character on Tiny Shakespeare: the long budget", "", head, "",
+                 f"#### {args.long_budget / 60:.0f} minutes of training each", "", *table(results, "long", labels), "",
+                 "#### Checks", "", *checks(results, ["long"]), "",
                  "With one seed a difference cannot be told from seed noise: such checks read 'not resolved'. "
                  f"Reproduce with `python -m bench.results --budget long --seeds {' '.join(map(str, args.seeds))}`.", ""]
         name = "results-long"
     else:
-        lines = ["# Validation bits per character on Tiny Shakespeare", "", head, "",
-                 f"## Equal tokens ({args.steps} steps)", "", *table(results, "tokens", labels), "",
-                 f"## Equal wall-clock ({args.time_budget:.0f} s of training each)", "",
+        lines = ["### Validation bits per character on Tiny Shakespeare: the quick budget", "", head, "",
+                 f"#### Equal tokens ({args.steps} steps)", "", *table(results, "tokens", labels), "",
+                 f"#### Equal wall-clock ({args.time_budget:.0f} s of training each)", "",
                  *table(results, "clock", labels), "",
                  "labml-nn 0.5.1's relative attention learns an embedding for each of 2 × 4,096 distances in "
                  "every layer; those make up most of its parameter count, and a segment uses only the "
                  "distances it spans; its feed-forward is given GELU, like ours (its default is ReLU). The no-memory "
                  "baseline is Transformer-XL with `--mem-len 0`.", "",
-                 "## Checks", "", *checks(results, ["tokens", "clock"]), "",
-                 "## Equal tokens against equal wall-clock", "", *orderings(results), "",
+                 "#### Checks", "", *checks(results, ["tokens", "clock"]), "",
+                 "#### Equal tokens against equal wall-clock", "", *orderings(results), "",
                  "Reproduce everything with `make results` (`python -m bench.results --steps "
                  f"{args.steps} --time-budget {args.time_budget:g} --seeds {' '.join(map(str, args.seeds))}`).", ""]
         name = "results"
@@ -407,12 +433,36 @@ def main(argv: Optional[List[str]] = None) -> None:
     # waits on its own threads far longer than it gains from them (we measured 0.1 s against 8 s a step).
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of every run")
     parser.add_argument("--out", default=str(OUT_DIR), help="directory for the reports")
+    parser.add_argument("--add", action="store_true",
+                        help="keep the runs of the existing report of this budget and add (or replace) these "
+                             "seeds' runs, e.g. a second seed of the long budget run later")
+    parser.add_argument("--rewrite", action="store_true",
+                        help="train nothing: write the report of this budget again from its JSON (a new report format)")
     args = parser.parse_args(argv)
     long = args.budget == "long"
     args.seeds = args.seeds or ([0] if long else [0, 1, 2])
     args.models = args.models or (["xl", "baseline", "compressive", "feedback"] if long else
                                   ["xl", "baseline", "compressive", "feedback", "reference"])
     regimes = ["long"] if long else args.regimes
+    report_json = Path(args.out) / ("results-long.json" if long else "results.json")
+    if args.rewrite or args.add:
+        if not report_json.is_file():
+            sys.exit(f"bench.results: --{'rewrite' if args.rewrite else 'add'} needs the report {report_json}, "
+                     f"which does not exist")
+        report = json.loads(report_json.read_text())
+        previous, settings = report["results"], ("steps", "time_budget", "long_budget", "batch_size", "seq_len",
+                                                 "valid_windows")
+        for key in settings:
+            if args.rewrite:
+                setattr(args, key, report["meta"].get(key, getattr(args, key)))
+            elif key in report["meta"] and report["meta"][key] != getattr(args, key):
+                sys.exit(f"bench.results: --add needs the options of {report_json}: it has --{key.replace('_', '-')} "
+                         f"{report['meta'][key]}, this run {getattr(args, key)}")
+        if args.rewrite:
+            args.seeds = sorted({r["seed"] for r in previous})
+            path = write_report(previous, args, Path(args.out), measured=report["meta"])
+            print(path.read_text())
+            return
 
     # The parent only reports; this makes the thread count it reports the one every run uses.
     torch.set_num_threads(args.threads)
@@ -436,6 +486,10 @@ def main(argv: Optional[List[str]] = None) -> None:
                     results.append(run_row(row, regime, seed, args, Path(scratch)))
     if not any("error" not in r for r in results):
         sys.exit("bench.results: no run finished; the reports were left as they were")
+    if args.add:
+        done = {(r["row"], r["regime"], r["seed"]) for r in results}
+        results = [r for r in previous if (r["row"], r["regime"], r["seed"]) not in done] + results
+        args.seeds = sorted({r["seed"] for r in results})
     path = write_report(results, args, Path(args.out))
     print(path.read_text())
 

@@ -7,8 +7,15 @@ the experiments' code.
 python -m scripts.pictures                     # every paper, a few minutes on 2 cores
 python -m scripts.pictures --papers xl         # only Transformer-XL
 python -m scripts.pictures --steps 600         # train the small models longer
+python -m scripts.pictures --long              # draw the long-budget models of bench.results (make pictures)
 python -m scripts.pictures --xl-checkpoint checkpoints/xl   # draw a model trained by its experiment
 ```
+
+The attention maps and layer weights on the pages come from the models of the long budget of
+`bench.results` (`--long`: 15 minutes of training each; their checkpoints stay on the machine that
+trained them, in `checkpoints/results-long/`), and each title and caption names the validation bits per
+character of the model drawn. The loss curves are of small models trained here, since the long runs
+keep no history of their losses.
 """
 
 import argparse
@@ -16,7 +23,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -53,55 +60,113 @@ def save(fig: plt.Figure, paper: str, name: str) -> Path:
     return path
 
 
-def xl_pictures(steps: int, checkpoint: Optional[str] = None) -> None:
-    save(xl_diagram(), "xl", "memory_diagram")
+# ## The models the pictures show
+
+def long_runs(report: Path) -> Dict[str, Tuple[str, float]]:
+    """
+    `paper` → (run directory, validation bits per character) of the first seed of each row of the long
+    budget of `bench.results` (`python -m bench.results --budget long` trains them and keeps their
+    checkpoints in `checkpoints/results-long/`; they are not committed).
+    """
+    if not report.is_file():
+        raise SystemExit(f"error: {report} does not exist: run `python -m bench.results --budget long` first, or "
+                         f"draw without --long")
+    runs: Dict[str, Tuple[str, float]] = {}
+    for r in json.loads(report.read_text())["results"]:
+        if r["row"] in ("xl", "compressive", "feedback") and "error" not in r and r["row"] not in runs:
+            run_dir = Path(r["checkpoint"]).parent
+            if not run_dir.is_dir():
+                raise SystemExit(f"error: the long run of {r['row']} is not at {run_dir} (its checkpoints are not "
+                                 f"committed): run `python -m bench.results --budget long` on this machine first")
+            runs[r["row"]] = (str(run_dir), r["valid_bpc"])
+    return runs
+
+
+def trained(paper: str, steps: int, checkpoint: Optional[str], bpc: Optional[float], n_segments: int,
+            **small: object) -> Tuple[torch.nn.Module, List[torch.Tensor], int, str]:
+    """
+    The model a paper's pictures show, `n_segments` consecutive validation segments `[8, seq_len]`, the
+    segment length, and the words the titles and captions use for it ("... 1.85 bits per character").
+    From `checkpoint` (a run directory; `bpc` is its measured validation bpc) when given, else a small
+    model trained for `steps` steps now, whose loss curves are drawn too.
+    """
     if checkpoint:
-        from labml_nn.experiments.checkpoint import load_checkpoint
-        from labml_nn.experiments.data import StreamBatcher, load_text, prepare
+        from labml_nn.experiments.corpora import load_dataset
+        from labml_nn.experiments.data import StreamBatcher
         from labml_nn.experiments.sample import load_model, model_directory
+        from labml_nn.experiments.checkpoint import load_checkpoint
         model, vocab = load_model(checkpoint)
         seq_len = load_checkpoint(model_directory(checkpoint)).trainer["config"]["seq_len"]
-        data = prepare(load_text(os.environ.get("TINY_SHAKESPEARE_PATH") or None))
+        data = load_dataset("tiny_shakespeare", os.environ.get("TINY_SHAKESPEARE_PATH") or None, vocab=vocab)
         windows = StreamBatcher(data.valid, 8).windows(seq_len)
-        segments = [next(windows)[0] for _ in range(3)]
-    else:
-        trainer = train_small("xl", steps=steps, mem_len=32)
-        model, seq_len = trainer.module, trainer.config.seq_len
-        segments = text_segments(trainer, 3)
-        save(plot_losses(trainer.history, "Transformer-XL, small model on Tiny Shakespeare"), "xl", "losses")
+        segments = [next(windows)[0].long() for _ in range(n_segments)]
+        words = f"{bpc:.2f} validation bits per character" if bpc is not None else "a trained model"
+        return model, segments, seq_len, words
+    trainer = losses_picture(paper, steps, **small)
+    final = [v["bpc.valid"] for _, v in trainer.history if "bpc.valid" in v]
+    words = f"{final[-1]:.2f} validation bits per character" if final else "a small model"
+    return trainer.module, text_segments(trainer, n_segments), trainer.config.seq_len, words
+
+
+def losses_picture(paper: str, steps: int, **small: object):
+    """Train a small model for `steps` steps and draw its training and validation curves; return its trainer."""
+    trainer = train_small(paper, steps=steps, **small)
+    name = {"xl": "Transformer-XL", "compressive": "Compressive Transformer", "feedback": "Feedback Transformer"}[paper]
+    save(plot_losses(trainer.history, f"{name}, small model (width 64, 2 layers) on Tiny Shakespeare"), paper, "losses")
+    return trainer
+
+
+# ## The pictures of each paper
+
+# The small models' settings beyond `labml_nn.experiments.pictures.small_config`.
+SMALL = {"xl": dict(mem_len=32), "compressive": dict(mem_len=16, cmem_len=8, compression_rate=4),
+         "feedback": dict(seq_len=32, mem_len=32, curriculum_steps=0)}
+
+
+def xl_pictures(steps: int, checkpoint: Optional[str] = None, bpc: Optional[float] = None) -> None:
+    save(xl_diagram(), "xl", "memory_diagram")
+    model, segments, seq_len, words = trained("xl", steps, checkpoint, bpc, 3, **SMALL["xl"])
     attn, _ = segment_attention(model, segments)
     mem_len = attn[0].shape[-1] - attn[0].shape[-2]
-    save(plot_attention_heads(attn, "Transformer-XL attention (√ scale) of a trained model: "
+    save(plot_attention_heads(attn, f"Transformer-XL attention (√ scale), {words}: "
                               f"{mem_len} memory positions, then the segment", front=[(mem_len, "memory")]),
          "xl", "attention_heads")
-    save(plot_attention_distance(attn, seq_len, "How far back Transformer-XL attends"), "xl",
+    save(plot_attention_distance(attn, seq_len, f"How far back Transformer-XL attends ({words})"), "xl",
          "attention_distance")
+    # The share of each layer's attention on memory, for the captions.
+    on_memory = [a[..., :mem_len].sum(-1).mean().item() for a in attn]
+    write_figures(xl_model=words, xl_memory_share=f"{min(on_memory):.0%}–{max(on_memory):.0%}")
 
 
-def compressive_pictures(steps: int) -> None:
+def compressive_pictures(steps: int, checkpoint: Optional[str] = None, bpc: Optional[float] = None) -> None:
     save(compressive_diagram(), "compressive", "memory_diagram")
     seq_len, mem_len, cmem_len, c = 16, 16, 8, 4
     save(plot_memory_timeline(memory_timeline(seq_len, mem_len, cmem_len, c, 8), seq_len,
                               f"Where each position is after each segment (n={seq_len}, L={mem_len}, "
                               f"L_c={cmem_len}, c={c})"), "compressive", "memory_timeline")
-    trainer = train_small("compressive", steps=steps, mem_len=16, cmem_len=8, compression_rate=4)
-    save(plot_losses(trainer.history, "Compressive Transformer, small model on Tiny Shakespeare"),
-         "compressive", "losses")
-    model = trainer.module
-    attn, _ = segment_attention(model, text_segments(trainer, 6))
+    # Enough segments before the drawn one to fill both memories.
+    model, segments, seq_len, words = trained("compressive", steps, checkpoint, bpc, 8, **SMALL["compressive"])
+    attn, _ = segment_attention(model, segments)
     save(plot_memory_attention_mass(attn, model.cmem_len, model.mem_len,
-                                    "Where each head of a trained model attends"), "compressive",
-         "attention_mass")
+                                    f"Where each head attends ({words})"), "compressive", "attention_mass")
+    shares = [a.mean(dim=(0, 2)) for a in attn]  # `[heads, key_len]` per layer
+    on_cmem = [s[:, :model.cmem_len].sum(-1) for s in shares]
+    on_mem = [s[:, model.cmem_len:model.cmem_len + model.mem_len].sum(-1) for s in shares]
+    write_figures(compressive_model=words,
+                  compressive_cmem_share=f"{torch.cat(on_cmem).mean().item():.0%}",
+                  compressive_cmem_share_max=f"{torch.cat(on_cmem).max().item():.0%}",
+                  compressive_mem_share=f"{torch.cat(on_mem).mean().item():.0%}")
 
 
-def feedback_pictures(steps: int) -> None:
+def feedback_pictures(steps: int, checkpoint: Optional[str] = None, bpc: Optional[float] = None) -> None:
     save(feedback_diagram(), "feedback", "memory_diagram")
-    # Variant 1 of the paper: every layer projects the memory with its own keys and values.
-    trainer = train_small("feedback", steps=steps, seq_len=32, mem_len=32, curriculum_steps=0, shared_kv=False)
-    save(plot_losses(trainer.history, "Feedback Transformer, small model on Tiny Shakespeare"),
-         "feedback", "losses")
-    save(plot_layer_weights(feedback_layer_weights(trainer.module),
-                            "Learned share of each layer in the feedback memory (variant 1)"), "feedback", "layer_weights")
+    model, _, _, words = trained("feedback", steps, checkpoint, bpc, 1, **SMALL["feedback"])
+    weights = feedback_layer_weights(model)
+    save(plot_layer_weights(weights, f"Learned share of each layer in the feedback memory\n({words})"),
+         "feedback", "layer_weights")
+    names = ["the embedding"] + [f"layer {l}" for l in range(1, len(weights))]
+    write_figures(feedback_model=words, feedback_top_layer=names[int(weights.argmax())],
+                  feedback_top_weight=f"{weights.max():.2f}", feedback_uniform_weight=f"{1 / len(weights):.2f}")
     timing = feedback_timing([16, 32, 64, 128])
     save(plot_timing(timing, "Feedback Transformer against Transformer-XL of the same size (dim 64, depth 2, batch 4)"),
          "feedback", "timing")
@@ -124,15 +189,29 @@ def write_figures(**figures: str) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="Draw the pictures of the paper pages.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--papers", nargs="+", default=["xl", "compressive", "feedback"])
-    parser.add_argument("--steps", type=int, default=200, help="training steps of each small model")
-    parser.add_argument("--xl-checkpoint", default="", help="draw this Transformer-XL checkpoint instead of training")
+    parser.add_argument("--papers", nargs="+", default=["xl", "compressive", "feedback"],
+                        choices=["xl", "compressive", "feedback"])
+    parser.add_argument("--long", action="store_true",
+                        help="draw the models of the long budget of bench.results (their run directories and "
+                             "validation bpc from bench/reports/results-long.json)")
+    parser.add_argument("--steps", type=int, default=200, help="training steps of each small model (without --long)")
+    for paper in ("xl", "compressive", "feedback"):
+        parser.add_argument(f"--{paper}-checkpoint", default="", help=f"draw this {paper} run directory")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
+    runs: Dict[str, Tuple[str, Optional[float]]] = {}
+    if args.long:
+        runs.update(long_runs(ROOT / "bench" / "reports" / "results-long.json"))
+    for paper in ("xl", "compressive", "feedback"):
+        if getattr(args, f"{paper}_checkpoint"):
+            runs[paper] = (getattr(args, f"{paper}_checkpoint"), None)
+    draw = {"xl": xl_pictures, "compressive": compressive_pictures, "feedback": feedback_pictures}
     for paper in args.papers:
-        {"xl": lambda: xl_pictures(args.steps, args.xl_checkpoint or None),
-         "compressive": lambda: compressive_pictures(args.steps),
-         "feedback": lambda: feedback_pictures(args.steps)}[paper]()
+        checkpoint, bpc = runs.get(paper, (None, None))
+        draw[paper](args.steps, checkpoint, bpc)
+        if checkpoint:
+            # The run keeps no history of its losses: the curves are of a small model trained now.
+            losses_picture(paper, args.steps, **SMALL[paper])
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from labml_nn.experiments.checkpoint import CheckpointError, load_checkpoint
 from labml_nn.experiments.config import DTYPES, UsageError, at_least, check_option, device_check
 from labml_nn.experiments.corpora import DATASETS, load_dataset
 from labml_nn.experiments.data import DataError, StreamBatcher
-from labml_nn.experiments.sample import load_model, model_directory
+from labml_nn.experiments.sample import add_checkpoint_option, load_model, model_directory
 from labml_nn.experiments.trainer import bits_per_character
 from labml_nn.transformers.lm import evaluation_memory
 
@@ -45,9 +45,7 @@ from labml_nn.transformers.lm import evaluation_memory
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser = argparse.ArgumentParser(description="Bits per character of a trained model over a whole split.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--checkpoint", required=True,
-                        help="a run directory (its newest readable checkpoint), a checkpoint directory, or a model "
-                             "directory from save_pretrained / --export")
+    add_checkpoint_option(parser)
     parser.add_argument("--split", default="test", choices=["valid", "test"], help="which part of the dataset")
     parser.add_argument("--dataset", default="", help=f"the dataset ({', '.join(DATASETS)}; default: the run's)")
     parser.add_argument("--data", default="", help="a local copy of the dataset (default: the run's, or its environment "

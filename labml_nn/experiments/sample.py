@@ -80,12 +80,17 @@ def sample(model: nn.Module, vocab: Vocabulary, prompt: str, length: int,
     return vocab.decode(out[0].tolist())
 
 
-def main(argv: Optional[Sequence[str]] = None) -> str:
-    parser = argparse.ArgumentParser(description="Generate text from a checkpoint or a model directory.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def add_checkpoint_option(parser: argparse.ArgumentParser) -> None:
+    """`--checkpoint`, the model a command reads, as `sample` and `evaluate` take it."""
     parser.add_argument("--checkpoint", required=True,
                         help="a run directory (its newest readable checkpoint), a checkpoint directory, or a model "
                              "directory from save_pretrained / --export")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> str:
+    parser = argparse.ArgumentParser(description="Generate text from a checkpoint or a model directory.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_checkpoint_option(parser)
     parser.add_argument("--prompt", default="ROMEO:", help="the text to continue")
     parser.add_argument("--length", type=int, default=200, help="characters to generate")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
