@@ -372,6 +372,8 @@ def write_report(results: List[dict], args: argparse.Namespace, out_dir: Path,
         figures[f"check_{key}_difference"] = (f"{difference:+.3f} ± {se:.3f}" if se > 0 else
                                               f"{difference:+.3f}, one seed of each")
     figures["seeds"] = str(len(args.seeds))
+    # Rows may have different numbers of seeds (a second seed added to some rows with --add).
+    figures.update({f"{row}_{regime}_seeds": str(len(spread.values)) for (row, regime), spread in s.items()})
     head = (f"Measured {meta['date']} on {meta['machine']}; each run uses {args.threads} torch thread(s) in its own "
             f"process, one run at a time; 'load' is the machine's 1-minute load average during a row's runs (a 2-core "
             f"machine: above 1, other work shares the cores and slows the wall-clock rows). Width 128, 4 layers, 4 heads "

@@ -84,6 +84,7 @@ def test_rewrite_writes_the_tables_and_figures_from_the_json_alone(tmp_path):
     figures = report["figures"]
     assert figures["xl_long_bpc"] == "2.005 ± 0.007" and figures["baseline_long_bpc"] == "2.305 ± 0.007"
     assert figures["check_xl_vs_baseline_long"] == "holds" and figures["seeds"] == "2"
+    assert figures["xl_long_seeds"] == "2" and figures["baseline_long_seeds"] == "2"
     text = (tmp_path / "results-long.md").read_text()
     assert "**2.005** ± 0.007" in text and "✅ Transformer-XL beats the no-memory baseline in the long budget" in text
 
