@@ -229,6 +229,9 @@ def test_resume_ends_on_the_same_weights(name, tmp_path, shakespeare):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert second["valid_bpc"] == straight["valid_bpc"]
+    # The loss curve survives the interruption: the resumed run's history is the straight run's.
+    assert len(second["history"]["train_bpc"]) == 12
+    assert second["history"] == straight["history"]
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, shakespeare, capsys):
@@ -303,6 +306,12 @@ def test_a_short_run_learns(name, tmp_path, shakespeare):
     summary = module.main(tiny_args(tmp_path, shakespeare, *extra))
     assert summary["finished"] and summary["step"] == 40
     assert summary["valid_bpc"] < math.log2(65) - 1.0
+    # The loss curve: one training value per step (40 < 500 points, so none is merged), falling, and the
+    # final validation.
+    curve = summary["history"]["train_bpc"]
+    assert len(curve) == 40 and summary["history"]["steps_per_point"] == 1
+    assert sum(curve[-5:]) / 5 < sum(curve[:5]) / 5 - 1.0
+    assert summary["history"]["valid"] == [[40, summary["valid_bpc"]]]
     assert ckpt.latest_checkpoint(tmp_path / "checkpoints" / module.Config().name) is not None
 
 

@@ -63,7 +63,7 @@ random-number states of `random`, `numpy` and `torch`. Resuming a killed run the
 same weights as a run that was never interrupted; the tests check this to the bit. Validation and
 sampling run inside `torch.random.fork_rng`, so how often we look at the model never changes how it
 trains. All of it is stored as tensors and plain data (numpy's random state as a list of numbers,
-the compressive model's memory as a dictionary), so that the checkpoint loads with
+a model's memory as the plain lists of tensors its `memory_state` gives), so that the checkpoint loads with
 `weights_only=True` and nothing in it can run code.
 
 ## Nothing is lost
@@ -94,6 +94,7 @@ import math
 import os
 import random
 import re
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -112,10 +113,6 @@ from labml_nn.experiments.checkpoint import (Checkpoint, CheckpointError, RunLoc
 from labml_nn.experiments.config import DTYPES, TrainConfig, UsageError, config_to_dict, parse_config
 from labml_nn.experiments.corpora import load_dataset
 from labml_nn.experiments.data import DataError, StreamBatcher, Vocabulary
-from labml_nn.transformers.compressive import CompressiveMemory
-
-# The structured memories a checkpoint may hold, by name (see `to_plain`).
-MEMORY_TYPES = {"CompressiveMemory": CompressiveMemory}
 
 
 # ## Small helpers
@@ -148,33 +145,28 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def to_plain(value: Any, fn: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> Any:
-    """A model's memory as tensors and plain data, for a checkpoint, with `fn` applied to every tensor.
+def map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """`value` (tensors in lists and dictionaries, or plain data) with `fn` applied to every tensor.
 
-    The memory is opaque to the trainer (a list of tensors for Transformer-XL, one tensor for the
-    Feedback Transformer, a named tuple for the compressive model); a named tuple becomes
-    `{"type": name, "fields": {...}}`, rebuilt by `from_plain` from `MEMORY_TYPES`.
+    A model's memory reaches the checkpoint through the model's own `memory_state` (and comes back
+    through `load_memory_state`), which turns it into such plain structures: the trainer needs to know
+    nothing about any model's memory.
     """
     if isinstance(value, torch.Tensor):
         return fn(value)
-    if isinstance(value, tuple) and hasattr(value, "_fields"):
-        return {"type": type(value).__name__, "fields": {k: to_plain(v, fn) for k, v in value._asdict().items()}}
+    if isinstance(value, dict):
+        return {k: map_tensors(v, fn) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_plain(v, fn) for v in value]
+        return [map_tensors(v, fn) for v in value]
     return value
 
 
-def from_plain(value: Any, fn: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> Any:
-    """The memory `to_plain` wrote, with `fn` applied to every tensor."""
-    if isinstance(value, torch.Tensor):
-        return fn(value)
-    if isinstance(value, dict) and set(value) == {"type", "fields"}:
-        if value["type"] not in MEMORY_TYPES:
-            raise CheckpointError(f"unknown memory type {value['type']!r} in the checkpoint")
-        return MEMORY_TYPES[value["type"]](**{k: from_plain(v, fn) for k, v in value["fields"].items()})
-    if isinstance(value, list):
-        return [from_plain(v, fn) for v in value]
-    return value
+def downsample(values: List[float], points: int = 500) -> List[float]:
+    """At most `points` means of consecutive runs of `values`, for the summary's loss curve."""
+    if len(values) <= points:
+        return list(values)
+    size = math.ceil(len(values) / points)
+    return [statistics.fmean(values[i:i + size]) for i in range(0, len(values), size)]
 
 
 def learning_rate(config: TrainConfig, peak: float, step: int, progress: float) -> float:
@@ -390,6 +382,8 @@ class Trainer:
         # One memory per micro-batch.
         self.memory: List[Any] = [None] * c.grad_accum
         self.valid_bpc: Optional[float] = None
+        # The loss curve: the training loss of every step, and each validation with its step.
+        self.history: Dict[str, list] = {"train_loss": [], "valid": []}
         self.compile_seconds = 0.0
         if self.resume_from is not None:
             self._restore(self.resume_from.trainer)
@@ -485,7 +479,7 @@ class Trainer:
         The memory and the random states differ between processes, so they are gathered from every
         process into `per_process`; the weights and optimiser moments are the same everywhere.
         """
-        own = {"memory": to_plain(self.memory, lambda t: t.detach().cpu()),
+        own = {"memory": [map_tensors(self.module.memory_state(m), lambda t: t.detach().cpu()) for m in self.memory],
                "rng": rng_state(), "data": self.train_batches.state_dict()}
         per_process = [own]
         if self.dist.world_size > 1:
@@ -499,6 +493,7 @@ class Trainer:
             "tokens": self.tokens,
             "train_time": self.train_time,
             "valid_bpc": self.valid_bpc,
+            "history": self.history,
             "world_size": self.dist.world_size,
             "per_process": per_process,
         }
@@ -508,10 +503,12 @@ class Trainer:
             optimiser.load_state_dict(saved)
         self.step, self.tokens, self.train_time = state["step"], state["tokens"], state["train_time"]
         self.valid_bpc = state.get("valid_bpc")
+        self.history = state.get("history", {"train_loss": [], "valid": []})
         if state["world_size"] == self.dist.world_size:
             own = state["per_process"][self.dist.rank]
             self.train_batches.load_state_dict(own["data"])
-            self.memory = from_plain(own["memory"], lambda t: t.to(self.device))
+            self.memory = [self.module.load_memory_state(map_tensors(m, lambda t: t.to(self.device)))
+                           for m in own["memory"]]
             set_rng_state(own["rng"])
         else:
             # The streams are cut differently with a different number of processes, so neither the
@@ -577,6 +574,7 @@ class Trainer:
             self.train_step()
             if c.valid_interval > 0 and self.step % c.valid_interval == 0 and self.step < c.steps:
                 self.valid_bpc = self.validate()
+                self.history["valid"].append([self.step, self.valid_bpc])
                 self.report({"bpc.valid": self.valid_bpc})
                 if not c.labml:
                     rate = self.tokens / self.dist.world_size / max(self.train_time, 1e-9)
@@ -595,6 +593,7 @@ class Trainer:
         finished = self.step >= c.steps or self.out_of_time()
         if finished:
             self.valid_bpc = self.validate()
+            self.history["valid"].append([self.step, self.valid_bpc])
             self.log(f"step {self.step}: validation {self.valid_bpc:.4f} bits per character")
             if self.dist.is_main:
                 self.log(f"--- sample ---\n{self.sample()}\n---")
@@ -605,7 +604,12 @@ class Trainer:
         summary = {"name": c.name, "model": self.model_class.__name__, "parameters": n_params,
                    "step": self.step, "tokens": self.tokens, "train_seconds": round(self.train_time, 2),
                    "valid_bpc": self.valid_bpc, "finished": finished,
-                   "checkpoint": str(latest_checkpoint(self.run_dir))}
+                   "checkpoint": str(latest_checkpoint(self.run_dir)),
+                   # The loss curve in at most 500 points (bits per character, each the mean of a run of steps),
+                   # and every validation: enough to draw the run's curve without its checkpoint.
+                   "history": {"steps_per_point": math.ceil(len(self.history["train_loss"]) / 500) or 1,
+                               "train_bpc": [v / math.log(2) for v in downsample(self.history["train_loss"])],
+                               "valid": self.history["valid"]}}
         if self.train_time > 0:
             # Each process's rate, so that the utilisation is per device.
             rate = self.tokens / self.dist.world_size / self.train_time
@@ -684,6 +688,7 @@ class Trainer:
         if self.dist.world_size > 1 and c.time_budget > 0:
             dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)
         self.train_time += elapsed.item()
+        self.history["train_loss"].append(metrics["loss.train"])
         metrics["lr"] = self.optimisers[0].param_groups[0]["lr"]
         metrics.update(self.throughput(x.numel(), seq_len, elapsed.item()))
         self.report(metrics)

@@ -355,6 +355,14 @@ class CompressiveTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org
             outputs += (aux_loss,)
         return outputs[0] if len(outputs) == 1 else outputs
 
+    def memory_state(self, memory: Optional[CompressiveMemory]) -> Optional[dict]:
+        """The memory as plain lists of tensors, `{"mem": [...], "cmem": [...]}` (what a checkpoint stores)."""
+        return None if memory is None else {"mem": list(memory.mem), "cmem": list(memory.cmem)}
+
+    def load_memory_state(self, state: Optional[dict]) -> Optional[CompressiveMemory]:
+        """The memory `memory_state` gave."""
+        return None if state is None else CompressiveMemory(state["mem"], state["cmem"])
+
     def flops_per_token(self, seq_len: int) -> float:
         r"""
         The training FLOPs per token, counted as for [Transformer-XL](../xl/index.html#TransformerXL.flops_per_token)

@@ -380,6 +380,14 @@ class FeedbackTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org/ab
             return logits
         return logits, append_memory(memory, m, self.mem_len)
 
+    def memory_state(self, memory):
+        """The memory as tensors in plain lists (what a checkpoint stores); it already is one."""
+        return memory
+
+    def load_memory_state(self, state):
+        """The memory `memory_state` gave."""
+        return state
+
     def flops_per_token(self, seq_len: int) -> float:
         r"""
         The training FLOPs per token with a full memory, three times the forward pass at 2 FLOPs per

@@ -169,6 +169,14 @@ class TransformerXL(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/1901
         logits = self.to_logits(self.norm(h))
         return (logits, new_memory) if return_memory else logits
 
+    def memory_state(self, memory):
+        """The memory as tensors in plain lists (what a checkpoint stores); it already is one."""
+        return memory
+
+    def load_memory_state(self, state):
+        """The memory `memory_state` gave."""
+        return state
+
     def flops_per_token(self, seq_len: int) -> float:
         r"""
         The training FLOPs per token of segments of $n$ = `seq_len` with a full memory of $L$: three times
