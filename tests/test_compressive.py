@@ -4,6 +4,7 @@ import re
 import pytest
 import torch
 
+from conftest import greedy_with_memory
 from labml_nn.transformers.compressive import (CompressiveLayer, CompressiveMemory, CompressiveTransformer,
                                                ConvCompression)
 from labml_nn.transformers.xl import TransformerXL, TransformerXLLayer
@@ -258,12 +259,8 @@ def test_generate_equals_token_by_token_with_memory_when_compressing(prompt_len,
     model = make_model(mem_len=mem_len, cmem_len=cmem_len, compression_rate=c)
     prompt = torch.randint(0, VOCAB, (2, prompt_len))
     out = model.generate(prompt, length=14, top_k=1)
-    logits, memory = model(prompt, return_memory=True)
-    seq = prompt
-    for _ in range(14):
-        nxt = logits[:, -1].argmax(-1, keepdim=True)
-        seq = torch.cat([seq, nxt], 1)
-        logits, memory = model(nxt, memory=memory, return_memory=True)
+    # The prompt in segments as long as the memory (all at once without memory), then token by token.
+    seq, memory = greedy_with_memory(model, prompt, 14, segment=mem_len or None)
     assert memory.cmem[0].shape[1] == cmem_len  # compression did happen
     assert torch.equal(out, seq)
 
@@ -290,18 +287,6 @@ def test_constructor_errors():
         CompressiveTransformer(dim=8, heads=2, compression_rate=0, **kw)
     with pytest.raises(ValueError, match="cmem_len"):
         CompressiveTransformer(dim=8, heads=2, num_tokens=5, depth=1, mem_len=2, cmem_len=-1)
-
-
-def test_the_old_name_of_the_compression_rate_still_works_and_warns(tmp_path):
-    with pytest.warns(DeprecationWarning, match="compression_rate"):
-        old = CompressiveTransformer(num_tokens=11, dim=16, depth=1, heads=2, mem_len=4, cmem_len=2, cmem_ratio=3)
-    assert old.compression_rate == 3 and old.layers[0].compress.compression_rate == 3
-    old.save_pretrained(tmp_path)
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        again = CompressiveTransformer.from_pretrained(tmp_path)  # written with the new name only
-    assert again.compression_rate == 3
 
 
 @pytest.mark.checks("labml_nn/transformers/compressive/generation.py")

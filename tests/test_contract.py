@@ -23,14 +23,19 @@ MODELS = {
     "xl": lambda: TransformerXL(mem_len=6, **COMMON),
     "compressive": lambda: CompressiveTransformer(mem_len=6, cmem_len=4, compression_rate=2, **COMMON),
     "feedback": lambda: FeedbackTransformer(mem_len=6, **COMMON),
-    "feedback, windows": lambda: FeedbackTransformer(mem_len=6, seq_len=3, **COMMON),
+    "feedback, windows": lambda: FeedbackTransformer(mem_len=6, window=3, **COMMON),
 }
 
 
 @pytest.fixture(params=sorted(MODELS))
-def model(request):
+def name(request):
+    return request.param
+
+
+@pytest.fixture
+def model(name):
     torch.manual_seed(0)
-    return MODELS[request.param]().eval()
+    return MODELS[name]().eval()
 
 
 @pytest.mark.parametrize("bad,err,words", [
@@ -132,3 +137,26 @@ def test_a_model_file_of_another_class_or_with_missing_weights_is_refused(tmp_pa
     (tmp_path / "xl" / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelFileError, match="missing"):
         TransformerXL.from_pretrained(tmp_path / "xl")
+
+
+# The most keys one query may attend to while a prompt is read segment by segment: memory (with the
+# Compressive Transformer's c - 1 positions waiting to be compressed and its compressed memory), plus a
+# segment as long as the memory; the Feedback Transformer attends to its memory vectors only.
+REACH = {"xl": 6 + 6, "compressive": 6 + 1 + 4 + 6, "feedback": 6, "feedback, windows": 6 + 3 - 1}
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_long_prompt_is_read_segment_by_segment_with_the_memory(name, cached, monkeypatch):
+    from labml_nn.transformers.mha import MultiHeadAttention
+    torch.manual_seed(0)
+    model = MODELS[name]().eval()
+    keys = []
+    attend = MultiHeadAttention.attend
+
+    def counting(self, q, k, v, mask=None):
+        keys.append(k.shape[-2])
+        return attend(self, q, k, v, mask)
+
+    monkeypatch.setattr(MultiHeadAttention, "attend", counting)
+    model.generate(torch.randint(0, NUM_TOKENS, (2, 200)), 3, top_k=1, cached=cached)
+    assert max(keys, default=0) <= REACH[name]

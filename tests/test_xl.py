@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from conftest import greedy_with_memory, randomise_biases
 from labml_nn.transformers.mha import MultiHeadAttention, causal_mask
 from labml_nn.transformers.xl import TransformerXL
 from labml_nn.transformers.xl.relative_mha import (RelativeMultiHeadAttention, relative_shift,
@@ -156,19 +157,14 @@ def test_greedy_generate_equals_argmax_of_full_forwards():
     assert torch.equal(out, seq)
 
 
-# Generation beyond the memory, long enough to go round the key/value window several times.
+# Generation beyond the memory, long enough to go round the key/value window several times; the prompt is
+# read in segments as long as the memory (all at once without memory).
 @pytest.mark.parametrize("mem_len,batch_size,prompt_len,length", [(4, 1, 3, 8), (0, 2, 6, 25), (3, 2, 6, 25)])
 def test_generate_beyond_memory_equals_token_by_token_with_memory(mem_len, batch_size, prompt_len, length):
     model = make_model(mem_len=mem_len)
     prompt = torch.randint(0, 23, (batch_size, prompt_len))
     out = model.generate(prompt, length=length, top_k=1)
-    logits, memory = model(prompt, return_memory=True)
-    seq = prompt
-    for _ in range(length):
-        nxt = logits[:, -1].argmax(-1, keepdim=True)
-        seq = torch.cat([seq, nxt], 1)
-        logits, memory = model(nxt, memory=memory, return_memory=True)
-    assert torch.equal(out, seq)
+    assert torch.equal(out, greedy_with_memory(model, prompt, length, segment=mem_len or None)[0])
 
 
 def test_bad_memory_gets_clear_errors():
@@ -209,27 +205,28 @@ def test_sampling_follows_the_softmax_and_top_k():
     torch.testing.assert_close(top2[:2], torch.tensor([0.625, 0.375], dtype=torch.double), atol=0.015, rtol=0)
 
 
-@pytest.mark.checks("labml_nn/transformers/xl/generation.py")
+@pytest.mark.checks("labml_nn/transformers/xl/generation.py", "labml_nn/transformers/one_token.py")
 @pytest.mark.parametrize("ff_glu", [False, True])
 @pytest.mark.parametrize("prompt_len", [1, 6])
-def test_layer_step_equals_the_layer(ff_glu, prompt_len):
-    from labml_nn.transformers.xl.generation import LayerStep
+def test_cached_layer_equals_the_layer(ff_glu, prompt_len):
+    from labml_nn.transformers.one_token import SlidingKV
+    from labml_nn.transformers.xl.generation import CachedLayer
     model = make_model(mem_len=4, ff_glu=ff_glu)
     layer = model.layers[1]
+    randomise_biases(layer)
     with torch.no_grad():
-        layer.attn.u.normal_(), layer.attn.v.normal_()
-        for norm in (layer.attn_norm, layer.ff_norm):
-            norm.weight.normal_(), norm.bias.normal_()
         h = torch.randn(2, prompt_len, 32, dtype=torch.double)
         _, cache = layer.forward_cached(h, None)
-        step = LayerStep(layer, *cache, mem_len=4)
+        sliding = SlidingKV(2, 4, 8, 5, h)
+        sliding.append(torch.cat(cache, dim=-1))
+        step = CachedLayer(layer, sliding, max_keys=5)
         for _ in range(11):  # round the sliding cache several times
             x = torch.randn(2, 1, 32, dtype=torch.double)
             # The reference: the layer itself, over the newest 4 positions and the new one.
             expected, cache = layer.forward_cached(x, tuple(t[:, :, -4:] for t in cache))
             torch.testing.assert_close(step(x[:, 0]), expected[:, 0])
         with pytest.raises(RuntimeError, match="eval"):
-            LayerStep(layer.train(), *cache, mem_len=4)
+            CachedLayer(layer.train(), sliding, max_keys=5)
     with pytest.raises(RuntimeError, match="no_grad"):
         step(torch.randn(2, 32, dtype=torch.double))
 

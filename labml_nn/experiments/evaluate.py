@@ -20,7 +20,8 @@ first character does; with one stream, `--batch-size 1`, that is one character.)
 
 Evaluation may use a longer memory than training: Transformer-XL's enwik8 model trains with
 $L = 512$ and evaluates with 2,100, and encodes every distance beyond 820 as 820 (`--clamp-len`), so
-that no distance is one it never saw in training (see [`evaluation_memory`](../transformers/lm.html#evaluation_memory)).
+that no distance is one it never saw in training (see the model's
+[`evaluation_memory`](../transformers/lm.html#MemoryLM.evaluation_memory)).
 The settings come from the run's options (`--eval-seq-len`, `--eval-mem-len`, `--clamp-len` of
 training, which a [preset](presets.html) sets to the paper's) and can be given here.
 """
@@ -39,7 +40,6 @@ from labml_nn.experiments.corpora import DATASETS, load_dataset
 from labml_nn.experiments.data import DataError, StreamBatcher
 from labml_nn.experiments.sample import add_checkpoint_option, load_model, model_directory
 from labml_nn.experiments.trainer import bits_per_character
-from labml_nn.transformers.lm import evaluation_memory
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
@@ -96,10 +96,14 @@ def evaluate(args: argparse.Namespace) -> dict:
     batches = StreamBatcher(part, args.batch_size)
     device = torch.device(args.device)
     autocast = lambda: torch.autocast(device.type, dtype=DTYPES[args.dtype], enabled=args.dtype != "float32")
-    with evaluation_memory(model, mem_len=mem_len, cmem_len=cmem_len, clamp_len=clamp_len or None):
+    # Only the lengths given, and only those the model has.
+    lengths = {name: value for name, value in (("mem_len", mem_len), ("cmem_len", cmem_len)) if value is not None}
+    if set(lengths) - set(model.memory_lengths):
+        raise UsageError(f"--cmem-len: a {type(model).__name__} has no compressed memory")
+    with model.evaluation_memory(clamp_len=clamp_len or None, **lengths):
         windows = batches.num_windows(seq_len, tail=True)
         bpc = bits_per_character(model, batches, seq_len, windows, device, autocast, tail=True)
-        used_mem = getattr(model, "mem_len", None)
+        used_mem = model.mem_len
     return dict(checkpoint=str(directory), dataset=dataset, split=args.split, bpc=bpc,
                 characters=batches.stream_len * args.batch_size, seq_len=seq_len, mem_len=used_mem,
                 clamp_len=clamp_len, batch_size=args.batch_size, dtype=args.dtype)
