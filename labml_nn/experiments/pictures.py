@@ -438,7 +438,7 @@ def plot_memory_attention_mass(attn: List[torch.Tensor], cmem_len: int, mem_len:
 
 def feedback_layer_weights(model: nn.Module) -> np.ndarray:
     r"""$\operatorname{softmax}(w)$, the share of each layer (embedding first) in the memory vector."""
-    return model.layer_weights.detach().softmax(dim=-1).numpy()
+    return model.layer_weights.detach().softmax(dim=0).numpy()
 
 
 def plot_layer_weights(weights: np.ndarray, title: str) -> plt.Figure:

@@ -367,7 +367,7 @@ class SharedWeights(torch.autograd.Function):
 # ## One layer, one token
 
 class FeedForwardSaved(NamedTuple):
-    """What the feed-forward block's backward needs: $\\hat{y}$, $1/\\sigma$ of its norm, $e$ and the dropout mask."""
+    r"""What the feed-forward block's backward needs: $\hat{y}$, $1/\sigma$ of its norm, $e$ and the dropout mask."""
     y_hat: torch.Tensor
     rstd_f: torch.Tensor
     e: torch.Tensor
