@@ -169,3 +169,16 @@ def test_the_private_api_detector_finds_attributes_imports_and_op_names():
 def test_no_source_calls_private_torch_apis():
     found = [f"{relative(p)}:{line}: {name}" for p in sources() for line, name in private_torch_uses(ast.parse(p.read_text()))]
     assert found == []
+
+
+@pytest.mark.checks("labml_nn/transformers/xl/__init__.py", "labml_nn/transformers/compressive/__init__.py",
+                    "labml_nn/transformers/feedback/__init__.py")
+def test_each_model_page_is_mostly_its_paper():
+    # Counted by scripts/paper_lines.py (code lines that are neither blank, docstrings nor comments; imports,
+    # validation, the shell's parts, memory bookkeeping for the trainer, FLOP counting and generation are
+    # machinery): at least 70% of each model page's code is the paper.
+    from scripts.paper_lines import count
+    for page in ("transformers/xl/__init__.py", "transformers/compressive/__init__.py",
+                 "transformers/feedback/__init__.py"):
+        total, machinery = count((PACKAGE / page).read_text())
+        assert (total - machinery) / total >= 0.7, (page, total, machinery)

@@ -480,7 +480,7 @@ def feedback_timing(lengths: Sequence[int], dim: int = 64, depth: int = 2, heads
     for L in lengths:
         torch.manual_seed(0)
         x = torch.randint(0, num_tokens, (batch_size, L))
-        # `seq_len=1`: the exact model, one token after the other.
+        # `window=1`: the exact model, one token after the other.
         fb = FeedbackTransformer(num_tokens=num_tokens, dim=dim, depth=depth, heads=heads, window=1, mem_len=L)
         xl_train = TransformerXL(num_tokens=num_tokens, dim=dim, depth=depth, heads=heads, mem_len=0)
         xl_gen = TransformerXL(num_tokens=num_tokens, dim=dim, depth=depth, heads=heads, mem_len=L)

@@ -30,7 +30,7 @@ $$\mathcal{L}^{attn} = \sum_{l} \frac{1}{N_l} \big\| \operatorname{attn}(h^{l}, 
 
 where $N_l$ is the number of elements of the attention output, so that the loss does not grow with the
 batch or the segment (the paper writes the plain norm; the mean of squares is what its released code and
-this page compute), $\operatorname{attn}(h, m) = \operatorname{softmax}\big((h W_q)(m W_k)^\top / \sqrt{d_k}\big)(m W_v)$
+this page compute), $\operatorname{attn}(h, m) = \operatorname{softmax}\big((h W_q)(m W_k)^\top / \sqrt{d_h}\big)(m W_v)$
 is *content-based* attention with no position terms, and gradients are stopped everywhere except into
 $f_c$. The loss is lossy on purpose: what no query attends to may be forgotten.
 

@@ -27,8 +27,8 @@ paper's equation and its reference implementation. The first step of a stream ha
 there its attention block adds nothing and the residual carries $x^{l-1}_t$ through.
 
 The memory makes the model recurrent: step $t$ cannot start before step $t - 1$ has gone through
-all layers, so training runs token by token, several times slower than a parallel transformer. In
-exchange, prediction is cheap: the memory *is* the cache of a generator, and the top layer's
+all layers, so training runs token by token: $n$ sequential steps for a segment of $n$ tokens, where a
+parallel transformer takes one pass. In exchange, prediction is cheap: the memory *is* the cache of a generator, and the top layer's
 abstractions of the past are available to the bottom layer of the present.
 
 ## Two variants
@@ -232,8 +232,8 @@ class FeedbackTransformer(MemoryLM, paper_url="https://arxiv.org/abs/2002.09402"
         max_distance = mem_len + window - 1
         layers = [FeedbackLayer(dim, heads, dim_head, dim * ff_mult, max_distance, attn_dropout, ff_dropout)
                   for _ in range(depth)]
-        # Variant 2: one projection for all layers; variant 1: one per layer.
         dim_head = layers[0].attn.dim_head
+        # Variant 2: one projection for all layers; variant 1: one per layer.
         memory_kv = nn.ModuleList([MemoryKV(dim, heads, dim_head) for _ in range(1 if shared_kv else depth)])
         super().__init__(num_tokens, dim, mem_len, layers, memory_kv=memory_kv)
         self.window, self.shared_kv, self.step_implementation = window, shared_kv, step

@@ -19,7 +19,7 @@ where $m^{l-1}_\tau$ is the memory of layer $l$'s input, the last `mem_len` posi
 concatenates along the sequence and $\operatorname{SG}$ stops the gradient. The queries come from
 the segment alone; keys and values come from memory and segment. Since layer $l$'s memory was itself
 computed by attending to older memory, the reach grows with depth: up to about
-$\text{depth} \times \text{mem\_len}$ positions back.
+$N \times L$ positions back, with $N$ layers and memory length $L$.
 
 Reusing states makes absolute positions meaningless, so the layers use
 [relative multi-head attention](relative_mha.html). This page holds what the paper adds: the memory

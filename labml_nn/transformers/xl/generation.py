@@ -1,7 +1,7 @@
 r"""
 ---
 title: Generating one token at a time, fast
-summary: Transformer-XL's generation with the keys and values of the memory kept in a sliding cache, each layer's step as a few plain tensor operations: the same tokens as the readable loop, several times faster.
+summary: Transformer-XL's generation with the keys and values of the memory kept in a sliding cache, each layer's step as a few plain tensor operations: the same tokens as the readable loop, without recomputing the memory.
 ---
 
 # Generating one token at a time, fast
