@@ -167,7 +167,8 @@ def test_the_private_api_detector_finds_attributes_imports_and_op_names():
 
 
 def test_no_source_calls_private_torch_apis():
-    found = [f"{relative(p)}:{line}: {name}" for p in sources() for line, name in private_torch_uses(ast.parse(p.read_text()))]
+    found = [f"{relative(p)}:{line}: {name}" for p in sources()
+             for line, name in private_torch_uses(ast.parse(p.read_text()))]
     assert found == []
 
 

@@ -180,8 +180,8 @@ class MemoryLM(nn.Module, Pretrained):
       that every layer reads (the Feedback Transformer's memory vectors);
     * `generation_page`: the module whose `CachedReader` generates fast (`None`: none);
     * `check_memory`, `memory_state`, `load_memory_state` where the memory is neither (the Compressive
-      Transformer's two memories), and the FLOP count's `keys_per_query` and `weight_uses_per_token` where they differ from a
-      layer attending over its memory and its segment.
+      Transformer's two memories), and the FLOP count's `keys_per_query` and `weight_uses_per_token` where
+      they differ from a layer attending over its memory and its segment.
     """
 
     memory_lengths: Tuple[str, ...] = ("mem_len",)
@@ -211,8 +211,8 @@ class MemoryLM(nn.Module, Pretrained):
         x = check_tokens(x, self.num_tokens)
         if memory is not None:
             memory = self.check_memory(memory, x.shape[0])
-        # $h^0$, `[batch_size, seq_len, dim]`. No position embedding: positions enter only as distances,
-        # inside attention.
+        # $h^0$, `[batch_size, seq_len, dim]`. No position embedding here: positions are the layers'
+        # business (distances, inside relative attention).
         h, new_memory, *extra = self.forward_layers(self.token_emb(x), memory, return_memory, **options)
         logits = self.to_logits(self.norm(h))
         outputs = (logits, new_memory)[:1 + return_memory] + tuple(extra)

@@ -59,8 +59,8 @@ logits, memory, aux_loss = model(x, memory=memory, return_memory=True, return_au
 | $L_c$ | compressed-memory length | `cmem_len` | |
 | $c$ | compression rate | `compression_rate` | |
 | $h^{l-1}$ | input of layer $l$ for the segment | `h` | `[batch_size, seq_len, dim]` |
-| $m^{l-1}$ | memory of layer $l$ | `memory.mem[l]` | `[batch_size, mem_len, dim]` |
-| $cm^{l-1}$ | compressed memory of layer $l$ | `memory.cmem[l]` | `[batch_size, cmem_len, dim]` |
+| $m^{l-1}$ | memory of layer $l$ (layers count from 1, lists from 0) | `memory.mem[l - 1]` | `[batch_size, mem_len, dim]` |
+| $cm^{l-1}$ | compressed memory of layer $l$ | `memory.cmem[l - 1]` | `[batch_size, cmem_len, dim]` |
 | $old\_mem$ | the positions pushed out of the memory by this segment | `evicted` | `[batch_size, n_evicted, dim]` |
 | $f_c$ | compression function of a layer | `layer.compress` | `[batch_size, n, dim]` → `[batch_size, n / c, dim]` |
 

@@ -137,7 +137,8 @@ class CompressedKV:
         end = mem_start + n_evicted
         old = self.buffer[:, :, :, mem_start - n_old:mem_start].clone()
         self.buffer[:, :, :, end - n_new - n_old:end - n_new] = old
-        self.buffer[0, :, :, end - n_new:end], self.buffer[1, :, :, end - n_new:end] = ck[:, :, -n_new:], cv[:, :, -n_new:]
+        self.buffer[0, :, :, end - n_new:end] = ck[:, :, ck.shape[2] - n_new:]
+        self.buffer[1, :, :, end - n_new:end] = cv[:, :, cv.shape[2] - n_new:]
         self.start, self.n_cm = end - n_new - n_old, n_old + n_new
 
 

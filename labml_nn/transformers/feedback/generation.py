@@ -66,8 +66,8 @@ class CachedReader:
         model = self.model
         if not self.histories:
             attn = model.layers[0].attn
-            self.histories = [SlidingKV(tokens.shape[0], attn.heads, attn.dim_head, model.mem_len, model.token_emb.weight,
-                                        max_append=model.window) for _ in model.memory_kv]
+            self.histories = [SlidingKV(tokens.shape[0], attn.heads, attn.dim_head, model.mem_len,
+                                        model.token_emb.weight, max_append=model.window) for _ in model.memory_kv]
             self.windows = [None] * len(self.histories)
             self.step = model.exact_steps(None, tokens.shape[0]) if model.window == 1 else None
         top = self.read_exact(tokens) if model.window == 1 else self.read_windowed(tokens)
@@ -83,7 +83,7 @@ class CachedReader:
         return out
 
     def read_windowed(self, tokens: torch.Tensor) -> torch.Tensor:
-        r"""A windowed model: windows from multiples of $n_w$; returns the last position's output, `[batch_size, dim]`."""
+        r"""A windowed model, windows from multiples of $n_w$; returns the last position's output, `[batch_size, dim]`."""
         model = self.model
         window, softmax_w = model.window, model.layer_weights.softmax(dim=0)
         pending = self.pending

@@ -83,7 +83,7 @@ only: for $\hat{x} = (x - \mu)/\sigma$,
 $\operatorname{LN}^\top(\delta) = \big(\delta - \operatorname{mean}(\delta) - \hat{x}\, \operatorname{mean}(\delta \odot \hat{x})\big)/\sigma$
 ([`norm_backward`](#norm_backward)), and $\operatorname{GELU}'(e) = \Phi(e) + e\, \varphi(e)$ with $\Phi$ and
 $\varphi$ the standard normal's distribution and density ([`gelu_derivative`](#gelu_derivative)). The
-feed-forward's activation and its derivative are read from one table, [`DERIVATIVES`](#DERIVATIVES).
+feed-forward's activation and its derivative are read from one table, `DERIVATIVES`.
 The weights' gradients are the products of the stacked rows:
 $\nabla_{W_2} = G^\top \Delta_{x'}$, $\nabla_{W_1'} = \hat{Y}^\top \Delta_e$, $\nabla_{W_o} = O^\top \Delta_y$,
 $\nabla_{W_q'} = \hat{X}^\top \Delta_{q_u}$, $\nabla_{r^\top} = Q_v^\top \Delta_A$ (per head); $\nabla_{\mathbf{u}'}$, the

@@ -40,7 +40,7 @@ text = model.generate(prompt, length=100, top_k=1)
 | symbol | meaning | code | shape |
 |---|---|---|---|
 | $h^{l-1}_{\tau+1}$ | input of layer $l$ for the current segment | `h` | `[batch_size, seq_len, dim]` |
-| $m^{l-1}_\tau$ | memory of layer $l$ | `memory[l]` | `[batch_size, mem_len, dim]` |
+| $m^{l-1}_\tau$ | memory of layer $l$ (layers count from 1, lists from 0) | `memory[l - 1]` | `[batch_size, mem_len, dim]` |
 | $L$ | memory length | `mem_len` | |
 """
 
@@ -155,9 +155,10 @@ class TransformerXL(MemoryLM, paper_url="https://arxiv.org/abs/1901.02860"):
 
     def forward_layers(self, h: torch.Tensor, memory: Optional[list], return_memory: bool) -> tuple:
         r"""
-        $h^0$, `[batch_size, seq_len, dim]`, through the layers. Layer $l$ attends over its memory
-        `memory[l]` and the segment; its new memory is its input: the old memory followed by this
-        segment's $h^{l-1}$, cut to the newest `mem_len` positions and detached.
+        $h^0$, `[batch_size, seq_len, dim]`, through the layers. Layer `layers[l]` (the paper's layer
+        $l + 1$) attends over its memory `memory[l]`, $m^l$, and the segment; its new memory is its input
+        $h^l$: the old memory followed by this segment's $h^l$, cut to the newest `mem_len` positions and
+        detached.
         """
         if self.positions == "absolute":
             h = h + sinusoidal_embeddings(torch.arange(h.shape[1], device=h.device), self.dim).to(h.dtype)
