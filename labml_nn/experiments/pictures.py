@@ -37,22 +37,23 @@ DPI = 100
 def recording(trainer_class: type) -> type:
     """
     A subclass of the experiment's trainer that also keeps every number it reports, as
-    `trainer.history`: a list of `(step, {name: value})`. Training itself is unchanged.
+    `trainer.reported`: a list of `(step, {name: value})`. Training itself is unchanged. (The trainer's own
+    `history` is the loss curve its checkpoint keeps.)
     """
     class Recording(trainer_class):
         def __init__(self, *args: Any, **kwargs: Any):
-            self.history: List[Tuple[int, Dict[str, float]]] = []
+            self.reported: List[Tuple[int, Dict[str, float]]] = []
             super().__init__(*args, **kwargs)
 
         def report(self, values: Dict[str, float]) -> None:
-            self.history.append((self.step, dict(values)))
+            self.reported.append((self.step, dict(values)))
             super().report(values)
 
         def run(self) -> dict:
             summary = super().run()
             # The final validation is not reported through `report`; keep it with the others.
             if self.valid_bpc is not None:
-                self.history.append((self.step, {"bpc.valid": self.valid_bpc}))
+                self.reported.append((self.step, {"bpc.valid": self.valid_bpc}))
             return summary
 
     Recording.__name__ = f"Recording{trainer_class.__name__}"
@@ -74,7 +75,7 @@ def small_config(config_class: type, **overrides: Any) -> Any:
 def train_small(paper: str, **overrides: Any) -> Any:
     """
     Train the paper's experiment (`labml_nn.transformers.<paper>.experiment`) in a small configuration;
-    returns the trainer, whose `module`, `vocab` and `history` the pictures use.
+    returns the trainer, whose `module`, `vocab` and `reported` the pictures use.
     """
     import importlib
     from labml_nn.experiments.trainer import Trainer
