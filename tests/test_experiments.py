@@ -31,15 +31,6 @@ EXPERIMENTS = ["labml_nn.transformers.xl.experiment",
                "labml_nn.transformers.feedback.experiment"]
 
 
-def tiny_args(tmp_path: Path, shakespeare: str, *extra: str) -> list:
-    """Options for a tiny, quick run of any of the experiments."""
-    return ["--no-labml", "--data", shakespeare, "--checkpoint-dir", str(tmp_path / "checkpoints"),
-            "--dim", "32", "--depth", "2", "--heads", "2", "--dim-head", "16", "--mem-len", "16",
-            "--seq-len", "16", "--batch-size", "4", "--steps", "12", "--warmup-steps", "2",
-            "--valid-interval", "0", "--valid-windows", "4", "--sample-interval", "0",
-            "--sample-length", "10", "--checkpoint-interval", "0", "--threads", "1", *extra]
-
-
 def experiment_module(name: str):
     """Import an experiment (a failing import fails the test)."""
     return importlib.import_module(name)
@@ -213,17 +204,17 @@ def final_weights(run_dir: Path) -> dict:
 
 @pytest.mark.checks("labml_nn/experiments/trainer.py", "labml_nn/experiments/checkpoint.py")
 @pytest.mark.parametrize("name", EXPERIMENTS[:2])
-def test_resume_ends_on_the_same_weights(name, tmp_path, shakespeare):
+def test_resume_ends_on_the_same_weights(name, tmp_path, shakespeare, tiny_args):
     """Train 12 steps straight, or 5 steps, stop, and resume to 12: the weights are identical.
 
     Run for Transformer-XL (memory: a list of tensors) and the Compressive Transformer (memory: a named
     tuple, and two optimisers)."""
     xl = experiment_module(name)
     extra = ["--mem-len", "8", "--cmem-len", "4", "--compression-rate", "2"] if "compressive" in name else []
-    straight = xl.main(tiny_args(tmp_path, shakespeare, "--name", "straight", "--checkpoint-interval", "4", *extra))
-    first = xl.main(tiny_args(tmp_path, shakespeare, "--name", "resumed", "--stop-at", "5", *extra))
+    straight = xl.main(tiny_args("--name", "straight", "--checkpoint-interval", "4", *extra))
+    first = xl.main(tiny_args("--name", "resumed", "--stop-at", "5", *extra))
     assert first["step"] == 5 and not first["finished"]
-    second = xl.main(tiny_args(tmp_path, shakespeare, "--name", "resumed", "--resume", *extra))
+    second = xl.main(tiny_args("--name", "resumed", "--resume", *extra))
     assert second["step"] == 12 and second["tokens"] == straight["tokens"]
     a, b = final_weights(tmp_path / "checkpoints" / "straight"), final_weights(tmp_path / "checkpoints" / "resumed")
     for key in a:
@@ -234,10 +225,10 @@ def test_resume_ends_on_the_same_weights(name, tmp_path, shakespeare):
     assert second["history"] == straight["history"]
 
 
-def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, shakespeare, capsys):
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, shakespeare, capsys, tiny_args):
     xl = experiment_module(EXPERIMENTS[0])
     with pytest.raises(SystemExit):
-        xl.main(tiny_args(tmp_path, shakespeare, "--resume"))
+        xl.main(tiny_args("--resume"))
     assert "no checkpoint" in capsys.readouterr().err
 
 
@@ -255,7 +246,7 @@ def _ddp_worker(rank: int, world_size: int, port: int, args: list, out: str) -> 
 
 
 @pytest.mark.checks("labml_nn/experiments/trainer.py")
-def test_two_processes_hold_identical_weights(tmp_path, shakespeare):
+def test_two_processes_hold_identical_weights(tmp_path, shakespeare, tiny_args):
     """DistributedDataParallel over gloo on 127.0.0.1, with two micro-batches per step (gradients averaged
     across the processes once, at the last): each process reads its own streams, and after a few steps
     both hold the same weights (which have moved from the initial ones)."""
@@ -263,7 +254,7 @@ def test_two_processes_hold_identical_weights(tmp_path, shakespeare):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    args = tiny_args(tmp_path, shakespeare, "--steps", "4", "--batch-size", "2", "--grad-accum", "2")
+    args = tiny_args("--steps", "4", "--batch-size", "2", "--grad-accum", "2")
     mp.spawn(_ddp_worker, args=(2, port, args, str(tmp_path)), nprocs=2, join=True)
     rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert not torch.equal(rank0["first_batch"], rank1["first_batch"]), "each process reads its own streams"
@@ -276,9 +267,9 @@ def test_two_processes_hold_identical_weights(tmp_path, shakespeare):
 
 
 @pytest.mark.checks("labml_nn/experiments/sample.py")
-def test_sample_from_a_checkpoint(tmp_path, shakespeare, capsys):
+def test_sample_from_a_checkpoint(tmp_path, shakespeare, capsys, tiny_args):
     xl = experiment_module(EXPERIMENTS[0])
-    xl.main(tiny_args(tmp_path, shakespeare, "--steps", "3"))
+    xl.main(tiny_args("--steps", "3"))
     from labml_nn.experiments import sample
     capsys.readouterr()
     text = sample.main(["--checkpoint", str(tmp_path / "checkpoints" / "xl"), "--prompt", "ROMEO:", "--length", "20"])
@@ -293,7 +284,7 @@ def test_sample_from_a_checkpoint(tmp_path, shakespeare, capsys):
 @pytest.mark.checks("labml_nn/transformers/xl/experiment.py", "labml_nn/transformers/compressive/experiment.py",
                      "labml_nn/transformers/feedback/experiment.py")
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_a_short_run_learns(name, tmp_path, shakespeare):
+def test_a_short_run_learns(name, tmp_path, shakespeare, tiny_args):
     """Each experiment, end to end: within a few dozen steps validation falls at least a bit per
     character below what a model that knows nothing spends ($\\log_2 65 \\approx 6.02$), and a
     checkpoint is written."""
@@ -303,7 +294,7 @@ def test_a_short_run_learns(name, tmp_path, shakespeare):
         extra += ["--mem-len", "8", "--cmem-len", "4", "--compression-rate", "2"]
     if name.endswith("feedback.experiment"):
         extra += ["--mem-len", "16", "--curriculum-steps", "10", "--curriculum-start-len", "4"]
-    summary = module.main(tiny_args(tmp_path, shakespeare, *extra))
+    summary = module.main(tiny_args(*extra))
     assert summary["finished"] and summary["step"] == 40
     assert summary["valid_bpc"] < math.log2(65) - 1.0
     # The loss curve: one training value per step (40 < 500 points, so none is merged), falling, and the
@@ -315,10 +306,10 @@ def test_a_short_run_learns(name, tmp_path, shakespeare):
     assert ckpt.latest_checkpoint(tmp_path / "checkpoints" / module.Config().name) is not None
 
 
-def test_the_command_line_run_reports_through_labml(tmp_path, shakespeare):
+def test_the_command_line_run_reports_through_labml(tmp_path, shakespeare, tiny_args):
     """`python -m labml_nn.transformers.xl.experiment` with labml on: progress, metrics and samples."""
     experiment_module(EXPERIMENTS[0])
-    args = [a for a in tiny_args(tmp_path, shakespeare, "--steps", "6", "--sample-interval", "3") if a != "--no-labml"]
+    args = [a for a in tiny_args("--steps", "6", "--sample-interval", "3") if a != "--no-labml"]
     result = subprocess.run([sys.executable, "-m", EXPERIMENTS[0], *args], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -350,13 +341,13 @@ def test_feedback_curriculum_grows_segments_to_seq_len():
 
 
 @pytest.mark.checks("labml_nn/experiments/trainer.py")
-def test_compile_trains_the_same_model_within_float_tolerance(tmp_path, shakespeare):
+def test_compile_trains_the_same_model_within_float_tolerance(tmp_path, shakespeare, tiny_args):
     """`--compile` trains the readable model under torch.compile: a compiled run of the experiment (its
     first step without memory, the next with, so two graphs) reports its compile time apart and validates
     as the eager run does, to float tolerance (Adam's normalised steps amplify the last bits of tiny
     gradients, so the weights are compared through the validation loss)."""
     xl = experiment_module(EXPERIMENTS[0])
-    eager = xl.main(tiny_args(tmp_path, shakespeare, "--name", "eager", "--steps", "3"))
-    run = xl.main(tiny_args(tmp_path, shakespeare, "--name", "compiled", "--steps", "3", "--compile"))
+    eager = xl.main(tiny_args("--name", "eager", "--steps", "3"))
+    run = xl.main(tiny_args("--name", "compiled", "--steps", "3", "--compile"))
     assert run["compile_seconds"] > 0 and "compile_seconds" not in eager
     assert run["valid_bpc"] == pytest.approx(eager["valid_bpc"], abs=5e-3)

@@ -21,8 +21,6 @@ from labml_nn.experiments import checkpoint as ckpt
 from labml_nn.experiments import sample
 from labml_nn.transformers.xl import experiment as xl
 
-from test_experiments import tiny_args
-
 pytestmark = pytest.mark.checks("labml_nn/experiments/checkpoint.py")
 
 
@@ -63,7 +61,7 @@ def marker(tmp_path) -> Path:
     return tmp_path / "SOMEFILE"
 
 
-def test_a_pickle_that_runs_a_command_is_never_unpickled(tmp_path, shakespeare, marker, capsys):
+def test_a_pickle_that_runs_a_command_is_never_unpickled(tmp_path, shakespeare, marker, capsys, tiny_args):
     run_dir = tmp_path / "checkpoints" / "xl"
     run_dir.mkdir(parents=True)
     with open(run_dir / "checkpoint-00000010.pt", "wb") as f:
@@ -71,17 +69,17 @@ def test_a_pickle_that_runs_a_command_is_never_unpickled(tmp_path, shakespeare, 
     code, err = run(sample.main, ["--checkpoint", str(run_dir)], capsys)
     assert code == 2 and "old format" in one_error_line(err)
     assert not marker.exists()
-    code, err = run(xl.main, tiny_args(tmp_path, shakespeare, "--resume"), capsys)
+    code, err = run(xl.main, tiny_args("--resume"), capsys)
     assert code == 2 and "old format" in one_error_line(err)
     assert not marker.exists()
     # Nor does a new run into that directory delete it without being told to.
-    code, err = run(xl.main, tiny_args(tmp_path, shakespeare), capsys)
+    code, err = run(xl.main, tiny_args(), capsys)
     assert code == 2 and "--overwrite" in one_error_line(err)
     assert (run_dir / "checkpoint-00000010.pt").exists() and not marker.exists()
 
 
 @pytest.mark.checks("labml_nn/transformers/hub.py")
-def test_a_file_of_plain_data_cannot_name_code_to_run(tmp_path, shakespeare, marker, capsys):
+def test_a_file_of_plain_data_cannot_name_code_to_run(tmp_path, shakespeare, marker, capsys, tiny_args):
     # The old format as plain data (weights_only=True reads it), and a checkpoint directory of the new
     # format whose config.json names `os:system`: neither is imported or called.
     old = tmp_path / "old"
@@ -99,7 +97,7 @@ def test_a_file_of_plain_data_cannot_name_code_to_run(tmp_path, shakespeare, mar
         assert code == 2, err
         line = one_error_line(err)
         assert "old format" in line or "unknown model class 'os:system'" in line
-    code, err = run(xl.main, tiny_args(tmp_path, shakespeare, "--resume"), capsys)
+    code, err = run(xl.main, tiny_args("--resume"), capsys)
     assert code == 2 and "unknown model class 'os:system'" in one_error_line(err)
     assert not marker.exists()
     from labml_nn.transformers.hub import ModelFileError, load_pretrained
@@ -123,9 +121,9 @@ def damage(path: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["truncated weights", "empty trainer state", "garbled config"])
-def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(how, tmp_path, shakespeare, capsys):
-    straight = xl.main(tiny_args(tmp_path, shakespeare, "--name", "straight"))
-    first = xl.main(tiny_args(tmp_path, shakespeare, "--name", "damaged", "--stop-at", "8",
+def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(how, tmp_path, shakespeare, capsys, tiny_args):
+    straight = xl.main(tiny_args("--name", "straight"))
+    first = xl.main(tiny_args("--name", "damaged", "--stop-at", "8",
                               "--checkpoint-interval", "4"))
     assert first["step"] == 8
     run_dir = tmp_path / "checkpoints" / "damaged"
@@ -138,16 +136,16 @@ def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(how, tmp_path, 
     assert text.startswith("ROMEO:") and "Traceback" not in err
     assert re.search(r"checkpoint-00000008 is unreadable", err) and "using checkpoint-00000004" in err
     # Resuming continues from step 4, and so ends exactly where the uninterrupted run ended.
-    second = xl.main(tiny_args(tmp_path, shakespeare, "--name", "damaged", "--resume"))
+    second = xl.main(tiny_args("--name", "damaged", "--resume"))
     assert second["step"] == 12 and second["valid_bpc"] == straight["valid_bpc"]
     a = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "checkpoints" / "straight")).weights
     b = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir)).weights
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_checkpoints_load_with_weights_only(tmp_path, shakespeare):
+def test_checkpoints_load_with_weights_only(tmp_path, shakespeare, tiny_args):
     """Every file of a checkpoint is data: JSON, safetensors, and a pickle of tensors and plain types only."""
-    xl.main(tiny_args(tmp_path, shakespeare, "--steps", "3"))
+    xl.main(tiny_args("--steps", "3"))
     path = ckpt.latest_checkpoint(tmp_path / "checkpoints" / "xl")
     assert sorted(p.name for p in path.iterdir()) == ["README.md", "config.json", "model.safetensors", "trainer.pt"]
     state = torch.load(path / "trainer.pt", weights_only=True)
@@ -156,21 +154,21 @@ def test_checkpoints_load_with_weights_only(tmp_path, shakespeare):
 
 # ## One run per directory
 
-def test_a_new_run_in_another_runs_directory_stops_unless_told_to_overwrite(tmp_path, shakespeare, capsys):
-    xl.main(tiny_args(tmp_path, shakespeare, "--steps", "6"))
+def test_a_new_run_in_another_runs_directory_stops_unless_told_to_overwrite(tmp_path, shakespeare, capsys, tiny_args):
+    xl.main(tiny_args("--steps", "6"))
     run_dir = tmp_path / "checkpoints" / "xl"
     before = {p.name: (p / "model.safetensors").read_bytes() for p in ckpt.list_checkpoints(run_dir)}
-    code, err = run(xl.main, tiny_args(tmp_path, shakespeare, "--steps", "3"), capsys)
+    code, err = run(xl.main, tiny_args("--steps", "3"), capsys)
     line = one_error_line(err)
     assert code == 2 and "already holds the checkpoints of another run" in line
     assert "--resume" in line and "--overwrite" in line
     assert {p.name: (p / "model.safetensors").read_bytes() for p in ckpt.list_checkpoints(run_dir)} == before
-    summary = xl.main(tiny_args(tmp_path, shakespeare, "--steps", "3", "--overwrite"))
+    summary = xl.main(tiny_args("--steps", "3", "--overwrite"))
     assert [p.name for p in ckpt.list_checkpoints(run_dir)] == ["checkpoint-00000003"]
     assert summary["checkpoint"].endswith("checkpoint-00000003")
 
 
-def test_a_second_run_in_the_same_directory_at_the_same_time_stops(tmp_path, shakespeare, capsys):
+def test_a_second_run_in_the_same_directory_at_the_same_time_stops(tmp_path, shakespeare, capsys, tiny_args):
     run_dir = tmp_path / "checkpoints" / "xl"
     holder = subprocess.Popen([sys.executable, "-c",
                                "import sys, time; from labml_nn.experiments.checkpoint import RunLock; "
@@ -178,13 +176,13 @@ def test_a_second_run_in_the_same_directory_at_the_same_time_stops(tmp_path, sha
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        code, err = run(xl.main, tiny_args(tmp_path, shakespeare, "--steps", "2"), capsys)
+        code, err = run(xl.main, tiny_args("--steps", "2"), capsys)
         assert code == 2 and f"process {holder.pid}" in one_error_line(err)
     finally:
         holder.kill()
         holder.wait()
     # A killed run leaves no stale lock: the directory is free again.
-    assert xl.main(tiny_args(tmp_path, shakespeare, "--steps", "2"))["step"] == 2
+    assert xl.main(tiny_args("--steps", "2"))["step"] == 2
 
 
 # ## Options are checked before anything trains
@@ -198,8 +196,8 @@ def test_a_second_run_in_the_same_directory_at_the_same_time_stops(tmp_path, sha
     ("--device", "foo"), ("--steps", "-5"), ("--dim", "33"), ("--name", "../elsewhere"),
 ])
 @pytest.mark.checks("labml_nn/experiments/config.py", "labml_nn/experiments/trainer.py")
-def test_a_bad_option_is_one_error_line_before_training(option, value, tmp_path, shakespeare, capsys):
-    code, err = run(xl.main, tiny_args(tmp_path, shakespeare, option, value), capsys)
+def test_a_bad_option_is_one_error_line_before_training(option, value, tmp_path, shakespeare, capsys, tiny_args):
+    code, err = run(xl.main, tiny_args(option, value), capsys)
     line = one_error_line(err)
     assert code == 2
     assert option in line or "model options" in line, line
@@ -207,15 +205,15 @@ def test_a_bad_option_is_one_error_line_before_training(option, value, tmp_path,
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a torch without CUDA")
-def test_cuda_on_a_cpu_only_torch_is_one_error_line(tmp_path, shakespeare, capsys):
-    code, err = run(xl.main, tiny_args(tmp_path, shakespeare, "--device", "cuda"), capsys)
+def test_cuda_on_a_cpu_only_torch_is_one_error_line(tmp_path, shakespeare, capsys, tiny_args):
+    code, err = run(xl.main, tiny_args("--device", "cuda"), capsys)
     assert code == 2 and "--device 'cuda': this torch is built without CUDA" in one_error_line(err)
 
 
-def test_bad_options_from_the_command_line_print_no_traceback(tmp_path, shakespeare):
+def test_bad_options_from_the_command_line_print_no_traceback(tmp_path, shakespeare, tiny_args):
     for args in (["--seq-len", "0"], ["--lr", "nan"], ["--prompt", "☃"]):
         result = subprocess.run([sys.executable, "-m", "labml_nn.transformers.xl.experiment",
-                                 *tiny_args(tmp_path, shakespeare, *args)],
+                                 *tiny_args(*args)],
                                 capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert result.returncode == 2 and result.stderr.startswith("error: "), result.stderr
         assert "Traceback" not in result.stderr
@@ -226,16 +224,16 @@ def test_bad_options_from_the_command_line_print_no_traceback(tmp_path, shakespe
     (["--device", "foo"], "--device"), (["--top-k", "-1"], "--top-k"),
 ])
 @pytest.mark.checks("labml_nn/experiments/sample.py")
-def test_sampling_options_are_checked(argv, words, tmp_path, shakespeare, capsys):
-    xl.main(tiny_args(tmp_path, shakespeare, "--steps", "2"))
+def test_sampling_options_are_checked(argv, words, tmp_path, shakespeare, capsys, tiny_args):
+    xl.main(tiny_args("--steps", "2"))
     code, err = run(sample.main, ["--checkpoint", str(tmp_path / "checkpoints" / "xl"), *argv], capsys)
     assert code == 2 and words in one_error_line(err)
 
 
 # ## Sharing a model
 
-def test_the_trainer_exports_a_model_that_sample_reads(tmp_path, shakespeare):
-    xl.main(tiny_args(tmp_path, shakespeare, "--steps", "3", "--export", str(tmp_path / "export")))
+def test_the_trainer_exports_a_model_that_sample_reads(tmp_path, shakespeare, tiny_args):
+    xl.main(tiny_args("--steps", "3", "--export", str(tmp_path / "export")))
     from labml_nn.transformers.xl import TransformerXL
     model = TransformerXL.from_pretrained(tmp_path / "export")
     checkpoint = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "checkpoints" / "xl"))
@@ -273,11 +271,11 @@ def _hanging_peer_worker(rank: int, port: int, args: list, out: str) -> None:
 
 
 @pytest.mark.checks("labml_nn/experiments/trainer.py")
-def test_a_hung_peer_ends_the_run_with_a_clear_message(tmp_path, shakespeare):
+def test_a_hung_peer_ends_the_run_with_a_clear_message(tmp_path, shakespeare, tiny_args):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    args = tiny_args(tmp_path, shakespeare, "--steps", "3", "--ddp-timeout", "3")
+    args = tiny_args("--steps", "3", "--ddp-timeout", "3")
     mp.spawn(_hanging_peer_worker, args=(port, args, str(tmp_path)), nprocs=2, join=True)
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert rank0["code"] == 1, rank0
