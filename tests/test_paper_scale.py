@@ -3,8 +3,8 @@ The papers' own setting, proven small on a CPU: enwik8-format corpora (labml_nn/
 papers' presets (presets.py), mixed precision, gradient accumulation, throughput and model FLOP utilisation
 (trainer.py), and evaluation of a whole split with a longer memory (evaluate.py).
 """
+import dataclasses
 import math
-import os
 import random
 import zipfile
 from pathlib import Path
@@ -16,12 +16,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from labml_nn.experiments import corpora, evaluate
 from labml_nn.experiments.config import parse_config
 from labml_nn.experiments.corpora import Corpus, corpus_bytes, prepare_bytes
-from labml_nn.experiments.data import DataError
+from labml_nn.experiments.data import IGNORE, DataError
 from labml_nn.experiments.presets import PRESETS, presets_of
+from labml_nn.experiments.trainer import dataset
 from labml_nn.transformers.compressive import CompressiveTransformer
 from labml_nn.transformers.feedback import FeedbackTransformer
 from labml_nn.transformers.lm import evaluation_memory
 from labml_nn.transformers.xl import TransformerXL
+
 
 pytestmark = pytest.mark.checks("labml_nn/experiments/corpora.py")
 
@@ -235,23 +237,36 @@ def test_float16_trains_with_a_gradient_scaler(tmp_path, shakespeare, tiny_args)
     assert b["valid_bpc"] == pytest.approx(a["valid_bpc"], abs=0.05)
 
 
+def uneven_targets(config, vocab):
+    """Tiny Shakespeare with a target at every position of the first half of the text and at every fifth
+    of the second: the first streams have many more targets than the last."""
+    data = dataset(config, vocab)
+    ids = data.train
+    targets = torch.cat([ids[1:], ids[:1]])
+    second_half = torch.arange(len(ids)) >= len(ids) // 2
+    targets[second_half & (torch.arange(len(ids)) % 5 != 0)] = IGNORE
+    return dataclasses.replace(data, train=ids, train_targets=targets)
+
+
 @pytest.mark.checks("labml_nn/experiments/trainer.py")
-def test_gradient_accumulation_gives_the_gradients_of_one_large_batch(tmp_path, shakespeare, monkeypatch, tiny_args):
+@pytest.mark.parametrize("targets", ["every position", "uneven"])
+def test_gradient_accumulation_gives_the_gradients_of_one_large_batch(targets, tmp_path, tiny_args, monkeypatch):
     """Two micro-batches of 2 streams, each with its own memory, against one batch of 4 streams: after two
-    steps (so that the memory is used), the same gradients."""
-    from labml_nn.experiments.config import parse_config as parse
-    from labml_nn.experiments.trainer import Trainer
+    steps (so that the memory is used), the same gradients; also when the micro-batches hold different
+    numbers of targets (each then weighs its share of the targets)."""
+    from labml_nn.experiments.run import Run
+    from labml_nn.experiments.trainer import train
     from labml_nn.transformers.xl import experiment as xl
+    experiment = xl.EXPERIMENT if targets == "every position" else dataclasses.replace(xl.EXPERIMENT,
+                                                                                      data=uneven_targets)
     grads = {}
     for name, extra in (("accumulated", ["--batch-size", "2", "--grad-accum", "2"]), ("one", ["--batch-size", "4"])):
-        args = tiny_args("--name", name, "--grad-clip", "0", *extra)
-        trainer = Trainer(parse(xl.Config, args), xl.TransformerXL, xl.model_kwargs)
-        for optimiser in trainer.optimisers:
-            monkeypatch.setattr(optimiser, "step", lambda *a, **k: None)  # keep the weights: compare gradients
-        trainer.train_step()
-        trainer.train_step()
-        grads[name] = {n: p.grad.clone() for n, p in trainer.module.named_parameters()}
-        trainer.close()
+        args = tiny_args("--name", name, "--grad-clip", "0", "--steps", "2", *extra)
+        with Run(parse_config(xl.Config, args), experiment) as run:
+            for _, optimiser in run.optimisers:
+                monkeypatch.setattr(optimiser, "step", lambda *a, **k: None)  # keep the weights: compare gradients
+            train(run)
+            grads[name] = {n: p.grad.clone() for n, p in run.module.named_parameters()}
     for n in grads["one"]:
         torch.testing.assert_close(grads["accumulated"][n], grads["one"][n], rtol=1e-5, atol=1e-7, msg=n)
 

@@ -7,10 +7,8 @@ import json
 import os
 import pickle
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -62,41 +60,34 @@ def marker(tmp_path) -> Path:
 
 
 def test_a_pickle_that_runs_a_command_is_never_unpickled(tmp_path, shakespeare, marker, capsys, tiny_args):
+    """A checkpoint whose trainer state is a pickle that runs a command: `--resume` and `sample` refuse it
+    with one line and run nothing, and so does `sample` given the pickle itself."""
+    xl.main(tiny_args("--steps", "2"))
     run_dir = tmp_path / "checkpoints" / "xl"
-    run_dir.mkdir(parents=True)
-    with open(run_dir / "checkpoint-00000010.pt", "wb") as f:
-        pickle.dump({"model": RunsACommand(marker)}, f)
-    code, err = run(sample.main, ["--checkpoint", str(run_dir)], capsys)
-    assert code == 2 and "old format" in one_error_line(err)
-    assert not marker.exists()
+    with open(ckpt.latest_checkpoint(run_dir) / "trainer.pt", "wb") as f:
+        pickle.dump({"step": RunsACommand(marker)}, f)
     code, err = run(xl.main, tiny_args("--resume"), capsys)
-    assert code == 2 and "old format" in one_error_line(err)
+    assert code == 2 and "not readable as plain data" in one_error_line(err)
     assert not marker.exists()
-    # Nor does a new run into that directory delete it without being told to.
-    code, err = run(xl.main, tiny_args(), capsys)
-    assert code == 2 and "--overwrite" in one_error_line(err)
-    assert (run_dir / "checkpoint-00000010.pt").exists() and not marker.exists()
+    with open(tmp_path / "model.pt", "wb") as f:
+        pickle.dump({"model": RunsACommand(marker)}, f)
+    code, err = run(sample.main, ["--checkpoint", str(tmp_path / "model.pt")], capsys)
+    assert code == 2 and "is a file" in one_error_line(err)
+    assert not marker.exists()
 
 
 @pytest.mark.checks("labml_nn/transformers/hub.py")
 def test_a_file_of_plain_data_cannot_name_code_to_run(tmp_path, shakespeare, marker, capsys, tiny_args):
-    # The old format as plain data (weights_only=True reads it), and a checkpoint directory of the new
-    # format whose config.json names `os:system`: neither is imported or called.
-    old = tmp_path / "old"
-    old.mkdir()
-    torch.save({"model_class": "os:system", "model_kwargs": {"command": f"touch {marker}"}, "model": {},
-                "vocab": "abc"}, old / "checkpoint-00000010.pt")
+    # A checkpoint directory whose config.json names `os:system`: it is never imported or called.
     new = tmp_path / "checkpoints" / "xl" / "checkpoint-00000010"
     new.mkdir(parents=True)
     (new / "config.json").write_text(json.dumps({"model_class": "os:system", "command": f"touch {marker}",
                                                  "vocab": "abc"}))
     (new / "model.safetensors").write_bytes(b"")
     torch.save({"step": 10}, new / "trainer.pt")
-    for directory in [old, new, new.parent]:
+    for directory in [new, new.parent]:
         code, err = run(sample.main, ["--checkpoint", str(directory)], capsys)
-        assert code == 2, err
-        line = one_error_line(err)
-        assert "old format" in line or "unknown model class 'os:system'" in line
+        assert code == 2 and "unknown model class 'os:system'" in one_error_line(err)
     code, err = run(xl.main, tiny_args("--resume"), capsys)
     assert code == 2 and "unknown model class 'os:system'" in one_error_line(err)
     assert not marker.exists()
@@ -244,40 +235,44 @@ def test_the_trainer_exports_a_model_that_sample_reads(tmp_path, shakespeare, ti
 
 # ## A hung peer
 
-def _hanging_peer_worker(rank: int, port: int, args: list, out: str) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _hanging_peer_worker(rank: int, init_method: str, released, args: list, out: str) -> None:
+    """Process `rank` of a two-process run. Process 1 stops before its first step and answers nothing until
+    `released` is set, which process 0 does only once it has ended on its own."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2")
+    import dataclasses
     import io
     from contextlib import redirect_stderr
-    from labml_nn.experiments.trainer import Trainer
+    from labml_nn.experiments.trainer import run_experiment
+    experiment = xl.EXPERIMENT
     woke = []
     if rank == 1:
-        real = Trainer.train_step
-
-        def stalls(self):
-            time.sleep(12)  # a stopped peer: it does not answer within the timeout
-            woke.append(time.time())
-            real(self)
-        Trainer.train_step = stalls
+        def stalls(step, config):
+            if not woke:
+                # A stopped peer: it answers again only when told (the 5 minutes only bound a broken test).
+                woke.append("released" if released.wait(timeout=300) else "timed out")
+            return config.seq_len
+        experiment = dataclasses.replace(experiment, seq_len_at=stalls)
     err = io.StringIO()
     with redirect_stderr(err):
         try:
-            xl.main(args)
+            run_experiment(experiment, args, init_method=init_method)
             code = 0
         except SystemExit as exit_info:
             code = exit_info.code
-    Path(out, f"rank{rank}.json").write_text(json.dumps(dict(code=code, err=err.getvalue(), ended=time.time(),
-                                                             woke=woke[0] if woke else None)))
+    Path(out, f"rank{rank}.json").write_text(json.dumps(dict(code=code, err=err.getvalue(), woke=woke)))
+    if rank == 0:
+        released.set()
 
 
-@pytest.mark.checks("labml_nn/experiments/trainer.py")
+@pytest.mark.checks("labml_nn/experiments/run.py")
 def test_a_hung_peer_ends_the_run_with_a_clear_message(tmp_path, shakespeare, tiny_args):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    """Process 0 waits for its stalled peer in the first step's all-reduce, gives up after --ddp-timeout, and
+    ends with one line that says so, while the peer is still stalled (it is released only after)."""
+    released = mp.get_context("spawn").Event()
     args = tiny_args("--steps", "3", "--ddp-timeout", "3")
-    mp.spawn(_hanging_peer_worker, args=(port, args, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_hanging_peer_worker, args=(f"file://{tmp_path}/rendezvous", released, args, str(tmp_path)), nprocs=2,
+             join=True)
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert rank0["code"] == 1, rank0
     assert "did not answer within --ddp-timeout 3.0 s" in one_error_line(rank0["err"])
-    assert rank0["ended"] < rank1["woke"], "rank 0 gave up on its own, before the stalled peer woke"
+    assert rank1["woke"] == ["released"], "the peer was stalled until process 0 had ended"
