@@ -383,7 +383,7 @@ class Trainer:
         self.memory: List[Any] = [None] * c.grad_accum
         self.valid_bpc: Optional[float] = None
         # The loss curve: the training loss of every step, and each validation with its step.
-        self.history: Dict[str, list] = {"train_loss": [], "valid": []}
+        self.curve: Dict[str, list] = {"train_loss": [], "valid": []}
         self.compile_seconds = 0.0
         if self.resume_from is not None:
             self._restore(self.resume_from.trainer)
@@ -493,7 +493,7 @@ class Trainer:
             "tokens": self.tokens,
             "train_time": self.train_time,
             "valid_bpc": self.valid_bpc,
-            "history": self.history,
+            "history": self.curve,
             "world_size": self.dist.world_size,
             "per_process": per_process,
         }
@@ -503,7 +503,7 @@ class Trainer:
             optimiser.load_state_dict(saved)
         self.step, self.tokens, self.train_time = state["step"], state["tokens"], state["train_time"]
         self.valid_bpc = state.get("valid_bpc")
-        self.history = state.get("history", {"train_loss": [], "valid": []})
+        self.curve = state.get("history", {"train_loss": [], "valid": []})
         if state["world_size"] == self.dist.world_size:
             own = state["per_process"][self.dist.rank]
             self.train_batches.load_state_dict(own["data"])
@@ -574,7 +574,7 @@ class Trainer:
             self.train_step()
             if c.valid_interval > 0 and self.step % c.valid_interval == 0 and self.step < c.steps:
                 self.valid_bpc = self.validate()
-                self.history["valid"].append([self.step, self.valid_bpc])
+                self.curve["valid"].append([self.step, self.valid_bpc])
                 self.report({"bpc.valid": self.valid_bpc})
                 if not c.labml:
                     rate = self.tokens / self.dist.world_size / max(self.train_time, 1e-9)
@@ -593,7 +593,7 @@ class Trainer:
         finished = self.step >= c.steps or self.out_of_time()
         if finished:
             self.valid_bpc = self.validate()
-            self.history["valid"].append([self.step, self.valid_bpc])
+            self.curve["valid"].append([self.step, self.valid_bpc])
             self.log(f"step {self.step}: validation {self.valid_bpc:.4f} bits per character")
             if self.dist.is_main:
                 self.log(f"--- sample ---\n{self.sample()}\n---")
@@ -607,9 +607,9 @@ class Trainer:
                    "checkpoint": str(latest_checkpoint(self.run_dir)),
                    # The loss curve in at most 500 points (bits per character, each the mean of a run of steps),
                    # and every validation: enough to draw the run's curve without its checkpoint.
-                   "history": {"steps_per_point": math.ceil(len(self.history["train_loss"]) / 500) or 1,
-                               "train_bpc": [v / math.log(2) for v in downsample(self.history["train_loss"])],
-                               "valid": self.history["valid"]}}
+                   "history": {"steps_per_point": math.ceil(len(self.curve["train_loss"]) / 500) or 1,
+                               "train_bpc": [v / math.log(2) for v in downsample(self.curve["train_loss"])],
+                               "valid": self.curve["valid"]}}
         if self.train_time > 0:
             # Each process's rate, so that the utilisation is per device.
             rate = self.tokens / self.dist.world_size / self.train_time
@@ -688,7 +688,7 @@ class Trainer:
         if self.dist.world_size > 1 and c.time_budget > 0:
             dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)
         self.train_time += elapsed.item()
-        self.history["train_loss"].append(metrics["loss.train"])
+        self.curve["train_loss"].append(metrics["loss.train"])
         metrics["lr"] = self.optimisers[0].param_groups[0]["lr"]
         metrics.update(self.throughput(x.numel(), seq_len, elapsed.item()))
         self.report(metrics)
