@@ -73,7 +73,8 @@ $$\frac{\partial \hat{a}_j}{\partial z} = \frac{L}{\rho} \cdot \frac{[\,j \in \t
 \delta_z = \frac{L}{\rho} \sum_{\text{batch},\, i} \;\sum_{j \in \text{ramp}} a_j\, \delta_{b_j}.$$
 
 Every weight moves when $z$ does (through $S$), but only the keys on the ramp contribute to $\delta_z$,
-and a head none of whose keys lies on its ramp gets no gradient at all. The ramp's two ends are included:
+and a head none of whose keys lies on its ramp gets no gradient from the language model, only the
+span loss's. The ramp's two ends are included:
 that is the subgradient PyTorch's `clamp` takes at its corners, so the hand-written gradient is the one
 autograd computes for the readable code, also at $z = 0$, where training starts and where the clamp
 holds a head whose span the loss keeps pushing down.
@@ -197,10 +198,10 @@ class AdaptiveSpan:
 
     def unclamped(self, span_ratio: torch.Tensor, key_len: int, seq_len: int = 1) -> torch.Tensor:
         r"""
-        $(zL - (\delta - \delta_0))/\rho + 1$ for `seq_len` queries whose last `seq_len` keys of `key_len`
-        are their own positions (or, in the Feedback Transformer, the stand-ins in front of them), as
-        `[heads, seq_len, key_len]`: the mask before the clamp, in the one place both the mask and its slope
-        read it.
+        $(zL - (\delta - \delta_0))/\rho + 1$ for `seq_len` queries over `key_len` keys, query $i$ seeing keys
+        up to $key\_len - seq\_len + i$ (its own position in Transformer-XL, the step before it in the
+        Feedback Transformer), as `[heads, seq_len, key_len]`: the mask before the clamp, in the one place
+        both the mask and its slope read it.
         """
         if span_ratio.dim() != 1:
             raise ValueError(f"span_ratio must be [heads], got shape {tuple(span_ratio.shape)}")
