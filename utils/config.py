@@ -7,6 +7,9 @@ BRANCH = "main"
 # The package whose modules become pages; its folder is the site root.
 PACKAGE = "labml_nn"
 
+# The module whose "Notation" section holds the site's table of symbols (`| symbol | meaning | in code |`).
+SITE_NOTATION = "labml_nn/transformers/__init__.py"
+
 SITE_TITLE = "labml_nn"
 SITE_DESCRIPTION = "Annotated PyTorch implementations of the memory transformers"
 
