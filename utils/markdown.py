@@ -75,7 +75,6 @@ class Parsed:
     line: int  # the source line of the text's first line
     formulas: list[Formula] = field(default_factory=list)
     headings: list[Heading] = field(default_factory=list)
-    links: list[tuple[str, int]] = field(default_factory=list)  # (href as rendered, source line)
     plain: str = ""
 
 
@@ -103,8 +102,7 @@ class Markdown:
 
     def __init__(self):
         self.md = (
-            MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False,
-                                      "highlight": lambda code, lang, attrs: highlight_block(code, lang)})
+            MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
             .use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True,
                  allow_labels=True)
             .enable("table")
@@ -182,9 +180,7 @@ class Markdown:
                     offset += child.content.count("\n")
                 elif child.type in ("link_open", "image") and resolve_link is not None:
                     attr = "href" if child.type == "link_open" else "src"
-                    href = resolve_link(child.attrGet(attr) or "", line + offset)
-                    child.attrSet(attr, href)
-                    parsed.links.append((href, line + offset))
+                    child.attrSet(attr, resolve_link(child.attrGet(attr) or "", line + offset))
                 elif child.type == "text":
                     offset += child.content.count("\n")
         parsed.plain = " ".join(p.strip() for p in plain if p.strip())
