@@ -91,22 +91,6 @@ def test_summaries_in_listings_render_their_math(site):
     assert element.all("span", "katex") and "$" not in text and "\\mathbf" not in element.one("span", "katex-html").text()
 
 
-def test_colab_link_when_the_paper_has_a_notebook(tmp_path):
-    need_katex()
-    from utils import config
-    folder, name = next(iter(config.NOTEBOOKS.items()))
-    root = fixture_repo(tmp_path / "repo", {
-        f"{folder}/__init__.py": 'r"""\n---\ntitle: P\n---\n"""\n',
-        f"{folder}/model.py": "x = 1\n",
-        f"notebooks/{name}.ipynb": "{}",
-    })
-    build(root, tmp_path / "out")
-    site_folder = folder.removeprefix(config.PACKAGE + "/")
-    colab = [h for h in hrefs(tmp_path / "out", f"{site_folder}/model.html") if "colab" in h]
-    assert colab == [config.colab_url(name)] and colab[0].startswith("https://colab.research.google.com/github/")
-    assert not [h for h in hrefs(tmp_path / "out", "paper/attention.html") if "colab" in h]
-
-
 def test_math_is_typeset_and_currency_is_not(site):
     home = read_page(site, "index.html")
     assert "Costs $5 and $10" in home.one("div", "intro").text()

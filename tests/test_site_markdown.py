@@ -5,7 +5,7 @@ import pytest
 
 from conftest_site import need_katex, parse_html
 from utils.errors import SiteError
-from utils.katex import typeset
+from utils.katex import Typesetting
 from utils.markdown import Markdown, slugify
 
 
@@ -18,7 +18,7 @@ def render(text: str) -> str:
     need_katex()
     md = Markdown()
     parsed = md.parse(text, "p.py", 1, set())
-    md.math_html = typeset(parsed.formulas)
+    md.math_html = Typesetting(parsed.formulas).result()
     return md.render(parsed)
 
 
@@ -102,6 +102,6 @@ def test_rejected_formula_fails_with_file_and_line():
     need_katex()
     parsed = Markdown().parse("Fine $x$.\n\nBroken $\\frac{a$ here.\n", "labml_nn/m.py", 10, set())
     with pytest.raises(SiteError) as e:
-        typeset(parsed.formulas)
+        Typesetting(parsed.formulas).result()
     assert (e.value.path, e.value.line) == ("labml_nn/m.py", 12)
     assert "labml_nn/m.py:12:" in str(e.value)

@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from conftest_site import built_fixture_site, read_page
+from conftest_site import built_fixture_site, fixture_repo, need_katex, read_page
 from utils import config
+from utils.build import build
+from utils.navigation import colab_url
+
+
+def hrefs(site, name: str) -> set[str]:
+    return {a.attrs["href"] for a in read_page(site, name).all("a", href=True)}
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +59,24 @@ def test_listings_show_pages_then_subfolders_and_the_home_page_lists_the_tests(s
 def test_each_page_links_to_its_source(site):
     links = [a.attrs["href"] for a in read_page(site, "paper/attention.html").one("p", "page-links").all("a")]
     assert links == [config.source_url("labml_nn/paper/attention.py")]
+
+
+def test_colab_link_when_the_paper_has_a_notebook(tmp_path):
+    need_katex()
+    from utils import config
+    folder, name = next(iter(config.NOTEBOOKS.items()))
+    root = fixture_repo(tmp_path / "repo", {
+        f"{folder}/__init__.py": 'r"""\n---\ntitle: P\n---\n"""\n',
+        f"{folder}/model.py": "x = 1\n",
+        f"notebooks/{name}.ipynb": "{}",
+    })
+    build(root, tmp_path / "out")
+    site_folder = folder.removeprefix(config.PACKAGE + "/")
+    colab = [h for h in hrefs(tmp_path / "out", f"{site_folder}/model.html") if "colab" in h]
+    assert colab == [colab_url(name)] and colab[0].startswith("https://colab.research.google.com/github/")
+    assert colab[0].endswith(f"/blob/{config.BRANCH}/notebooks/{name}.ipynb")
+    assert not [h for h in hrefs(tmp_path / "out", "paper/attention.html") if "colab" in h]
+    # without the notebook file, no link
+    (root / f"notebooks/{name}.ipynb").unlink()
+    build(root, tmp_path / "out2")
+    assert not [h for h in hrefs(tmp_path / "out2", f"{site_folder}/model.html") if "colab" in h]

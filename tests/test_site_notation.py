@@ -11,7 +11,7 @@ import pytest
 
 from conftest_site import NOTATION, REPO, built_fixture_site, fixture_repo, need_katex, parse_html, read_page
 from utils.build import build, main
-from utils.katex import typeset
+from utils.katex import Typesetting
 from utils.markdown import Formula, Markdown
 from utils.notation import Table, code_names, lint, mark_symbols, name_of, read_table, split_symbols
 from utils.split import split_source
@@ -159,7 +159,7 @@ def test_marking_never_changes_what_a_formula_shows():
         marked.rewrite(mark_symbols(tex, n))
         formulas += [Formula(tex, True, "p.py", 1), marked]
     assert all(m.original for m in formulas[1::2]) and all("htmlData" in m.tex for m in formulas[1:6:2])
-    html = typeset(formulas)
+    html = Typesetting(formulas).result()
     for plain, marked in zip(formulas[::2], formulas[1::2]):
         assert glyphs(html[(plain.tex, True)]) == glyphs(html[(marked.tex, True)]), plain.tex
         annotation = parse_html(html[(marked.tex, True)]).one("annotation")
@@ -183,7 +183,7 @@ def test_marking_never_changes_what_the_real_pages_formulas_show():
         pages += 1
         pairs += [(f.tex, f.display, mark_symbols(f.tex, notation)) for x in parsed for f in x.formulas]
     assert pages >= 3 and sum(t != m for t, _, m in pairs) >= 50
-    html = typeset([Formula(t, d, "p.py", 1) for t, d, m in pairs] + [Formula(m, d, "p.py", 1) for t, d, m in pairs])
+    html = Typesetting([Formula(t, d, "p.py", 1) for t, d, m in pairs] + [Formula(m, d, "p.py", 1) for t, d, m in pairs]).result()
     changed = [t for t, d, m in pairs if glyphs(html[(t, d)]) != glyphs(html[(m, d)])]
     assert not changed, changed[:5]
 

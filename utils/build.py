@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .check import check_site
 from .checked_by import DEFAULT_RESULTS, CheckedBy
-from .errors import SiteError, fail, show
+from .errors import SiteError, fail
 from .katex import Typesetting
 from .markdown import Markdown
 from .navigation import Navigation
@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     except SiteError as e:
         print(f"site build failed: {e}", file=sys.stderr)
         return 1
-    if stats["warnings"]:
-        print(f"{len(set(stats['warnings']))} warnings:\n{show(stats['warnings'])}", file=sys.stderr)
+    warnings = sorted(set(stats["warnings"]))
+    if warnings:
+        print(f"{len(warnings)} warnings:" + "".join(f"\n{p}:{n}: {m}" for p, n, m in warnings), file=sys.stderr)
     print(f"built {stats['pages']} pages, {stats['formulas']} formulas, into {args.out} in {stats['seconds']} s")
     return 0
 

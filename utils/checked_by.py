@@ -1,4 +1,4 @@
-"""Which tests check which page, and how they did in the latest recorded run.
+"""The "Checked by" pass: which tests check which page, and how they did in the latest recorded run.
 
 **Declarations.** A test declares the pages whose claims it checks with a pytest marker, on a test
 function, a test class or a method, or for a whole file with a module-level `pytestmark`:

@@ -1,4 +1,4 @@
-"""The build's one error type, and how problems and warnings are shown: always `file:line: message`."""
+"""The build's one error type: it always names a file and a line."""
 from __future__ import annotations
 
 # One problem of the sources: (repository path, line, message).
@@ -21,7 +21,3 @@ def fail(problems: list[Problem]) -> None:
         (path, line, message), rest = problems[0], problems[1:]
         raise SiteError(path, line, message + "".join(f"\n{p}:{n}: {m}" for p, n, m in rest))
 
-
-def show(problems: list[Problem]) -> str:
-    """`file:line: message` lines, sorted, for a build's warnings."""
-    return "\n".join(f"{p}:{n}: {m}" for p, n, m in sorted(set(problems)))

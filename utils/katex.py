@@ -65,7 +65,3 @@ class Typesetting:
             raise SiteError(where[0].path, where[0].line, "math error\n" + "\n".join(lines))
         return html
 
-
-def typeset(formulas: list[Formula]) -> dict[tuple[str, bool], str]:
-    """Typeset `formulas` and wait for the result (see `Typesetting`)."""
-    return Typesetting(formulas).result()

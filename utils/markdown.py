@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import namedtuple
 from html import escape
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -38,8 +39,7 @@ def copy_button(label: str) -> str:
 
 def code_block_html(body: str, lang: str) -> str:
     """A code block of the prose: a bar with its language and a copy button, then the code."""
-    lang_html = f'<span class="codeblock-lang">{escape(lang)}</span>' if lang else '<span class="codeblock-lang"></span>'
-    return (f'<div class="codeblock"><div class="codeblock-bar">{lang_html}'
+    return (f'<div class="codeblock"><div class="codeblock-bar"><span class="codeblock-lang">{escape(lang)}</span>'
             f'{copy_button("Copy the code")}</div>{body}</div>\n')
 
 
@@ -61,11 +61,7 @@ class Formula:
                 self.token.content = tex
 
 
-@dataclass
-class Heading:
-    level: int
-    text: str
-    anchor: str
+Heading = namedtuple("Heading", "level text anchor")
 
 
 @dataclass

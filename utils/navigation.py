@@ -1,14 +1,30 @@
-"""The navigation pass: breadcrumbs, a folder's listing, and the pager through a folder's pages.
+"""The navigation pass: breadcrumbs, a folder's listing, the pager, and the notebook in Colab.
 
 A folder is read in order: its index, its readme, then its modules by name; the pager links each
 page to the one before and after it. A listing shows each page of a folder (with its title and
-summary) and its subfolders; the home page lists the tests too.
+summary) and its subfolders; the home page lists the tests too. A page of a paper folder with a
+notebook (`config.NOTEBOOKS`, the nearest folder at or above the page's) links to it in Colab.
 """
 from __future__ import annotations
 
 import posixpath
 
+from . import config
 from .pages import TESTS, Page, Pass, Site, rel_url, site_dir
+
+
+def colab_url(notebook: str) -> str:
+    """Colab's URL that opens `notebooks/<notebook>.ipynb` straight from the repository."""
+    owner_repo = config.REPO_URL.removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/{config.BRANCH}/notebooks/{notebook}.ipynb"
+
+
+def notebook_for(site: Site, repo_dir: str) -> str | None:
+    """The notebook of the nearest paper folder at or above `repo_dir`, if it exists."""
+    parts = repo_dir.split("/")
+    names = [config.NOTEBOOKS.get("/".join(parts[:i])) for i in range(len(parts), 0, -1)]
+    name = next((n for n in names if n), None)
+    return name if name and (site.root / "notebooks" / f"{name}.ipynb").is_file() else None
 
 
 def folder_sequence(site: Site, folder: str) -> list[Page]:
@@ -23,7 +39,8 @@ class Navigation(Pass):
         seq = folder_sequence(site, page.folder) if page.out != "index.html" else []
         at = seq.index(page) if page in seq else -1
         link = (lambda p: {"title": p.title, "url": rel_url(p.out, page)})
-        return {"crumbs": self.breadcrumbs(page, site),
+        notebook = notebook_for(site, page.folder)
+        return {"crumbs": self.breadcrumbs(page, site), "colab_url": colab_url(notebook) if notebook else None,
                 "listing": self.listing(page, site) if page.listing_of is not None else None,
                 "prev": link(seq[at - 1]) if at > 0 else None,
                 "next": link(seq[at + 1]) if 0 <= at < len(seq) - 1 else None}

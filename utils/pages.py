@@ -1,9 +1,5 @@
-"""Which pages the site has, where each one goes, and where a link written in a source lands.
-
-Folders mirror the site's URLs, with the package folder as the site root (the table is in
-`utils/__init__.py`). Every file and folder that becomes part of a URL must be a safe URL segment
-and stay inside the repository (`utils/paths.py`).
-"""
+"""Which pages the site has, where each one goes (the URL scheme is in `utils/__init__.py`), where
+a link written in a source lands, and the hooks of the passes."""
 from __future__ import annotations
 
 import os
@@ -43,9 +39,7 @@ class Page:
     summary_md: Parsed | None = None  # the summary as Markdown: it may hold math
     summary_html: str = ""  # the summary rendered inline, for listings
     anchors: set[str] = field(default_factory=lambda: set(TEMPLATE_IDS))
-    # Filled by the passes: the notation table and the code names to mark (notation), ids at
-    # source lines and the tests of a test page (checked by).
-    notation: object = None
+    notation: object = None  # filled by the passes: notation (this and `names`), "Checked by" (the rest)
     names: dict[str, str] = field(default_factory=dict)
     line_ids: dict[int, str] = field(default_factory=dict)
     tests: list = field(default_factory=list)
@@ -90,8 +84,6 @@ class Site:
         self.assets: dict[str, str] = {}  # repository path -> site path of copied images
         # (page, href as written on it) -> the (source, line)s it came from, for the check's messages
         self.link_origins: dict[tuple[str, str], list[tuple[str, int]]] = {}
-
-    # -- discovery --------------------------------------------------------------------------------
 
     def discover(self) -> "Site":
         readme = self.readme("")
@@ -191,8 +183,6 @@ class Site:
             self.by_src[page.src] = page
         return page
 
-    # -- links ------------------------------------------------------------------------------------
-
     def resolver(self, page: Page, origin: str | None = None):
         """`resolve(href, line)` for links written in the file `origin` (the page's source by
         default), shown on `page`: a link to a source becomes a link to its page."""
@@ -230,27 +220,31 @@ class Site:
 
 
 class Pass:
-    """A feature of the site (report figures, notation, "Checked by", navigation, search), run by
-    the build at fixed points. Every hook does nothing unless the pass overrides it; `problems`
-    fail the build after reading, `warnings` are shown."""
+    """A feature of the site (report figures, notation, "Checked by", navigation, search), run by the
+    build at fixed points; a hook does nothing unless the pass overrides it. `problems` fail the
+    build once every page is read; `warnings` are shown.
+
+    * `include`: a readme's text cut into (source path, first line, text) blocks, or None;
+    * `prose`: edit the Markdown tokens of a block of prose before its math and links are read;
+    * `read`: look at every page once all are read (the math is not typeset yet);
+    * `context`: template variables of a page;
+    * `write`: the pass's own files."""
 
     def __init__(self):
         self.problems: list[tuple[str, int, str]] = []
         self.warnings: list[tuple[str, int, str]] = []
 
     def include(self, page: Page, text: str, code_lines: set[int]) -> list[tuple[str, int, str]] | None:
-        """A readme's text cut into (source path, first line, text) blocks; None keeps it whole."""
         return None
 
     def prose(self, tokens: list, path: str, first_line: int, page: Page) -> None:
-        """Edit the Markdown tokens of one block of prose, before its math and links are read."""
+        pass
 
     def read(self, site: Site) -> None:
-        """Look at every page once all are read (and the math is not yet typeset)."""
+        pass
 
     def context(self, page: Page, site: Site) -> dict:
-        """Template variables of a page."""
         return {}
 
     def write(self, site: Site, out: Path) -> None:
-        """Write the pass's own files into the site."""
+        pass

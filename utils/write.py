@@ -20,12 +20,6 @@ from .split import Section
 
 UTILS = Path(__file__).resolve().parent
 MARKER = ".site-build"  # marks an output folder as ours, so a rebuild may empty it
-GITHUB_ICON = ('<svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true"><path fill="currentColor" '
-               'd="M8 0a8 8 0 0 0-2.53 15.59c.4.07.55-.17.55-.38v-1.33c-2.23.48-2.7-1.07-2.7-1.07-.36-.92-.89-1.17'
-               '-.89-1.17-.73-.5.06-.49.06-.49.8.06 1.23.83 1.23.83.72 1.22 1.87.87 2.33.66.07-.52.28-.87.5-1.07'
-               '-1.78-.2-3.65-.89-3.65-3.95 0-.87.31-1.59.82-2.15-.08-.2-.36-1.02.08-2.12 0 0 .67-.21 2.2.82a7.6 7.6 '
-               '0 0 1 4 0c1.53-1.04 2.2-.82 2.2-.82.44 1.1.16 1.92.08 2.12.51.56.82 1.27.82 2.15 0 3.07-1.87 3.75'
-               '-3.65 3.95.29.25.54.73.54 1.48v2.2c0 .21.15.46.55.38A8 8 0 0 0 8 0z"/></svg>')
 
 
 def prepare_out(out: Path) -> None:
@@ -79,9 +73,6 @@ class Writer:
                              "prose": Markup("".join(self.markdown.render(p) for p in parsed)),
                              "code": Markup(self.section_code(page, section)) if section.code else None,
                              "tools": self.tools(page, section) if section.code else None})
-        notebook = config.notebook_for(page.folder)
-        if notebook and not (self.site.root / "notebooks" / f"{notebook}.ipynb").is_file():
-            notebook = None
         return {
             "site_title": config.SITE_TITLE, "page": page, "title": page.title, "summary": page.summary,
             "root": "../" * (page.url_dir.count("/") + 1) if page.url_dir else "",
@@ -89,7 +80,6 @@ class Writer:
             "has_h1": any(h.level == 1 for p in page.intro for h in p.headings),
             "sections": sections, "toc": toc, "source": self.source(page) if page.kind == "test" else None,
             "source_url": config.source_url(page.src) if page.src else None,
-            "colab_url": config.colab_url(notebook) if notebook else None,
         }
 
     def rows(self, page: Page, numbered: list[tuple[int, bool]]) -> str:
@@ -112,24 +102,23 @@ class Writer:
                                 for i, (n, text) in enumerate(section.code)])
 
     @staticmethod
-    def tools(page: Page, section: Section) -> dict | None:
-        """The copy button and the repository link of one section's code (its non-blank span)."""
-        rows = [n for n, text in section.code if text.strip()]
-        if not rows:
+    def tools(page: Page, section: Section | None = None) -> dict | None:
+        """The copy button and the repository link of a section's code (its non-blank span), or of
+        the whole file."""
+        rows = [n for n, text in section.code if text.strip()] if section else [1, len(page.module.lines)]
+        if not rows or not rows[-1]:
             return None
         first, last = rows[0], rows[-1]
         lines = f"line {first}" if first == last else f"lines {first}\u2013{last}"
-        anchor = f"#L{first}" if first == last else f"#L{first}-L{last}"
-        return {"copy_button": Markup(copy_button(f"Copy {lines}")), "url": config.source_url(page.src) + anchor,
-                "label": f"See {lines} on GitHub", "icon": Markup(GITHUB_ICON)}
+        anchor = "" if section is None else f"#L{first}" if first == last else f"#L{first}-L{last}"
+        return {"copy_button": Markup(copy_button(f"Copy {lines}" if section else "Copy the file")),
+                "url": config.source_url(page.src) + anchor,
+                "label": f"See {lines} on GitHub" if section else "The file on GitHub"}
 
     def source(self, page: Page) -> dict:
         """A test file as one block of highlighted source."""
-        count = len(page.module.lines)
-        tools = {"copy_button": Markup(copy_button("Copy the file")), "url": config.source_url(page.src),
-                 "label": "The file on GitHub", "icon": Markup(GITHUB_ICON)}
-        return {"code": Markup(self.rows(page, [(n, False) for n in range(1, count + 1)])),
-                "tools": tools if count else None}
+        rows = [(n, False) for n in range(1, len(page.module.lines) + 1)]
+        return {"code": Markup(self.rows(page, rows)), "tools": self.tools(page)}
 
     def static(self, out: Path) -> None:
         static = out / "static"
