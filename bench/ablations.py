@@ -83,7 +83,7 @@ def loss_by_position(model_dir: Path, seq_len: int, windows: int, batch_size: in
     from labml_nn.experiments.data import StreamBatcher, Vocabulary
     from labml_nn.transformers.hub import load_pretrained, read_config
     model = load_pretrained(model_dir)
-    vocab = Vocabulary.from_state(read_config(model_dir)["vocab"])
+    vocab = Vocabulary.from_config(read_config(model_dir))
     batches = StreamBatcher(load_dataset("tiny_shakespeare", vocab=vocab).valid, batch_size)
     total, memory = torch.zeros(seq_len, dtype=torch.float64), None
     for i, (x, y) in enumerate(batches.windows(seq_len)):

@@ -5,7 +5,7 @@ For each model at its enwik8 preset (`xl-enwik8-base`, `compressive-enwik8`, `fe
 `labml_nn/experiments/presets.py`: the preset's width, depth, heads, feed-forward, segment, memories and
 dropouts, with enwik8's 205 byte ids) and at a half-size variant (half the depth, half the width and
 half the heads of the same head width; the same segment and memories), this measures a training step
-as the trainer runs it (`Trainer.train_step`): forward with the memory carried from segment to segment,
+as the training loop runs it (`labml_nn.experiments.trainer.train`): forward with the memory carried from segment to segment,
 the LM loss (plus the compressive model's attention-reconstruction loss), backward and an AdamW step,
 in bfloat16 through `torch.autocast` with float32 weights, eagerly and under `torch.compile`. It
 reports
@@ -238,7 +238,7 @@ class Runner:
                 before = now
 
     def step(self) -> None:
-        """One training step, as `Trainer.train_step` takes it, and wait for the device to finish it."""
+        """One training step, as the training loop (`train`) takes it, and wait for the device to finish it."""
         x, y = self.batches[self.i % len(self.batches)]
         self.i += 1
         with self.autocast():

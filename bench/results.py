@@ -148,9 +148,9 @@ def reference_installed() -> bool:
 
 def train_reference(argv: List[str]) -> dict:
     """`python -m bench.results --reference [options of the Transformer-XL experiment]`."""
-    from labml_nn.experiments.trainer import run_experiment
+    from labml_nn.experiments.trainer import Experiment, run_experiment
     from labml_nn.transformers.xl.experiment import Config
-    return run_experiment(Config, ReferenceXL, reference_kwargs, argv)
+    return run_experiment(Experiment(Config, ReferenceXL, reference_kwargs), argv)
 
 
 # ## The rows

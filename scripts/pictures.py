@@ -102,18 +102,19 @@ def trained(paper: str, steps: int, checkpoint: Optional[str], bpc: Optional[flo
         segments = [next(windows)[0].long() for _ in range(n_segments)]
         words = f"{bpc:.2f} validation bits per character" if bpc is not None else "a trained model"
         return model, segments, seq_len, words
-    trainer = losses_picture(paper, steps, **small)
-    final = [v["bpc.valid"] for _, v in trainer.reported if "bpc.valid" in v]
+    run = losses_picture(paper, steps, **small)
+    final = [v["bpc"] for v in run.state.history["valid"]]
     words = f"{final[-1]:.2f} validation bits per character" if final else "a small model"
-    return trainer.module, text_segments(trainer, n_segments), trainer.config.seq_len, words
+    return run.module, text_segments(run, n_segments), run.config.seq_len, words
 
 
 def losses_picture(paper: str, steps: int, **small: object):
-    """Train a small model for `steps` steps and draw its training and validation curves; return its trainer."""
-    trainer = train_small(paper, steps=steps, **small)
+    """Train a small model for `steps` steps and draw its training and validation curves; return its run."""
+    run = train_small(paper, steps=steps, **small)
     name = {"xl": "Transformer-XL", "compressive": "Compressive Transformer", "feedback": "Feedback Transformer"}[paper]
-    save(plot_losses(trainer.reported, f"{name}, small model (width 64, 2 layers) on Tiny Shakespeare"), paper, "losses")
-    return trainer
+    save(plot_losses(run.state.history, f"{name}, small model (width 64, 2 layers) on Tiny Shakespeare"), paper,
+         "losses")
+    return run
 
 
 # ## The pictures of each paper

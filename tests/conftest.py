@@ -167,3 +167,19 @@ def randomise_biases(model) -> None:
             elif isinstance(module, torch.nn.LayerNorm):
                 module.weight.normal_()
                 module.bias.normal_()
+
+
+# ## The training tests' helpers (labml_nn/experiments): tiny runs of the experiments
+
+@pytest.fixture
+def tiny_args(tmp_path, shakespeare):
+    """A function that gives the options of a tiny, quick run of any of the experiments (width 32, two
+    layers, segments of 16 characters, 12 steps, checkpoints under `tmp_path`), followed by `extra`:
+    `tiny_args("--steps", "3")`."""
+    def args(*extra: str) -> list:
+        return ["--no-labml", "--data", shakespeare, "--checkpoint-dir", str(tmp_path / "checkpoints"),
+                "--dim", "32", "--depth", "2", "--heads", "2", "--dim-head", "16", "--mem-len", "16",
+                "--seq-len", "16", "--batch-size", "4", "--steps", "12", "--warmup-steps", "2",
+                "--valid-interval", "0", "--valid-windows", "4", "--sample-interval", "0",
+                "--sample-length", "10", "--checkpoint-interval", "0", "--threads", "1", *extra]
+    return args

@@ -1,11 +1,13 @@
-"""Helpers shared by the site tests (tests/test_site_*.py): a small fixture repository and the
-checks that decide whether KaTeX and Chromium are there. Imported by the tests, not a conftest."""
+"""Helpers shared by the site tests (tests/test_site_*.py): a small fixture repository, the checks
+that decide whether KaTeX and Chromium are there, and a reader of built pages (`html.parser`, never
+regular expressions over HTML). The site tests import it; no test module imports another."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import textwrap
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -15,9 +17,6 @@ KATEX_CSS = REPO / "utils" / "node_modules" / "katex" / "dist" / "katex.min.css"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-# The real site's notation tables are checked as strictly as the fixtures': a table that names a
-# variable its page's code never uses fails the build.
-REAL_SITE_NOTATION = "fail"
 
 
 def in_ci() -> bool:
@@ -267,3 +266,88 @@ def write_results(path: Path, commit: str | None = "0123456789abcdef0123456789ab
     path.write_text(json.dumps({"format": 1, "date": date, "commit": commit, "dirty": dirty,
                                 "tests": OUTCOMES if outcomes is None else outcomes}), encoding="utf-8")
     return path
+
+
+# -- reading built pages -----------------------------------------------------------------------------
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class Node:
+    """An element of a parsed page: its tag, attributes, children (nodes and strings) and line."""
+
+    def __init__(self, tag: str, attrs: dict[str, str], line: int, parent: "Node | None" = None):
+        self.tag, self.attrs, self.line, self.parent = tag, attrs, line, parent
+        self.children: list = []
+
+    @property
+    def classes(self) -> list[str]:
+        return self.attrs.get("class", "").split()
+
+    def text(self) -> str:
+        """The text content, as a browser's `textContent` gives it."""
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+    def iter(self):
+        for child in self.children:
+            if isinstance(child, Node):
+                yield child
+                yield from child.iter()
+
+    def all(self, tag: str | None = None, cls: str | None = None, **attrs: str | bool) -> list["Node"]:
+        """Descendants by tag, class and attributes (`data_var="q"` is `data-var="q"`; True: present)."""
+        found = []
+        for n in self.iter():
+            if (tag is None or n.tag == tag) and (cls is None or cls in n.classes) and all(
+                    (name.replace("_", "-") in n.attrs) if want is True else n.attrs.get(name.replace("_", "-")) == want
+                    for name, want in attrs.items()):
+                found.append(n)
+        return found
+
+    def one(self, tag: str | None = None, cls: str | None = None, **attrs) -> "Node":
+        found = self.all(tag, cls, **attrs)
+        assert len(found) == 1, f"{len(found)} elements match {tag} .{cls} {attrs}"
+        return found[0]
+
+    def ancestor(self, tag: str | None = None, cls: str | None = None) -> "Node | None":
+        node = self.parent
+        while node is not None and not ((tag is None or node.tag == tag) and (cls is None or cls in node.classes)):
+            node = node.parent
+        return node
+
+
+class _Builder(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.root = self.open = Node("#document", {}, 1)
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, {k: v or "" for k, v in attrs}, self.getpos()[0], self.open)
+        self.open.children.append(node)
+        if tag not in VOID:
+            self.open = node
+
+    def handle_startendtag(self, tag, attrs):
+        self.open.children.append(Node(tag, {k: v or "" for k, v in attrs}, self.getpos()[0], self.open))
+
+    def handle_endtag(self, tag):
+        node = self.open
+        while node is not None and node.tag != tag:
+            node = node.parent
+        if node is not None and node.parent is not None:  # an end tag with no open element is ignored
+            self.open = node.parent
+
+    def handle_data(self, data):
+        self.open.children.append(data)
+
+
+def parse_html(text: str) -> Node:
+    builder = _Builder()
+    builder.feed(text)
+    builder.close()
+    return builder.root
+
+
+def read_page(site: Path, name: str) -> Node:
+    """A built page of `site`, parsed."""
+    return parse_html((site / name).read_text(encoding="utf-8"))

@@ -3,8 +3,8 @@ The papers' own setting, proven small on a CPU: enwik8-format corpora (labml_nn/
 papers' presets (presets.py), mixed precision, gradient accumulation, throughput and model FLOP utilisation
 (trainer.py), and evaluation of a whole split with a longer memory (evaluate.py).
 """
+import dataclasses
 import math
-import os
 import random
 import zipfile
 from pathlib import Path
@@ -16,14 +16,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from labml_nn.experiments import corpora, evaluate
 from labml_nn.experiments.config import parse_config
 from labml_nn.experiments.corpora import Corpus, corpus_bytes, prepare_bytes
-from labml_nn.experiments.data import DataError
+from labml_nn.experiments.data import IGNORE, DataError
 from labml_nn.experiments.presets import PRESETS, presets_of
+from labml_nn.experiments.trainer import dataset
 from labml_nn.transformers.compressive import CompressiveTransformer
 from labml_nn.transformers.feedback import FeedbackTransformer
 from labml_nn.transformers.lm import evaluation_memory
 from labml_nn.transformers.xl import TransformerXL
 
-from test_experiments import tiny_args
 
 pytestmark = pytest.mark.checks("labml_nn/experiments/corpora.py")
 
@@ -114,10 +114,10 @@ def test_a_byte_vocabulary_round_trips_utf8_and_splits_90_5_5():
 
 # ## Training and evaluating on a byte corpus
 
-def test_an_experiment_trains_and_evaluates_on_a_byte_corpus(small_enwik8, tmp_path, shakespeare):
+def test_an_experiment_trains_and_evaluates_on_a_byte_corpus(small_enwik8, tmp_path, shakespeare, tiny_args):
     archive, data = small_enwik8
     from labml_nn.transformers.xl import experiment as xl
-    args = [a if a != shakespeare else str(archive) for a in tiny_args(tmp_path, shakespeare)]
+    args = [a if a != shakespeare else str(archive) for a in tiny_args()]
     summary = xl.main([*args, "--dataset", "enwik8", "--prompt", "Zürich ☃", "--steps", "6"])
     assert summary["finished"] and math.isfinite(summary["valid_bpc"])
     run = tmp_path / "checkpoints" / "xl"
@@ -216,13 +216,13 @@ PATHS = {
 
 @pytest.mark.checks("labml_nn/experiments/trainer.py")
 @pytest.mark.parametrize("path", sorted(PATHS))
-def test_bfloat16_trains_every_model_and_path_close_to_float32(path, tmp_path, shakespeare):
+def test_bfloat16_trains_every_model_and_path_close_to_float32(path, tmp_path, shakespeare, tiny_args):
     import importlib
     module, extra = PATHS[path]
     experiment = importlib.import_module(module)
     result = {}
     for dtype in ("float32", "bfloat16"):
-        result[dtype] = experiment.main(tiny_args(tmp_path, shakespeare, "--name", dtype, "--steps", "4",
+        result[dtype] = experiment.main(tiny_args("--name", dtype, "--steps", "4",
                                                   "--dtype", dtype, *extra))
     assert math.isfinite(result["bfloat16"]["valid_bpc"])
     # Four steps from the same weights: bfloat16's 8-bit mantissa moves the loss by a few hundredths at most.
@@ -230,30 +230,43 @@ def test_bfloat16_trains_every_model_and_path_close_to_float32(path, tmp_path, s
 
 
 @pytest.mark.checks("labml_nn/experiments/trainer.py")
-def test_float16_trains_with_a_gradient_scaler(tmp_path, shakespeare):
+def test_float16_trains_with_a_gradient_scaler(tmp_path, shakespeare, tiny_args):
     from labml_nn.transformers.xl import experiment as xl
-    a = xl.main(tiny_args(tmp_path, shakespeare, "--name", "f32", "--steps", "4"))
-    b = xl.main(tiny_args(tmp_path, shakespeare, "--name", "f16", "--steps", "4", "--dtype", "float16"))
+    a = xl.main(tiny_args("--name", "f32", "--steps", "4"))
+    b = xl.main(tiny_args("--name", "f16", "--steps", "4", "--dtype", "float16"))
     assert b["valid_bpc"] == pytest.approx(a["valid_bpc"], abs=0.05)
 
 
+def uneven_targets(config, vocab):
+    """Tiny Shakespeare with a target at every position of the first half of the text and at every fifth
+    of the second: the first streams have many more targets than the last."""
+    data = dataset(config, vocab)
+    ids = data.train
+    targets = torch.cat([ids[1:], ids[:1]])
+    second_half = torch.arange(len(ids)) >= len(ids) // 2
+    targets[second_half & (torch.arange(len(ids)) % 5 != 0)] = IGNORE
+    return dataclasses.replace(data, train=ids, train_targets=targets)
+
+
 @pytest.mark.checks("labml_nn/experiments/trainer.py")
-def test_gradient_accumulation_gives_the_gradients_of_one_large_batch(tmp_path, shakespeare, monkeypatch):
+@pytest.mark.parametrize("targets", ["every position", "uneven"])
+def test_gradient_accumulation_gives_the_gradients_of_one_large_batch(targets, tmp_path, tiny_args, monkeypatch):
     """Two micro-batches of 2 streams, each with its own memory, against one batch of 4 streams: after two
-    steps (so that the memory is used), the same gradients."""
-    from labml_nn.experiments.config import parse_config as parse
-    from labml_nn.experiments.trainer import Trainer
+    steps (so that the memory is used), the same gradients; also when the micro-batches hold different
+    numbers of targets (each then weighs its share of the targets)."""
+    from labml_nn.experiments.run import Run
+    from labml_nn.experiments.trainer import train
     from labml_nn.transformers.xl import experiment as xl
+    experiment = xl.EXPERIMENT if targets == "every position" else dataclasses.replace(xl.EXPERIMENT,
+                                                                                      data=uneven_targets)
     grads = {}
     for name, extra in (("accumulated", ["--batch-size", "2", "--grad-accum", "2"]), ("one", ["--batch-size", "4"])):
-        args = tiny_args(tmp_path, shakespeare, "--name", name, "--grad-clip", "0", *extra)
-        trainer = Trainer(parse(xl.Config, args), xl.TransformerXL, xl.model_kwargs)
-        for optimiser in trainer.optimisers:
-            monkeypatch.setattr(optimiser, "step", lambda *a, **k: None)  # keep the weights: compare gradients
-        trainer.train_step()
-        trainer.train_step()
-        grads[name] = {n: p.grad.clone() for n, p in trainer.module.named_parameters()}
-        trainer.close()
+        args = tiny_args("--name", name, "--grad-clip", "0", "--steps", "2", *extra)
+        with Run(parse_config(xl.Config, args), experiment) as run:
+            for _, optimiser in run.optimisers:
+                monkeypatch.setattr(optimiser, "step", lambda *a, **k: None)  # keep the weights: compare gradients
+            train(run)
+            grads[name] = {n: p.grad.clone() for n, p in run.module.named_parameters()}
     for n in grads["one"]:
         torch.testing.assert_close(grads["accumulated"][n], grads["one"][n], rtol=1e-5, atol=1e-7, msg=n)
 
@@ -285,9 +298,9 @@ def test_flops_per_token_agree_with_a_count_of_the_operations(name):
 
 
 @pytest.mark.checks("labml_nn/experiments/trainer.py")
-def test_the_summary_reports_tokens_per_second_and_model_flop_utilisation(tmp_path, shakespeare):
+def test_the_summary_reports_tokens_per_second_and_model_flop_utilisation(tmp_path, shakespeare, tiny_args):
     from labml_nn.transformers.xl import experiment as xl
-    summary = xl.main(tiny_args(tmp_path, shakespeare, "--steps", "3", "--peak-tflops", "1"))
+    summary = xl.main(tiny_args("--steps", "3", "--peak-tflops", "1"))
     rate = summary["tokens_per_s"]
     # `train_seconds` is rounded to hundredths.
     seconds = summary["train_seconds"]

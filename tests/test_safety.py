@@ -7,10 +7,8 @@ import json
 import os
 import pickle
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,6 @@ import torch.multiprocessing as mp
 from labml_nn.experiments import checkpoint as ckpt
 from labml_nn.experiments import sample
 from labml_nn.transformers.xl import experiment as xl
-
-from test_experiments import tiny_args
 
 pytestmark = pytest.mark.checks("labml_nn/experiments/checkpoint.py")
 
@@ -63,43 +59,36 @@ def marker(tmp_path) -> Path:
     return tmp_path / "SOMEFILE"
 
 
-def test_a_pickle_that_runs_a_command_is_never_unpickled(tmp_path, shakespeare, marker, capsys):
+def test_a_pickle_that_runs_a_command_is_never_unpickled(tmp_path, shakespeare, marker, capsys, tiny_args):
+    """A checkpoint whose trainer state is a pickle that runs a command: `--resume` and `sample` refuse it
+    with one line and run nothing, and so does `sample` given the pickle itself."""
+    xl.main(tiny_args("--steps", "2"))
     run_dir = tmp_path / "checkpoints" / "xl"
-    run_dir.mkdir(parents=True)
-    with open(run_dir / "checkpoint-00000010.pt", "wb") as f:
+    with open(ckpt.latest_checkpoint(run_dir) / "trainer.pt", "wb") as f:
+        pickle.dump({"step": RunsACommand(marker)}, f)
+    code, err = run(xl.main, tiny_args("--resume"), capsys)
+    assert code == 2 and "not readable as plain data" in one_error_line(err)
+    assert not marker.exists()
+    with open(tmp_path / "model.pt", "wb") as f:
         pickle.dump({"model": RunsACommand(marker)}, f)
-    code, err = run(sample.main, ["--checkpoint", str(run_dir)], capsys)
-    assert code == 2 and "old format" in one_error_line(err)
+    code, err = run(sample.main, ["--checkpoint", str(tmp_path / "model.pt")], capsys)
+    assert code == 2 and "is a file" in one_error_line(err)
     assert not marker.exists()
-    code, err = run(xl.main, tiny_args(tmp_path, shakespeare, "--resume"), capsys)
-    assert code == 2 and "old format" in one_error_line(err)
-    assert not marker.exists()
-    # Nor does a new run into that directory delete it without being told to.
-    code, err = run(xl.main, tiny_args(tmp_path, shakespeare), capsys)
-    assert code == 2 and "--overwrite" in one_error_line(err)
-    assert (run_dir / "checkpoint-00000010.pt").exists() and not marker.exists()
 
 
 @pytest.mark.checks("labml_nn/transformers/hub.py")
-def test_a_file_of_plain_data_cannot_name_code_to_run(tmp_path, shakespeare, marker, capsys):
-    # The old format as plain data (weights_only=True reads it), and a checkpoint directory of the new
-    # format whose config.json names `os:system`: neither is imported or called.
-    old = tmp_path / "old"
-    old.mkdir()
-    torch.save({"model_class": "os:system", "model_kwargs": {"command": f"touch {marker}"}, "model": {},
-                "vocab": "abc"}, old / "checkpoint-00000010.pt")
+def test_a_file_of_plain_data_cannot_name_code_to_run(tmp_path, shakespeare, marker, capsys, tiny_args):
+    # A checkpoint directory whose config.json names `os:system`: it is never imported or called.
     new = tmp_path / "checkpoints" / "xl" / "checkpoint-00000010"
     new.mkdir(parents=True)
     (new / "config.json").write_text(json.dumps({"model_class": "os:system", "command": f"touch {marker}",
                                                  "vocab": "abc"}))
     (new / "model.safetensors").write_bytes(b"")
     torch.save({"step": 10}, new / "trainer.pt")
-    for directory in [old, new, new.parent]:
+    for directory in [new, new.parent]:
         code, err = run(sample.main, ["--checkpoint", str(directory)], capsys)
-        assert code == 2, err
-        line = one_error_line(err)
-        assert "old format" in line or "unknown model class 'os:system'" in line
-    code, err = run(xl.main, tiny_args(tmp_path, shakespeare, "--resume"), capsys)
+        assert code == 2 and "unknown model class 'os:system'" in one_error_line(err)
+    code, err = run(xl.main, tiny_args("--resume"), capsys)
     assert code == 2 and "unknown model class 'os:system'" in one_error_line(err)
     assert not marker.exists()
     from labml_nn.transformers.hub import ModelFileError, load_pretrained
@@ -123,9 +112,9 @@ def damage(path: Path, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["truncated weights", "empty trainer state", "garbled config"])
-def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(how, tmp_path, shakespeare, capsys):
-    straight = xl.main(tiny_args(tmp_path, shakespeare, "--name", "straight"))
-    first = xl.main(tiny_args(tmp_path, shakespeare, "--name", "damaged", "--stop-at", "8",
+def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(how, tmp_path, shakespeare, capsys, tiny_args):
+    straight = xl.main(tiny_args("--name", "straight"))
+    first = xl.main(tiny_args("--name", "damaged", "--stop-at", "8",
                               "--checkpoint-interval", "4"))
     assert first["step"] == 8
     run_dir = tmp_path / "checkpoints" / "damaged"
@@ -138,16 +127,16 @@ def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(how, tmp_path, 
     assert text.startswith("ROMEO:") and "Traceback" not in err
     assert re.search(r"checkpoint-00000008 is unreadable", err) and "using checkpoint-00000004" in err
     # Resuming continues from step 4, and so ends exactly where the uninterrupted run ended.
-    second = xl.main(tiny_args(tmp_path, shakespeare, "--name", "damaged", "--resume"))
+    second = xl.main(tiny_args("--name", "damaged", "--resume"))
     assert second["step"] == 12 and second["valid_bpc"] == straight["valid_bpc"]
     a = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "checkpoints" / "straight")).weights
     b = ckpt.load_checkpoint(ckpt.latest_checkpoint(run_dir)).weights
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_checkpoints_load_with_weights_only(tmp_path, shakespeare):
+def test_checkpoints_load_with_weights_only(tmp_path, shakespeare, tiny_args):
     """Every file of a checkpoint is data: JSON, safetensors, and a pickle of tensors and plain types only."""
-    xl.main(tiny_args(tmp_path, shakespeare, "--steps", "3"))
+    xl.main(tiny_args("--steps", "3"))
     path = ckpt.latest_checkpoint(tmp_path / "checkpoints" / "xl")
     assert sorted(p.name for p in path.iterdir()) == ["README.md", "config.json", "model.safetensors", "trainer.pt"]
     state = torch.load(path / "trainer.pt", weights_only=True)
@@ -156,21 +145,21 @@ def test_checkpoints_load_with_weights_only(tmp_path, shakespeare):
 
 # ## One run per directory
 
-def test_a_new_run_in_another_runs_directory_stops_unless_told_to_overwrite(tmp_path, shakespeare, capsys):
-    xl.main(tiny_args(tmp_path, shakespeare, "--steps", "6"))
+def test_a_new_run_in_another_runs_directory_stops_unless_told_to_overwrite(tmp_path, shakespeare, capsys, tiny_args):
+    xl.main(tiny_args("--steps", "6"))
     run_dir = tmp_path / "checkpoints" / "xl"
     before = {p.name: (p / "model.safetensors").read_bytes() for p in ckpt.list_checkpoints(run_dir)}
-    code, err = run(xl.main, tiny_args(tmp_path, shakespeare, "--steps", "3"), capsys)
+    code, err = run(xl.main, tiny_args("--steps", "3"), capsys)
     line = one_error_line(err)
     assert code == 2 and "already holds the checkpoints of another run" in line
     assert "--resume" in line and "--overwrite" in line
     assert {p.name: (p / "model.safetensors").read_bytes() for p in ckpt.list_checkpoints(run_dir)} == before
-    summary = xl.main(tiny_args(tmp_path, shakespeare, "--steps", "3", "--overwrite"))
+    summary = xl.main(tiny_args("--steps", "3", "--overwrite"))
     assert [p.name for p in ckpt.list_checkpoints(run_dir)] == ["checkpoint-00000003"]
     assert summary["checkpoint"].endswith("checkpoint-00000003")
 
 
-def test_a_second_run_in_the_same_directory_at_the_same_time_stops(tmp_path, shakespeare, capsys):
+def test_a_second_run_in_the_same_directory_at_the_same_time_stops(tmp_path, shakespeare, capsys, tiny_args):
     run_dir = tmp_path / "checkpoints" / "xl"
     holder = subprocess.Popen([sys.executable, "-c",
                                "import sys, time; from labml_nn.experiments.checkpoint import RunLock; "
@@ -178,13 +167,13 @@ def test_a_second_run_in_the_same_directory_at_the_same_time_stops(tmp_path, sha
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        code, err = run(xl.main, tiny_args(tmp_path, shakespeare, "--steps", "2"), capsys)
+        code, err = run(xl.main, tiny_args("--steps", "2"), capsys)
         assert code == 2 and f"process {holder.pid}" in one_error_line(err)
     finally:
         holder.kill()
         holder.wait()
     # A killed run leaves no stale lock: the directory is free again.
-    assert xl.main(tiny_args(tmp_path, shakespeare, "--steps", "2"))["step"] == 2
+    assert xl.main(tiny_args("--steps", "2"))["step"] == 2
 
 
 # ## Options are checked before anything trains
@@ -198,8 +187,8 @@ def test_a_second_run_in_the_same_directory_at_the_same_time_stops(tmp_path, sha
     ("--device", "foo"), ("--steps", "-5"), ("--dim", "33"), ("--name", "../elsewhere"),
 ])
 @pytest.mark.checks("labml_nn/experiments/config.py", "labml_nn/experiments/trainer.py")
-def test_a_bad_option_is_one_error_line_before_training(option, value, tmp_path, shakespeare, capsys):
-    code, err = run(xl.main, tiny_args(tmp_path, shakespeare, option, value), capsys)
+def test_a_bad_option_is_one_error_line_before_training(option, value, tmp_path, shakespeare, capsys, tiny_args):
+    code, err = run(xl.main, tiny_args(option, value), capsys)
     line = one_error_line(err)
     assert code == 2
     assert option in line or "model options" in line, line
@@ -207,15 +196,15 @@ def test_a_bad_option_is_one_error_line_before_training(option, value, tmp_path,
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a torch without CUDA")
-def test_cuda_on_a_cpu_only_torch_is_one_error_line(tmp_path, shakespeare, capsys):
-    code, err = run(xl.main, tiny_args(tmp_path, shakespeare, "--device", "cuda"), capsys)
+def test_cuda_on_a_cpu_only_torch_is_one_error_line(tmp_path, shakespeare, capsys, tiny_args):
+    code, err = run(xl.main, tiny_args("--device", "cuda"), capsys)
     assert code == 2 and "--device 'cuda': this torch is built without CUDA" in one_error_line(err)
 
 
-def test_bad_options_from_the_command_line_print_no_traceback(tmp_path, shakespeare):
+def test_bad_options_from_the_command_line_print_no_traceback(tmp_path, shakespeare, tiny_args):
     for args in (["--seq-len", "0"], ["--lr", "nan"], ["--prompt", "☃"]):
         result = subprocess.run([sys.executable, "-m", "labml_nn.transformers.xl.experiment",
-                                 *tiny_args(tmp_path, shakespeare, *args)],
+                                 *tiny_args(*args)],
                                 capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert result.returncode == 2 and result.stderr.startswith("error: "), result.stderr
         assert "Traceback" not in result.stderr
@@ -226,16 +215,16 @@ def test_bad_options_from_the_command_line_print_no_traceback(tmp_path, shakespe
     (["--device", "foo"], "--device"), (["--top-k", "-1"], "--top-k"),
 ])
 @pytest.mark.checks("labml_nn/experiments/sample.py")
-def test_sampling_options_are_checked(argv, words, tmp_path, shakespeare, capsys):
-    xl.main(tiny_args(tmp_path, shakespeare, "--steps", "2"))
+def test_sampling_options_are_checked(argv, words, tmp_path, shakespeare, capsys, tiny_args):
+    xl.main(tiny_args("--steps", "2"))
     code, err = run(sample.main, ["--checkpoint", str(tmp_path / "checkpoints" / "xl"), *argv], capsys)
     assert code == 2 and words in one_error_line(err)
 
 
 # ## Sharing a model
 
-def test_the_trainer_exports_a_model_that_sample_reads(tmp_path, shakespeare):
-    xl.main(tiny_args(tmp_path, shakespeare, "--steps", "3", "--export", str(tmp_path / "export")))
+def test_the_trainer_exports_a_model_that_sample_reads(tmp_path, shakespeare, tiny_args):
+    xl.main(tiny_args("--steps", "3", "--export", str(tmp_path / "export")))
     from labml_nn.transformers.xl import TransformerXL
     model = TransformerXL.from_pretrained(tmp_path / "export")
     checkpoint = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "checkpoints" / "xl"))
@@ -246,40 +235,44 @@ def test_the_trainer_exports_a_model_that_sample_reads(tmp_path, shakespeare):
 
 # ## A hung peer
 
-def _hanging_peer_worker(rank: int, port: int, args: list, out: str) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _hanging_peer_worker(rank: int, init_method: str, released, args: list, out: str) -> None:
+    """Process `rank` of a two-process run. Process 1 stops before its first step and answers nothing until
+    `released` is set, which process 0 does only once it has ended on its own."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2")
+    import dataclasses
     import io
     from contextlib import redirect_stderr
-    from labml_nn.experiments.trainer import Trainer
+    from labml_nn.experiments.trainer import run_experiment
+    experiment = xl.EXPERIMENT
     woke = []
     if rank == 1:
-        real = Trainer.train_step
-
-        def stalls(self):
-            time.sleep(12)  # a stopped peer: it does not answer within the timeout
-            woke.append(time.time())
-            real(self)
-        Trainer.train_step = stalls
+        def stalls(step, config):
+            if not woke:
+                # A stopped peer: it answers again only when told (the 5 minutes only bound a broken test).
+                woke.append("released" if released.wait(timeout=300) else "timed out")
+            return config.seq_len
+        experiment = dataclasses.replace(experiment, seq_len_at=stalls)
     err = io.StringIO()
     with redirect_stderr(err):
         try:
-            xl.main(args)
+            run_experiment(experiment, args, init_method=init_method)
             code = 0
         except SystemExit as exit_info:
             code = exit_info.code
-    Path(out, f"rank{rank}.json").write_text(json.dumps(dict(code=code, err=err.getvalue(), ended=time.time(),
-                                                             woke=woke[0] if woke else None)))
+    Path(out, f"rank{rank}.json").write_text(json.dumps(dict(code=code, err=err.getvalue(), woke=woke)))
+    if rank == 0:
+        released.set()
 
 
-@pytest.mark.checks("labml_nn/experiments/trainer.py")
-def test_a_hung_peer_ends_the_run_with_a_clear_message(tmp_path, shakespeare):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    args = tiny_args(tmp_path, shakespeare, "--steps", "3", "--ddp-timeout", "3")
-    mp.spawn(_hanging_peer_worker, args=(port, args, str(tmp_path)), nprocs=2, join=True)
+@pytest.mark.checks("labml_nn/experiments/run.py")
+def test_a_hung_peer_ends_the_run_with_a_clear_message(tmp_path, shakespeare, tiny_args):
+    """Process 0 waits for its stalled peer in the first step's all-reduce, gives up after --ddp-timeout, and
+    ends with one line that says so, while the peer is still stalled (it is released only after)."""
+    released = mp.get_context("spawn").Event()
+    args = tiny_args("--steps", "3", "--ddp-timeout", "3")
+    mp.spawn(_hanging_peer_worker, args=(f"file://{tmp_path}/rendezvous", released, args, str(tmp_path)), nprocs=2,
+             join=True)
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert rank0["code"] == 1, rank0
     assert "did not answer within --ddp-timeout 3.0 s" in one_error_line(rank0["err"])
-    assert rank0["ended"] < rank1["woke"], "rank 0 gave up on its own, before the stalled peer woke"
+    assert rank1["woke"] == ["released"], "the peer was stalled until process 0 had ended"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest_site import (CHROMIUM, CHROMIUM_ARGS, NOTATION, REAL_SITE_NOTATION, REPO, fixture_repo,
-                           need_chromium, need_katex, write_results)
+from conftest_site import (CHROMIUM, CHROMIUM_ARGS, NOTATION, REPO, fixture_repo, need_chromium, need_katex,
+                           read_page, write_results)
 from utils.build import build
 
 pytestmark = pytest.mark.checks("readme.md")
@@ -31,19 +31,19 @@ def site(tmp_path_factory) -> Path:
     need_katex()
     need_chromium()
     out = tmp_path_factory.mktemp("browser") / "docs"
-    build(REPO, out, check=False, notation=REAL_SITE_NOTATION)
+    build(REPO, out, check=False)
     return out
 
 
 @pytest.fixture(scope="module")
 def paper(site) -> Path:
     """A page with display math and code: the Transformer-XL attention page when it exists."""
-    for name in PAPER_PAGES:
-        if (site / name).is_file() and "katex-display" in (site / name).read_text():
-            return site / name
-    for path in sorted(site.rglob("*.html")):
-        text = path.read_text()
-        if "katex-display" in text and 'class="line"' in text:
+    def has_math_and_code(path: Path) -> bool:
+        page = read_page(path.parent, path.name)
+        return bool(page.all(cls="katex-display") and page.all("span", "line"))
+
+    for path in [site / name for name in PAPER_PAGES] + sorted(site.rglob("*.html")):
+        if path.is_file() and has_math_and_code(path):
             return path
     pytest.fail("no page with display math and code: the Transformer-XL attention page always has both")
 
@@ -137,8 +137,8 @@ def test_dark_mode_follows_the_system(paper, open_page):
 
 
 def test_search_finds_an_identifier_and_goes_there(paper, open_page):
-    html = paper.read_text()
-    classes = re.findall(r'<section class="sec[^"]*" id="([A-Za-z_][A-Za-z0-9_]*)"', html)
+    classes = [s.attrs["id"] for s in read_page(paper.parent, paper.name).all("section", "sec", id=True)
+               if "." not in s.attrs["id"] and "-" not in s.attrs["id"]]
     assert classes, "the paper page defines no top-level name"
     name = classes[-1]
     page = open_page(paper)
@@ -155,7 +155,7 @@ def test_search_finds_an_identifier_and_goes_there(paper, open_page):
 
 
 def test_line_anchor_scrolls_to_that_line(paper, open_page):
-    numbers = [int(n) for n in re.findall(r'id="L(\d+)"', paper.read_text())]
+    numbers = [int(line.attrs["id"][1:]) for line in read_page(paper.parent, paper.name).all("span", "line")]
     target = numbers[len(numbers) * 3 // 4]
     page = open_page(paper, fragment=f"#L{target}")
     box = page.evaluate(f"""(() => {{
@@ -241,7 +241,7 @@ def test_hovering_a_code_name_highlights_its_symbol(fixture_site, open_page, sch
     lit = highlighted(page)
     assert set(lit["syms"]) == {"5"} and len(lit["syms"]) == page.locator('[data-sym="5"]').count()
     assert set(lit["code"]) == {"x_hat"} and len(lit["code"]) == code_count("x_hat")
-    assert contrast(page, '.nsym.n-hl > :not(.mspace)') >= 3
+    assert contrast(page, '[data-sym].n-hl > :not(.mspace)') >= 3
     shot(page, f"hover-code-{scheme}-{width}")
 
 
@@ -274,24 +274,41 @@ def test_the_keyboard_reaches_symbols_and_names_with_a_visible_focus(fixture_sit
         assert state["outline"] and state["src"] and state["lit"] > 1, state
 
 
+def record_copies(page) -> None:
+    """From now on, every text the page writes to the clipboard goes into `window.copies`, and every
+    copy button that says "Copied" into `window.feedback`: both only grow, so a test waits on them
+    with no clock to race."""
+    page.evaluate("""() => {
+        window.copies = [];
+        window.feedback = [];
+        const write = navigator.clipboard.writeText.bind(navigator.clipboard);
+        navigator.clipboard.writeText = (text) => { window.copies.push(text); return write(text); };
+        new MutationObserver((changes) => changes.forEach((c) => {
+            if (c.target.classList.contains('copied')) window.feedback.push(c.target.getAttribute('aria-label'));
+        })).observe(document.body, {subtree: true, attributes: true, attributeFilter: ['class']});
+    }""")
+
+
 @pytest.mark.parametrize("scheme,width", VIEWS)
 def test_copy_buttons_copy_the_code_without_line_numbers(fixture_site, open_page, scheme, width):
     page = open_page(fixture_site / "paper/notation.html", width=width, scheme=scheme, clipboard=True)
+    record_copies(page)
     section = page.locator('section#scores')
     section.hover()
     button = section.locator("button.copy")
     assert button.is_visible()
     button.click()
-    page.wait_for_function("document.querySelector('section#scores button.copy').classList.contains('copied')")
+    page.wait_for_function("window.copies.length === 1 && window.feedback.length === 1")
     lines = NOTATION_SOURCE.splitlines(keepends=True)
     start = next(i for i, line in enumerate(lines) if line.startswith("def scores"))
-    assert page.evaluate("navigator.clipboard.readText()") == "".join(lines[start:start + 2])
+    assert page.evaluate("window.copies[0]") == "".join(lines[start:start + 2])
+    assert page.evaluate("window.feedback[0]") == "Copied"
     # The prose's code block copies its text.
     block = page.locator(".codeblock button.copy").first
     block.scroll_into_view_if_needed()
     block.click()
-    page.wait_for_function("document.querySelector('.codeblock button.copy').classList.contains('copied')")
-    assert page.evaluate("navigator.clipboard.readText()") == "example = q + k\nprint(example)\n"
+    page.wait_for_function("window.copies.length === 2")
+    assert page.evaluate("window.copies[1]") == "example = q + k\nprint(example)\n"
     # The tools never cover code: their box and the code's lines do not overlap.
     overlaps = page.evaluate("""() => {
         const hit = [];
@@ -355,3 +372,45 @@ def test_the_real_attention_page_links_its_symbols_to_its_code(paper, open_page)
         assert set(lit["code"]) <= names and len(lit["code"]) == expected
         checked += 1
     assert checked >= 3
+
+
+def test_tab_stops_are_the_first_occurrences(fixture_site, open_page):
+    """Tab reaches every symbol and name of the table, the first occurrence of each symbol in each
+    block of prose, and the first occurrence of each name in the page's code; no other."""
+    page = open_page(fixture_site / "paper/notation.html")
+    stops = page.evaluate("""() => [...document.querySelectorAll('[data-sym], [data-var]')].map(el => ({
+        sym: el.dataset.sym, name: el.dataset.var, tab: el.tabIndex, focusable: el.hasAttribute('tabindex'),
+        table: !!el.closest('table'), code: !!el.closest('.code'),
+        block: [...document.querySelectorAll('.prose')].indexOf(el.closest('.prose'))}))""")
+    seen, expected = set(), []
+    for el in stops:
+        if el["sym"] is not None:
+            key = ("sym", el["block"], el["sym"])
+            expected.append(0 if el["table"] or key not in seen else -1)
+        elif el["code"]:
+            key = ("code", el["name"])
+            expected.append(0 if key not in seen else -1)
+        else:  # a name in the prose: a tab stop in the table only, else reached by pointer
+            key = None
+            expected.append(0 if el["table"] else None)
+        seen.add(key)
+    assert [el["tab"] if el["focusable"] else None for el in stops] == expected
+    assert expected.count(0) >= 10 and expected.count(-1) >= 5
+    forward = page.evaluate("""() => [...document.getElementById('Layer.forward').querySelectorAll('[data-sym="3"]')]
+        .map(el => el.tabIndex)""")
+    assert forward == [0, -1]  # x twice in one docstring: the first is a stop
+
+
+def test_print_is_one_light_column_without_chrome(paper, open_page):
+    page = open_page(paper, scheme="light")
+    page.click("#site-theme")  # the reader chose the dark theme: the print is light all the same
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    page.emulate_media(media="print")
+    state = page.evaluate("""() => ({
+        topbar: getComputedStyle(document.querySelector('.topbar')).display,
+        tools: [...document.querySelectorAll('.code-tools')].every(t => getComputedStyle(t).display === 'none'),
+        columns: getComputedStyle(document.querySelector('.sec')).display,
+        background: getComputedStyle(document.body).backgroundColor,
+        wraps: getComputedStyle(document.querySelector('pre.hl')).whiteSpace})""")
+    assert state == {"topbar": "none", "tools": True, "columns": "block", "background": "rgb(255, 255, 255)",
+                     "wraps": "pre-wrap"}

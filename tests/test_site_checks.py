@@ -13,23 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from conftest_site import NOTATION, REPO, fixture_repo, need_katex, write_results
+from conftest_site import NOTATION, REPO, Node, fixture_repo, need_katex, read_page, write_results
 from utils.build import build
 from utils.checked_by import Declarations, sentence
 from utils.errors import SiteError
 
 
-def checked_by(html: str) -> str:
-    return html.split('<section class="checked-by" id="checked-by"', 1)[1].split("</section>", 1)[0]
+def checked_by(page: Node) -> Node:
+    return page.one("section", id="checked-by")
 
 
-def entries(html: str) -> list[tuple[str, str, str]]:
+def entries(page: Node) -> list[tuple[str, str, str]]:
     """(status label or "", sentence, link) of each listed test."""
     found = []
-    for li in re.findall(r"<li>([\s\S]*?)</li>", checked_by(html)):
-        status = re.search(r'<span class="test-status[^"]*"[^>]*>([^<]*)</span>', li)
-        link = re.search(r'<a href="([^"]+)" class="test-link"><span class="test-sentence">([^<]*)</span>', li)
-        found.append((status.group(1) if status else "", link.group(2), link.group(1)))
+    for li in checked_by(page).all("li"):
+        status = li.all(cls="test-status")
+        link = li.one("a", "test-link")
+        found.append((status[0].text() if status else "", link.one(cls="test-sentence").text(), link.attrs["href"]))
     return found
 
 
@@ -51,8 +51,8 @@ def built(tmp_path: Path, results: Path | None | bool = False, git: str | None =
     return out
 
 
-def page(out: Path, name: str) -> str:
-    return (out / name).read_text(encoding="utf-8")
+def page(out: Path, name: str) -> Node:
+    return read_page(out, name)
 
 
 def test_names_read_as_sentences():
@@ -83,25 +83,31 @@ def test_pages_list_their_tests_without_status_when_there_are_no_results(tmp_pat
         ("", "scores are dot products"), ("", "layer maps x to x prime"), ("", "attention scores"),
         ("", "readme links resolve")]
     assert listed[0][2] == "../tests/test_paper.html#test_scores_are_dot_products"
-    assert "No test results are recorded" in checked_by(html)
-    assert 'href="#checked-by"' in html  # in the page's table of contents
-    assert "No test declares this page yet." in checked_by(page(out, "loose/thing.html"))
+    assert "No test results are recorded" in checked_by(html).text()
+    assert [a.text() for a in html.one("details", "toc").all("a", href="#checked-by")] == ["Checked by"]
+    assert "No test declares this page yet." in checked_by(page(out, "loose/thing.html")).text()
     assert [t for _, t, _ in entries(page(out, "index.html"))] == ["readme links resolve"]
-    assert "passed" not in checked_by(html) and "failed" not in checked_by(html)
+    assert not checked_by(html).all(cls="test-status")
 
 
 def test_tests_are_source_pages_with_an_anchor_per_test(tmp_path):
     out = built(tmp_path)  # the build's link check resolves every "checked by" link and anchor
     html = page(out, "tests/test_paper.html")
-    for anchor in ["test_scores_are_dot_products", "test_layer_maps_x_to_x_prime", "TestAttentionScores",
-                   "TestAttentionScores.test_match_the_paper", "test_readme_links_resolve"]:
-        assert f'<span class="test-anchor" id="{anchor}"></span>' in html, anchor
     source = textwrap.dedent(NOTATION["tests/test_paper.py"]).lstrip("\n")
-    shown = re.sub(r"<[^>]+>", "", "".join(re.findall(r'<span class="line" id="L\d+">([\s\S]*?)</span>\n?(?=<span class="line"|</code>)', html)))
-    assert len(re.findall(r'<span class="line" id="L\d+">', html)) == len(source.splitlines())
-    assert "def test_readme_links_resolve():" in shown
-    assert "Tests of the fixture" in page(out, "tests/index.html")
-    assert 'href="tests/index.html"' in page(out, "index.html")
+    lines = html.one("div", "source").all("span", "line")
+    assert [line.text().split("\n")[0] for line in lines] == source.splitlines()
+    anchors = {a.attrs["id"]: a.ancestor("span", "line").attrs["id"] for a in html.all("span", "test-anchor")}
+    def line_of(start: str) -> str:  # a test's anchor is at its first line, decorators included
+        return "L" + str(next(n for n, text in enumerate(source.splitlines(), 1) if text.strip().startswith(start)))
+
+    assert anchors == {"test_scores_are_dot_products": line_of("def test_scores_are_dot_products"),
+                       "test_layer_maps_x_to_x_prime": line_of('@pytest.mark.parametrize("n"'),
+                       "TestAttentionScores": line_of('@pytest.mark.checks("labml_nn/paper/attention.py")'),
+                       "TestAttentionScores.test_match_the_paper": line_of("def test_match_the_paper"),
+                       "TestAttentionScores.test_are_causal": line_of("def test_are_causal"),
+                       "test_readme_links_resolve": line_of('@pytest.mark.checks("labml_nn/paper/readme.md"')}
+    assert "Tests of the fixture" in page(out, "tests/index.html").one("nav", "listing").text()
+    assert page(out, "index.html").all("a", href="tests/index.html")
 
 
 def test_statuses_come_from_the_results_of_the_same_commit(tmp_path):
@@ -112,17 +118,18 @@ def test_statuses_come_from_the_results_of_the_same_commit(tmp_path):
         ("failed: 1 of 3 cases", "layer maps x to x prime"),
         ("1 passed, 1 skipped", "attention scores"),
         ("not run", "readme links resolve")]
-    run = checked_by(html)
-    assert "Latest recorded run: 2026-11-30 12:00 UTC, commit " in run and "another commit" not in run
-    assert 'class="test-status status-failed"' in run and 'class="test-status status-passed"' in run
+    run = checked_by(html).one("p", "checked-by-run").text()
+    assert run.startswith("Latest recorded run: 2026-11-30 12:00 UTC, commit ") and "another commit" not in run
+    assert [s.classes for s in checked_by(html).all(cls="test-status")][:2] == [
+        ["test-status", "status-passed"], ["test-status", "status-failed"]]
 
 
 def test_results_of_another_commit_say_so(tmp_path):
     out = built(tmp_path, results=lambda root, commit: write_results(tmp_path / "r.json", "f" * 40, dirty=True),
                 git="yes")
-    run = checked_by(page(out, "paper/notation.html"))
-    assert "commit fffffff with uncommitted changes, another commit than this build" in run
-    assert "other-commit" in run
+    run = checked_by(page(out, "paper/notation.html")).one("p", "checked-by-run")
+    assert "commit fffffff with uncommitted changes, another commit than this build" in run.text()
+    assert "other-commit" in run.classes
 
 
 def test_a_declaration_naming_no_page_fails_with_test_file_line_and_path(tmp_path):

@@ -2,14 +2,12 @@
 section of code links to the same lines in the repository."""
 from __future__ import annotations
 
-import re
 import textwrap
-from html import unescape
 from pathlib import Path
 
 import pytest
 
-from conftest_site import NOTATION, built_fixture_site
+from conftest_site import NOTATION, built_fixture_site, parse_html, read_page
 from utils import config
 from utils.highlight import highlight_block, highlight_lines
 from utils.split import split_source
@@ -19,7 +17,7 @@ SOURCES = sorted((REPO / "labml_nn").rglob("*.py")) + sorted((REPO / "tests").gl
 
 
 def text(html: str) -> str:
-    return unescape(re.sub(r"<[^>]+>", "", html))
+    return parse_html(html).text()
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
@@ -46,11 +44,10 @@ def site(tmp_path_factory):
 def test_each_section_links_to_its_lines_and_copies_them(site):
     source = textwrap.dedent(NOTATION["labml_nn/paper/notation.py"]).lstrip("\n")
     lines = source.splitlines(keepends=True)
-    html = (site / "paper/notation.html").read_text(encoding="utf-8")
     module = split_source(source)
-    sections = re.findall(r'<section class="sec[^"]*"[^>]*>([\s\S]*?)</section>', html)
-    with_code = [s for s in module.sections if s.code and not (s.intro and not s.code)]
-    assert len(sections) == len(with_code)
+    sections = read_page(site, "paper/notation.html").all("section", "sec")
+    with_code = [s for s in module.sections if s.code]
+    assert len(sections) == len(with_code) >= 3
     base = config.source_url("labml_nn/paper/notation.py")
     for section, shown in zip(with_code, sections):
         rows = [n for n, t in section.code if t.strip()]
@@ -58,22 +55,22 @@ def test_each_section_links_to_its_lines_and_copies_them(site):
             continue
         first, last = rows[0], rows[-1]
         anchor = f"#L{first}" if first == last else f"#L{first}-L{last}"
-        assert f'href="{base}{anchor}"' in shown
-        assert 'class="copy"' in shown
-        # The lines a copy button copies: the code lines the section shows, blank edges aside
-        # (a docstring in the middle is prose, on the left, and is not copied).
-        copied = "".join(text(m) for m in re.findall(r'<span class="line" id="L\d+">([\s\S]*?)</span>(?=<span class="line|</code>)', shown))
+        assert [a.attrs["href"] for a in shown.all("a", "code-repo")] == [base + anchor]
+        assert len(shown.all("button", "copy")) == 1
+        # The lines a copy button copies (site.js: the `.line`s that are not `.edge`, line numbers
+        # being CSS): the code lines the section shows, blank edges aside (a docstring in the middle
+        # is prose, on the left, and is not copied).
+        copied = "".join(line.text() for line in shown.all("span", "line") if "edge" not in line.classes)
         assert copied == "".join(lines[n - 1] for n, _ in section.code if first <= n <= last)
 
 
 def test_code_blocks_of_the_prose_have_a_copy_button_and_their_language(site):
-    html = (site / "paper/notation.html").read_text(encoding="utf-8")
-    block = re.search(r'<div class="codeblock">([\s\S]*?)</div>\n', html).group(1)
-    assert '<span class="codeblock-lang">python</span>' in block and 'class="copy"' in block
-    assert text(block.split("<pre", 1)[1].split(">", 1)[1]) == "example = q + k\nprint(example)"
+    block = read_page(site, "paper/notation.html").one("div", "codeblock")
+    assert block.one(cls="codeblock-lang").text() == "python" and len(block.all("button", "copy")) == 1
+    assert block.one("pre").text() == "example = q + k\nprint(example)"
 
 
 def test_test_pages_copy_and_link_the_whole_file(site):
-    html = (site / "tests/test_paper.html").read_text(encoding="utf-8")
-    assert f'href="{config.source_url("tests/test_paper.py")}"' in html
-    assert html.count('class="copy"') == 1
+    page = read_page(site, "tests/test_paper.html")
+    assert [a.attrs["href"] for a in page.all("a", "code-repo")] == [config.source_url("tests/test_paper.py")]
+    assert len(page.all("button", "copy")) == 1

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest_site import need_katex
+from conftest_site import need_katex, parse_html
 from utils.errors import SiteError
-from utils.katex import typeset
+from utils.katex import Typesetting
 from utils.markdown import Markdown, slugify
 
 
@@ -18,7 +18,7 @@ def render(text: str) -> str:
     need_katex()
     md = Markdown()
     parsed = md.parse(text, "p.py", 1, set())
-    md.math_html = typeset(parsed.formulas)
+    md.math_html = Typesetting(parsed.formulas).result()
     return md.render(parsed)
 
 
@@ -71,24 +71,37 @@ def test_links_go_through_the_resolver():
     parsed = Markdown().parse("See [x](a.md)\nand ![img](p.png).", "p.md", 3,
                               set(), lambda href, line: seen.append((href, line)) or href.upper())
     assert seen == [("a.md", 3), ("p.png", 4)]
-    assert 'href="A.MD"' in Markdown().render(parsed)
+    html = parse_html(Markdown().render(parsed))
+    assert html.one("a").attrs["href"] == "A.MD" and html.one("img").attrs["src"] == "P.PNG"
+
+
+def test_a_prose_edit_runs_before_math_and_links_are_read():
+    def edit(tokens):
+        for tok in tokens:
+            for child in tok.children or []:
+                if child.type == "text":
+                    child.content = child.content.replace("X", "Y")
+    parsed = Markdown().parse("A $x$ and X.", "p.md", 1, set(), edit=edit)
+    assert parsed.plain == "A x and Y." and [f.tex for f in parsed.formulas] == ["x"]
 
 
 def test_katex_renders_backslashes_and_environments():
-    html = render(r"$\mathbf{A}^{rel}_{i,j}$ and $$\underbrace{q^\top k}_{(a)} + \operatorname{softmax}(x)$$")
-    assert 'class="katex"' in html and "katex-display" in html and "math-display" in html
-    assert "\\mathbf" not in html.split("<annotation")[0]  # typeset, not left as source
+    html = parse_html(render(r"$\mathbf{A}^{rel}_{i,j}$ and $$\underbrace{q^\top k}_{(a)} + \operatorname{softmax}(x)$$"))
+    assert len(html.all("span", "katex")) == 2 and html.all(cls="katex-display") and html.all(cls="math-display")
+    shown = "".join(k.text() for k in html.all("span", "katex-html"))
+    assert "\\" not in shown and "softmax" in shown  # typeset, not left as source
 
 
 def test_rendered_currency_and_code_are_left_alone():
-    html = render("Costs $5 and $10; `a $x$ b`; \\$y$.")
-    assert "katex" not in html and "$5 and $10" in html and "<code>a $x$ b</code>" in html and "$y$" in html
+    html = parse_html(render("Costs $5 and $10; `a $x$ b`; \\$y$."))
+    assert not html.all(cls="katex") and html.one("code").text() == "a $x$ b"
+    assert html.one("p").text() == "Costs $5 and $10; a $x$ b; $y$."
 
 
 def test_rejected_formula_fails_with_file_and_line():
     need_katex()
     parsed = Markdown().parse("Fine $x$.\n\nBroken $\\frac{a$ here.\n", "labml_nn/m.py", 10, set())
     with pytest.raises(SiteError) as e:
-        typeset(parsed.formulas)
+        Typesetting(parsed.formulas).result()
     assert (e.value.path, e.value.line) == ("labml_nn/m.py", 12)
     assert "labml_nn/m.py:12:" in str(e.value)

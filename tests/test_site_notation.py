@@ -1,5 +1,5 @@
-"""Notation that links to code: the table is checked against the code, and every occurrence of a
-symbol and of a name is marked for the page's highlighting."""
+"""Notation that links to code: the table's symbols are marked in every formula and its names in the
+code and the prose; a table naming what the code does not use is a warning of the build."""
 from __future__ import annotations
 
 import io
@@ -9,13 +9,14 @@ import tokenize
 
 import pytest
 
-from conftest_site import NOTATION, built_fixture_site, fixture_repo, need_katex
-from utils.build import build
-from utils.errors import SiteError
-from utils.katex import typeset
-from utils.markdown import Formula
-from utils.notation import Notation, mark_symbols, name_of, read_tables, split_symbols
-from utils.markdown import Markdown
+from conftest_site import NOTATION, REPO, built_fixture_site, fixture_repo, need_katex, parse_html, read_page
+from utils.build import build, main
+from utils.katex import Typesetting
+from utils.markdown import Formula, Markdown
+from utils.notation import Table, code_names, lint, mark_symbols, name_of, read_table, split_symbols
+from utils.split import split_source
+
+MARK = re.compile(r"\\htmlData\{sym=(\d+)(?:, vars=[^}]*)?\}\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")  # over TeX
 
 
 @pytest.fixture(scope="module")
@@ -23,17 +24,9 @@ def site(tmp_path_factory):
     return built_fixture_site(tmp_path_factory, NOTATION)
 
 
-def notation_page(site) -> str:
-    return (site / "paper/notation.html").read_text(encoding="utf-8")
-
-
-def table(rows: str) -> Notation:
+def table(rows: str) -> Table:
     text = "| symbol | meaning | code |\n|---|---|---|\n" + textwrap.dedent(rows).strip() + "\n"
-    return read_tables(Markdown().md.parse(text), "p.py", 1)
-
-
-def sections(html: str) -> dict[str, str]:
-    return dict(re.findall(r'<section class="sec[^"]*" id="([^"]+)">([\s\S]*?)</section>', html))
+    return read_table(Markdown().md.parse(text), "p.py", 1)
 
 
 # -- reading the table --------------------------------------------------------------------------
@@ -59,32 +52,33 @@ def test_a_name_is_its_last_attribute_or_its_base_name():
     assert name_of("d_…").key is None  # not Python
 
 
-# -- the check ---------------------------------------------------------------------------------
-
-def build_error(tmp_path, extra) -> SiteError:
-    need_katex()
-    root = fixture_repo(tmp_path / "repo", extra)
-    with pytest.raises(SiteError) as e:
-        build(root, tmp_path / "out", results=False)
-    return e.value
-
+# -- the lint: a warning, never a failure -----------------------------------------------------------
 
 def module(table_rows: str, code: str) -> str:
     return ('r"""\n# M\n\n| symbol | meaning | code | shape |\n|---|---|---|---|\n'
             + textwrap.dedent(table_rows).strip() + '\n"""\n' + textwrap.dedent(code))
 
 
-def test_a_table_name_the_code_never_uses_fails_the_build_with_page_symbol_and_name(tmp_path):
-    error = build_error(tmp_path, {"labml_nn/paper/m.py": module(r"""
+def warnings_of(tmp_path, extra) -> list[tuple[str, int, str]]:
+    """The notation warnings of a fixture build, which must succeed."""
+    need_katex()
+    root = fixture_repo(tmp_path / "repo", extra)
+    stats = build(root, tmp_path / "out", results=False)
+    assert (tmp_path / "out/paper/index.html").is_file()
+    return [w for w in stats["warnings"] if "notation table" in w[2]]
+
+
+def test_a_table_name_the_code_never_uses_is_a_warning_with_page_symbol_and_name(tmp_path):
+    found = warnings_of(tmp_path, {"labml_nn/paper/m.py": module(r"""
         | $q$ | query | `q` | |
         | $m$ | memory length | `mem_len` | |
     """, "def f(q):\n    return q\n")})
-    assert (error.path, error.line) == ("labml_nn/paper/m.py", 7)
-    assert "$m$" in str(error) and "`mem_len`" in str(error) and "$q$" not in str(error)
+    assert [(p, n) for p, n, _ in found] == [("labml_nn/paper/m.py", 7)]
+    assert "$m$" in found[0][2] and "`mem_len`" in found[0][2]
 
 
-def test_the_check_lists_every_failure_of_every_page(tmp_path):
-    error = build_error(tmp_path, {
+def test_the_lint_lists_every_problem_of_every_page(tmp_path):
+    found = warnings_of(tmp_path, {
         "labml_nn/paper/a.py": module(r"""
             | $K, V$ | keys, values | `k`, `v` | |
             | $\delta_\cdot$ | gradients | `d_…` | |
@@ -94,29 +88,30 @@ def test_the_check_lists_every_failure_of_every_page(tmp_path):
             | | memory | `memory.mem[l]` | |
         """, "layer = memory = l = None\n"),
     })
-    text = str(error)
-    assert "labml_nn/paper/a.py:6: notation table: $V$ -> `v`: the code never uses the name `v`" in text
-    assert "labml_nn/paper/a.py:7:" in text and "`d_…` is not a Python name or expression" in text
-    assert "labml_nn/paper/b.py:6:" in text and "`compress`" in text
-    assert "labml_nn/paper/b.py:7: notation table: (no symbol) -> `memory.mem[l]`" in text
-    assert "`k`" not in text.replace("`k`, `v`", "")  # k is used
+    assert sorted((p, n, m) for p, n, m in found) == [
+        ("labml_nn/paper/a.py", 6, "notation table: $V$ -> `v`: the code never uses the name `v`"),
+        ("labml_nn/paper/a.py", 7, "notation table: $\\delta_\\cdot$ -> `d_…`: `d_…` is not a Python name or expression"),
+        ("labml_nn/paper/b.py", 6, "notation table: $f_c$ -> `layer.compress`: the code never uses the name `compress`"),
+        ("labml_nn/paper/b.py", 7, "notation table: (no symbol) -> `memory.mem[l]`: the code never uses the name `mem`"),
+    ]
 
 
-def test_names_in_comments_strings_or_prose_do_not_count(tmp_path):
-    error = build_error(tmp_path, {"labml_nn/paper/m.py": module(r"""
-        | $L$ | memory length | `mem_len` | |
-    """, "# mem_len is the memory length\nx = 'mem_len'\n")})
-    assert "`mem_len`" in str(error)
+def test_names_in_comments_strings_or_prose_do_not_count():
+    source = module(r"| $L$ | memory length | `mem_len` | |", "# mem_len is the memory length\nx = 'mem_len'\n")
+    doc = next(p for s in split_source(source).sections for p in s.prose if p.kind == "module")
+    n = read_table(Markdown().md.parse(doc.text), "m.py", doc.text_line)
+    assert [m for _, _, m in lint(n, code_names(source))] == [
+        "notation table: $L$ -> `mem_len`: the code never uses the name `mem_len`"]
+    assert lint(n, code_names(source + "mem_len = 1\n")) == []
 
 
-def test_report_mode_builds_and_returns_every_problem(tmp_path, capsys):
+def test_the_build_command_shows_the_warnings(tmp_path, capsys):
     need_katex()
-    root = fixture_repo(tmp_path / "repo", {"labml_nn/paper/m.py": module(r"""
-        | $L$ | memory length | `mem_len` | |
-    """, "x = 1\n")})
-    stats = build(root, tmp_path / "out", results=False, notation="report")
-    assert [(p, n) for p, n, _ in stats["notation_problems"]] == [("labml_nn/paper/m.py", 6)]
-    assert "mem_len" in capsys.readouterr().err
+    root = fixture_repo(tmp_path / "repo", {"labml_nn/paper/m.py": module("| $L$ | memory length | `mem_len` | |",
+                                                                         "x = 1\n")})
+    assert main(["--root", str(root), "--out", str(tmp_path / "out"), "--no-test-results"]) == 0
+    err = capsys.readouterr().err
+    assert "labml_nn/paper/m.py:6: notation table: $L$ -> `mem_len`: the code never uses the name `mem_len`" in err
 
 
 # -- marking symbols in formulas -----------------------------------------------------------------
@@ -129,19 +124,25 @@ def test_occurrences_are_matched_as_atoms():
         | $W_{k,R}$ | projection | `w` |
     """)
     marked = mark_symbols(r"q_i^\top k_j + x' + \hat{x} + x^2 + \mathbf{m}_{t} + \mathbf{m}_{t-1} + W_{k, R} R", n)
-    found = re.findall(r"\\htmlClass\{nsym nsym-(\d+)\}\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}", marked)
-    assert found == [("0", r"q_i^\top"), ("2", "x'"), ("3", r"\mathbf{m}_{t}"), ("4", "W_{k, R}")]
-    assert mark_symbols(r"\frac{x}{\sqrt{q_i}} e^{-x}", n).count("nsym-") == 3
-    assert mark_symbols(r"\text{x and } x_i", n).count("nsym-") == 0
+    assert MARK.findall(marked) == [("0", r"q_i^\top"), ("2", "x'"), ("3", r"\mathbf{m}_{t}"), ("4", "W_{k, R}")]
+    assert len(MARK.findall(mark_symbols(r"\frac{x}{\sqrt{q_i}} e^{-x}", n))) == 3
+    assert mark_symbols(r"\text{x and } x_i", n) == r"\text{x and } x_i"
     # A script that is a label is no occurrence of a plain symbol; an expression or a distinctive
     # symbol is.
-    assert mark_symbols(r"\gamma_x + n_{xq} + e^{x}", n).count("nsym-") == 0
-    assert mark_symbols(r"\delta_{x'} + \mathbf{m}_{t - x} + y_{q_i}", n).count("nsym-") == 3
+    assert mark_symbols(r"\gamma_x + n_{xq} + e^{x}", n) == r"\gamma_x + n_{xq} + e^{x}"
+    assert len(MARK.findall(mark_symbols(r"\delta_{x'} + \mathbf{m}_{t - x} + y_{q_i}", n))) == 3
+    # A single-token argument gets braces of its own, so the formula still means the same.
+    assert mark_symbols(r"\sqrt x", n) == r"\sqrt {\htmlData{sym=1, vars=x}{x}}"
+
+
+def glyphs(html: str) -> str:
+    """What a typeset formula shows: the text of KaTeX's HTML (its MathML copy left out)."""
+    return parse_html(html).one("span", "katex-html").text()
 
 
 def test_marking_never_changes_what_a_formula_shows():
     """The marked formulas typeset to the same glyphs, in the same order, as the formulas as
-    written (KaTeX only adds the wrapping span)."""
+    written (KaTeX only adds the marking span), and copying one gives the TeX as written."""
     need_katex()
     n = table(r"""
         | $q_i$ | query | `q` |
@@ -152,96 +153,75 @@ def test_marking_never_changes_what_a_formula_shows():
     texes = [r"\mathbf{A}^{rel}_{i,j} = \underbrace{q_i^\top k_j}_{(a)} + \underbrace{q_i^\top W_{k,R} R_{i-j}}_{(b)}",
              r"\tilde{h}^{l-1}_{\tau+1} = [\operatorname{SG}(h^{l-1}_\tau) \circ h^{l-1}_{\tau+1}]",
              r"\begin{aligned} x' &= x + f(x) \\ y &= x'^2 \end{aligned}", r"\sqrt x + \frac12 x"]
-    pairs = [(t, mark_symbols(t, n)) for t in texes]
-    assert all(m != t for t, m in pairs[:3])
-    html = typeset([Formula(t, True, "p.py", 1) for pair in pairs for t in pair])
-
-    def glyphs(tex):
-        visible = html[(tex, True)].split('<span class="katex-html"', 1)[1]
-        return re.sub(r"<[^>]+>", "", visible)
-
-    for tex, marked in pairs:
-        assert glyphs(tex) == glyphs(marked), tex
-
-
-# -- the built page --------------------------------------------------------------------------------
-
-def test_symbols_in_prose_equations_and_table_are_marked(site):
-    html = notation_page(site)
-    intro = html.split('<div class="prose intro">', 1)[1].split("</div>\n", 1)[0]
-    syms = re.findall(r'<span class="enclosing nsym" data-sym="(\d+)" data-vars="([^"]*)" tabindex="(-?\d)"', intro)
-    by_id = {}
-    for sid, vars_, tab in syms:
-        by_id.setdefault(sid, []).append((vars_, tab))
-    # q_i (0), k_j (1), W_o (2), x (3), x' (4), \hat{x} (5): in the equations and in the table
-    assert set(by_id) == {"0", "1", "2", "3", "4", "5"}
-    assert by_id["0"][0] == ("q", "0") and by_id["2"][0][0] == "w_o" and by_id["4"][0][0] == "out"
-    # the first occurrence in a section and every occurrence in the table are tab stops
-    assert all(tab == "0" for _, tab in by_id["0"][:2])
-    # the annotation (what screen readers and TeX copy see) is the TeX as written
-    assert '<annotation encoding="application/x-tex">s = q_i^\\top k_j + \\hat{x} + x\'</annotation>' in html
-    assert "htmlClass" not in html
-
-
-def test_names_in_the_code_column_are_marked_and_only_them(site):
-    html = notation_page(site)
-    source = textwrap.dedent(NOTATION["labml_nn/paper/notation.py"]).lstrip("\n")
-    tokens = [t.string for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.NAME]
-    code = "".join(re.findall(r'<pre class="hl"><code>([\s\S]*?)</code></pre>', html.split('<div class="sections">')[1]))
-    marked = re.findall(r'class="[^"]*\bnvar\b[^"]*" data-var="([^"]+)" data-syms="([^"]*)"', code)
-    for name, syms in [("q", "0"), ("k", "1"), ("x", "3"), ("out", "4"), ("x_hat", "5"), ("w_o", "2"), ("mem", "")]:
-        assert (name, syms) in marked, name
-        assert sum(1 for n, _ in marked if n == name) == tokens.count(name), name
-    assert {n for n, _ in marked} == {"q", "k", "x", "out", "x_hat", "w_o", "mem"}
-
-
-def test_inline_code_of_the_prose_that_is_a_name_is_marked(site):
-    html = notation_page(site)
-    assert '<code class="nvar" data-var="q" data-syms="0">q</code>' in html
-    assert "<code>qq</code>" in html
-    assert re.search(r'<code class="nvar" data-var="q" tabindex="0" data-syms="0">q</code>', html)
-
-
-def test_tab_stops_are_the_first_occurrences(site):
-    """In the code, the first occurrence of each name on the page; in the prose, the first of each
-    symbol in each section."""
-    html = notation_page(site)
-    code = html.split('<div class="sections">')[1]
-    for name in ["q", "x", "x_hat", "w_o"]:
-        stops = re.findall(rf'data-var="{name}" data-syms="[^"]*" tabindex="(-?\d)"', code)
-        assert stops[0] == "0" and set(stops[1:]) == {"-1"} and len(stops) >= 2, name
-    fwd = sections(html)["Layer.forward"]
-    stops = re.findall(r'data-sym="3" data-vars="x" tabindex="(-?\d)"', fwd)
-    assert stops == ["0", "-1"]
+    formulas = []
+    for tex in texes:
+        marked = Formula(tex, True, "p.py", 1)
+        marked.rewrite(mark_symbols(tex, n))
+        formulas += [Formula(tex, True, "p.py", 1), marked]
+    assert all(m.original for m in formulas[1::2]) and all("htmlData" in m.tex for m in formulas[1:6:2])
+    html = Typesetting(formulas).result()
+    for plain, marked in zip(formulas[::2], formulas[1::2]):
+        assert glyphs(html[(plain.tex, True)]) == glyphs(html[(marked.tex, True)]), plain.tex
+        annotation = parse_html(html[(marked.tex, True)]).one("annotation")
+        assert annotation.text() == plain.tex and len(parse_html(html[(marked.tex, True)]).all(data_sym=True)) > 0
 
 
 def test_marking_never_changes_what_the_real_pages_formulas_show():
     """Over every formula of every module of this repository that has a notation table: the
     marked formula typesets to the same glyphs as the formula as written."""
     need_katex()
-    from pathlib import Path
-    from utils.split import split_source
-    repo = Path(__file__).resolve().parents[1]
     md = Markdown()
     pairs, pages = [], 0
-    for path in sorted((repo / "labml_nn").rglob("*.py")):
+    for path in sorted((REPO / "labml_nn").rglob("*.py")):
         module = split_source(path.read_text(encoding="utf-8"), str(path))
         prose = [p for s in module.sections for p in s.prose]
-        parsed = [md.parse(p.text, str(path), p.text_line, set(), None, lambda n, k, line: "1")
-                  for p in prose]
-        notation = next((read_tables(x.tokens, str(path), p.text_line) for x, p in zip(parsed, prose)
+        parsed = [md.parse(p.text, str(path), p.text_line, set()) for p in prose]
+        notation = next((read_table(x.tokens, str(path), p.text_line) for x, p in zip(parsed, prose)
                          if p.kind == "module"), None)
         if notation is None:
             continue
         pages += 1
-        for x in parsed:
-            for f in x.formulas:
-                pairs.append((f.tex, f.display, mark_symbols(f.tex, notation)))
+        pairs += [(f.tex, f.display, mark_symbols(f.tex, notation)) for x in parsed for f in x.formulas]
     assert pages >= 3 and sum(t != m for t, _, m in pairs) >= 50
-    html = typeset([Formula(t, d, "p.py", 1) for t, d, m in pairs] + [Formula(m, d, "p.py", 1) for t, d, m in pairs])
-
-    def glyphs(tex, display):
-        return re.sub(r"<[^>]+>", "", html[(tex, display)].split('<span class="katex-html"', 1)[1])
-
-    changed = [t for t, d, m in pairs if glyphs(t, d) != glyphs(m, d)]
+    html = Typesetting([Formula(t, d, "p.py", 1) for t, d, m in pairs] + [Formula(m, d, "p.py", 1) for t, d, m in pairs]).result()
+    changed = [t for t, d, m in pairs if glyphs(html[(t, d)]) != glyphs(html[(m, d)])]
     assert not changed, changed[:5]
+
+
+# -- the built page --------------------------------------------------------------------------------
+
+def test_symbols_in_prose_equations_and_table_are_marked(site):
+    page = read_page(site, "paper/notation.html")
+    intro = page.one("div", "intro")
+    marks = {}
+    for el in intro.all(data_sym=True):
+        marks.setdefault(el.attrs["data-sym"], set()).add(el.attrs["data-vars"] if "data-vars" in el.attrs else None)
+    # q_i (0), k_j (1), W_o (2), x (3), x' (4), \hat{x} (5): in the equations and in the table
+    assert marks == {"0": {"q"}, "1": {"k"}, "2": {"w_o"}, "3": {"x"}, "4": {"out"}, "5": {"x_hat"}}
+    table = intro.one("table")
+    assert {el.attrs["data-sym"] for el in table.all(data_sym=True)} == set(marks)
+    # copying a formula gives the TeX as written, not the marked TeX
+    assert "s = q_i^\\top k_j + \\hat{x} + x'" in [a.text() for a in page.all("annotation")]
+    assert not any("htmlData" in a.text() for a in page.all("annotation"))
+
+
+def test_names_in_the_code_column_are_marked_and_only_them(site):
+    page = read_page(site, "paper/notation.html")
+    source = textwrap.dedent(NOTATION["labml_nn/paper/notation.py"]).lstrip("\n")
+    tokens = [t.string for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.NAME]
+    code = [el for pre in page.one("div", "sections").all("pre") for el in pre.all(cls="nvar")]
+    marked = [(el.attrs["data-var"], el.attrs["data-syms"]) for el in code]
+    for name, syms in [("q", "0"), ("k", "1"), ("x", "3"), ("out", "4"), ("x_hat", "5"), ("w_o", "2"), ("mem", "")]:
+        assert (name, syms) in marked, name
+        assert sum(1 for n, _ in marked if n == name) == tokens.count(name), name
+    assert {n for n, _ in marked} == {"q", "k", "x", "out", "x_hat", "w_o", "mem"}
+    assert all(el.text() == el.attrs["data-var"] for el in code)
+
+
+def test_inline_code_of_the_prose_that_is_a_name_is_marked(site):
+    page = read_page(site, "paper/notation.html")
+    spans = {el.text(): el for el in page.one("div", "intro").all("code") if not el.ancestor("pre")}
+    assert spans["q"].attrs.get("data-var") == "q" and spans["q"].attrs["data-syms"] == "0"
+    assert "data-var" not in spans["qq"].attrs
+    cell = [el for el in page.one("table").all("code") if el.text() == "memory.mem[0]"]
+    assert cell and cell[0].attrs["data-var"] == "mem" and cell[0].attrs["data-syms"] == ""

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
-from conftest_site import built_fixture_site, fixture_repo, need_katex
+from conftest_site import built_fixture_site, fixture_repo, need_katex, read_page
 from utils.build import build
 from utils.errors import SiteError
 
@@ -70,40 +69,43 @@ def site(tmp_path_factory):
     return built_fixture_site(tmp_path_factory, PAGES)
 
 
-def text_of(html: str) -> str:
-    return re.sub(r"<[^>]+>", "", html)
+def paragraphs(site, name: str) -> list:
+    return read_page(site, name).all("p")
 
 
 def test_placeholders_in_readme_docstrings_and_comments_become_figures(site):
-    home = (site / "index.html").read_text(encoding="utf-8")
-    assert "Training is 1.27× the peer" in home
-    assert "the cache is <strong>36.6× faster</strong>" in home  # inserted as Markdown
-    page = (site / "paper/measured.html").read_text(encoding="utf-8")
-    assert "A step takes 1.24 ms" in page  # a key with a dot: everything after the first dot
-    assert "In comments too: 1.27×." in page
-    assert "The docstring of a function: 1.27×." in page
-    assert 'class="katex"' in page.split("it needs", 1)[1][:400]  # a figure's math is typeset
-    listing = (site / "paper/index.html").read_text(encoding="utf-8")
-    assert "One step takes 1.24 ms." in text_of(listing)  # front-matter summaries are prose too
+    home = {p.text() for p in paragraphs(site, "index.html")}
+    assert any(t.startswith("Training is 1.27× the peer's speed; the cache is 36.6× faster.") for t in home)
+    bold = [s.text() for p in paragraphs(site, "index.html") for s in p.all("strong")]
+    assert bold == ["36.6× faster"]  # inserted as Markdown
+    page = {p.text() for p in paragraphs(site, "paper/measured.html")}
+    assert any(t.startswith("A step takes 1.24 ms; it needs") for t in page)  # a key with a dot
+    assert "In comments too: 1.27×." in page and "The docstring of a function: 1.27×." in page
+    needs = next(p for p in paragraphs(site, "paper/measured.html") if p.text().startswith("A step takes"))
+    assert needs.one("span", "katex").one("annotation").text() == "3 \\times"  # a figure's math is typeset
+    listing = read_page(site, "paper/index.html").one("nav", "listing").text()
+    assert "One step takes 1.24 ms." in listing  # front-matter summaries are prose too
 
 
 def test_code_keeps_its_placeholders(site):
-    home = (site / "index.html").read_text(encoding="utf-8")
-    assert "<code>{report:x.train_vs_peer}</code>" in home
-    page = (site / "paper/measured.html").read_text(encoding="utf-8")
-    code = text_of(page)
-    assert 'speed = "{report:x.train_vs_peer}"' in code  # a fenced block of the prose
-    assert 'LABEL = "{report:x.bold}"' in code  # the code column
+    assert "{report:x.train_vs_peer}" in [c.text() for c in read_page(site, "index.html").all("code")]
+    page = read_page(site, "paper/measured.html")
+    assert 'speed = "{report:x.train_vs_peer}"' in page.one("div", "codeblock").text()  # a fenced block
+    assert 'LABEL = "{report:x.bold}"' in page.one("div", "sections").text()  # the code column
 
 
 def test_a_block_include_shows_the_report_on_the_site(site):
-    home = (site / "index.html").read_text(encoding="utf-8")
-    assert "<!--" not in home and "report: x.md" not in home
-    assert re.search(r"<h3[^>]*>Throughput</h3>", home)
-    assert "<td>8,268</td>" in home
-    assert "Faster by 1.27×." in home  # placeholders inside the report are filled in too
-    assert 'src="static/reports/plot.png"' in home and (site / "static/reports/plot.png").is_file()
-    assert home.index("Throughput") < home.index("Back on the home page")
+    home = read_page(site, "index.html")
+    intro = home.one("div", "intro")
+    assert "report: x.md" not in (site / "index.html").read_text(encoding="utf-8")
+    blocks = [(el.tag, el.text().strip()) for el in intro.children if not isinstance(el, str)]
+    assert [b for b in blocks if b[0] == "h3"] == [("h3", "Throughput")]
+    assert "8,268" in [td.text() for td in intro.all("td")]
+    assert "Faster by 1.27×." in intro.text()  # placeholders inside the report are filled in too
+    assert [img.attrs["src"] for img in intro.all("img")] == ["static/reports/plot.png"]
+    assert (site / "static/reports/plot.png").is_file()
+    order = [b[1][:20] for b in blocks]
+    assert order.index("Throughput") < next(i for i, t in enumerate(order) if t.startswith("Back on the home"))
 
 
 def build_error(tmp_path, extra) -> SiteError:

@@ -1,4 +1,4 @@
-"""Which tests check which page, and how they did in the latest recorded run.
+"""The "Checked by" pass: which tests check which page, and how they did in the latest recorded run.
 
 **Declarations.** A test declares the pages whose claims it checks with a pytest marker, on a test
 function, a test class or a method, or for a whole file with a module-level `pytestmark`:
@@ -33,8 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SiteError
+from .pages import Page, Pass, Site, rel_url
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
+DEFAULT_RESULTS = ".test-results/results.json"  # written by tests/conftest.py
 
 
 @dataclass
@@ -254,3 +256,60 @@ def load_results(path: Path, shown_as: str, root: Path) -> Results | None:
     return Results(path=shown_as, date=data["date"], commit=data.get("commit") or None,
                    dirty=bool(data.get("dirty")), outcomes=outcomes, current_commit=git_commit(root),
                    args=[str(a) for a in args])
+
+
+class CheckedBy(Pass):
+    """Each page ends with the tests that declare it; each test file is a page with an anchor per test.
+
+    `results` is the test results file: None reads `.test-results/results.json` of the repository
+    when it exists, False reads none."""
+
+    def __init__(self, root: Path, results: Path | None | bool = None):
+        super().__init__()
+        path = root / DEFAULT_RESULTS if results is None else results
+        self.results = None
+        if path:
+            path = Path(path)
+            try:
+                shown = path.resolve().relative_to(root.resolve()).as_posix()
+            except ValueError:
+                shown = str(path)
+            self.results = load_results(path, shown, root)
+        self.declarations = Declarations()
+        self.by_page: dict[str, list[TestDef]] = {}
+
+    def read(self, site: Site) -> None:
+        for page in site.pages:
+            if page.kind == "test":
+                self.declarations.read(page.src, "".join(page.module.lines))
+                page.tests = self.declarations.tests[page.src]
+                page.line_ids = {t.line: t.anchor for t in page.tests}
+                page.anchors.update(page.line_ids.values())
+        self.by_page = self.declarations.by_page({p.src for p in site.pages if p.checkable})
+        self.problems += sorted(set(self.declarations.problems))
+
+    def context(self, page: Page, site: Site) -> dict:
+        if page.kind == "test":
+            declared = dict.fromkeys(path for t in page.tests for path, _ in t.pages if path in site.by_src)
+            return {"toc": [{"depth": 3 if t.kind == "method" else 2, "text": t.qualname.rpartition(".")[2],
+                             "anchor": t.anchor, "code": True} for t in page.tests],
+                    "test_checks": [{"title": site.by_src[path].title, "name": path,
+                                     "url": rel_url(site.by_src[path].out, page)} for path in declared]}
+        if not page.checkable:
+            return {}
+        entries = []
+        for test in self.by_page.get(page.src, []):
+            test_page = site.by_src.get(test.file)
+            entries.append({"sentence": sentence(test.qualname), "name": test.qualname, "file": test.file,
+                            "url": rel_url(f"{test_page.out}#{test.anchor}", page) if test_page else None,
+                            "status": self.results.status(test) if self.results else None})
+        run = None
+        if self.results is not None and entries:
+            r = self.results
+            run = {"text": r.describe(), "other": r.same_commit is False, "title": f"{r.date}, commit {r.short}",
+                   "command": " ".join(["pytest"] + r.args) if r.args else None}
+        return {"checked_by": {"entries": entries, "run": run, "results": self.results is not None}}
+
+    def unchecked(self, site: Site) -> list[str]:
+        """The pages no test declares."""
+        return sorted(p.src for p in site.pages if p.checkable and not self.by_page.get(p.src))

@@ -7,6 +7,9 @@ BRANCH = "main"
 # The package whose modules become pages; its folder is the site root.
 PACKAGE = "labml_nn"
 
+# The module whose "Notation" section holds the site's table of symbols (`| symbol | meaning | in code |`).
+SITE_NOTATION = "labml_nn/transformers/__init__.py"
+
 SITE_TITLE = "labml_nn"
 SITE_DESCRIPTION = "Annotated PyTorch implementations of the memory transformers"
 
@@ -22,20 +25,3 @@ NOTEBOOKS = {
 def source_url(repo_path: str) -> str:
     """The repository page of a file, `repo_path` relative to the repository root."""
     return f"{REPO_URL}/blob/{BRANCH}/{repo_path}"
-
-
-def colab_url(notebook: str) -> str:
-    """Colab's URL that opens `notebooks/<notebook>.ipynb` straight from the repository."""
-    owner_repo = REPO_URL.removeprefix("https://github.com/")
-    return f"https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/notebooks/{notebook}.ipynb"
-
-
-def notebook_for(repo_dir: str) -> "str | None":
-    """The notebook of the nearest paper folder at or above `repo_dir`, or None."""
-    parts = repo_dir.strip("/").split("/")
-    while parts and parts != [""]:
-        name = NOTEBOOKS.get("/".join(parts))
-        if name:
-            return name
-        parts.pop()
-    return None

@@ -1,4 +1,8 @@
-"""The one error type of the build: it always names a file and a line."""
+"""The build's one error type: it always names a file and a line."""
+from __future__ import annotations
+
+# One problem of the sources: (repository path, line, message).
+Problem = tuple[str, int, str]
 
 
 class SiteError(Exception):
@@ -9,3 +13,11 @@ class SiteError(Exception):
         self.path = path
         self.line = line
         self.message = message
+
+
+def fail(problems: list[Problem]) -> None:
+    """Raise one SiteError for all `problems` (the first is its path and line), if there are any."""
+    if problems:
+        (path, line, message), rest = problems[0], problems[1:]
+        raise SiteError(path, line, message + "".join(f"\n{p}:{n}: {m}" for p, n, m in rest))
+

@@ -29,10 +29,12 @@ class Typesetting:
     def __init__(self, formulas: list[Formula]):
         check_installed()
         self.formulas = formulas
+        original = {(f.tex, f.display): f.original for f in formulas if f.original}
         self.unique = list(dict.fromkeys((f.tex, f.display) for f in formulas))
         self.proc = None
         if self.unique:
-            payload = json.dumps([{"tex": tex, "display": display} for tex, display in self.unique])
+            payload = json.dumps([{"tex": tex, "display": display, "original": original.get((tex, display))}
+                                  for tex, display in self.unique])
             self.proc = subprocess.Popen(["node", str(SCRIPT)], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                          cwd=UTILS, text=True, encoding="utf-8")
@@ -63,7 +65,3 @@ class Typesetting:
             raise SiteError(where[0].path, where[0].line, "math error\n" + "\n".join(lines))
         return html
 
-
-def typeset(formulas: list[Formula]) -> dict[tuple[str, bool], str]:
-    """Typeset `formulas` and wait for the result (see `Typesetting`)."""
-    return Typesetting(formulas).result()

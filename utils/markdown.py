@@ -5,19 +5,15 @@ formulas, headings, links and plain text; `render` turns it into HTML once `math
 typeset formulas. Math is `$...$` inline and `$$...$$` for display (markdown-it-py's dollar-math
 plugin); a `$` is only math when it hugs its formula (`$x$`, not `$ 5`), is not next to a digit on
 its outer side (`$5 and $10` is money), and is not escaped (`\$`). Code spans keep their dollars.
-
-Two build-time additions, both made on the parsed tokens before anything is rendered or typeset:
-
-* `{report:NAME.KEY}` in the text of prose is replaced by a figure of a benchmark report (the
-  `figure` callback of `parse`, see `utils/reports.py`), parsed as inline Markdown; code spans and
-  code blocks keep the placeholder as written, and one inside math fails the build.
-* a code block (fenced or indented) gets a bar with its language and a copy button
-  (`utils/static/site.js` copies the block's text).
+A code block (fenced or indented) gets a bar with its language and a copy button
+(`utils/static/site.js` copies the block's text). The passes edit the tokens of a block (`edit`)
+before its formulas and links are collected.
 """
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections import namedtuple
 from html import escape
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -25,20 +21,14 @@ from typing import Callable, Optional
 from markdown_it import MarkdownIt
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
-from .errors import SiteError
 from .highlight import highlight_block
 
 PUNCTUATION = re.compile(r"[.,;:!?)\]'’”]*")
 MATH_TYPES = {"math_inline": False, "math_inline_double": True, "math_block": True, "math_block_label": True}
-PLACEHOLDER = re.compile(r"\{report:([A-Za-z0-9_-]+)\.([A-Za-z0-9_.-]+)\}")
-PLACEHOLDER_START = "{report:"
-ANNOTATION = re.compile(r'(<annotation encoding="application/x-tex">)[\s\S]*?(</annotation>)')
 COPY_ICON = ('<svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true"><path fill="currentColor" '
              'd="M5 1.5A1.5 1.5 0 0 1 6.5 0h7A1.5 1.5 0 0 1 15 1.5v9a1.5 1.5 0 0 1-1.5 1.5h-7A1.5 1.5 0 0 1 '
              '5 10.5zm1.5 0v9h7v-9zM2.5 4H4v1.5H2.5v9h7V13H11v1.5A1.5 1.5 0 0 1 9.5 16h-7A1.5 1.5 0 0 1 1 '
              '14.5v-9A1.5 1.5 0 0 1 2.5 4z"/></svg>')
-# A figure lookup: (report name, key, source line) -> the figure's text.
-Figure = Callable[[str, str, int], str]
 
 
 def copy_button(label: str) -> str:
@@ -49,8 +39,7 @@ def copy_button(label: str) -> str:
 
 def code_block_html(body: str, lang: str) -> str:
     """A code block of the prose: a bar with its language and a copy button, then the code."""
-    lang_html = f'<span class="codeblock-lang">{escape(lang)}</span>' if lang else '<span class="codeblock-lang"></span>'
-    return (f'<div class="codeblock"><div class="codeblock-bar">{lang_html}'
+    return (f'<div class="codeblock"><div class="codeblock-bar"><span class="codeblock-lang">{escape(lang)}</span>'
             f'{copy_button("Copy the code")}</div>{body}</div>\n')
 
 
@@ -61,23 +50,27 @@ class Formula:
     path: str
     line: int
     token: object = field(default=None, repr=False, compare=False)  # the markdown-it token
-    original: Optional[str] = None  # the TeX as written, when the build rewrote `tex`
+    original: Optional[str] = None  # the TeX as written, when a pass rewrote `tex`
+
+    def rewrite(self, tex: str) -> None:
+        """Typeset `tex` instead (KaTeX's annotation, which copying reads, keeps the TeX as written)."""
+        if tex != self.tex:
+            self.original = self.original or self.tex
+            self.tex = tex
+            if self.token is not None:
+                self.token.content = tex
 
 
-@dataclass
-class Heading:
-    level: int
-    text: str
-    anchor: str
+Heading = namedtuple("Heading", "level text anchor")
 
 
 @dataclass
 class Parsed:
     tokens: list
     path: str
+    line: int  # the source line of the text's first line
     formulas: list[Formula] = field(default_factory=list)
     headings: list[Heading] = field(default_factory=list)
-    links: list[tuple[str, int]] = field(default_factory=list)  # (href as rendered, source line)
     plain: str = ""
 
 
@@ -105,8 +98,7 @@ class Markdown:
 
     def __init__(self):
         self.md = (
-            MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False,
-                                      "highlight": lambda code, lang, attrs: highlight_block(code, lang)})
+            MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
             .use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True,
                  allow_labels=True)
             .enable("table")
@@ -127,9 +119,6 @@ class Markdown:
     def _math_rule(self, display: bool):
         def rule(renderer, tokens, idx, options, env):
             html = self.math_html[(tokens[idx].content.strip(), display)]
-            original = tokens[idx].meta.get("tex") if tokens[idx].meta else None
-            if original is not None:  # the annotation shows the TeX as written, not as rewritten
-                html = ANNOTATION.sub(lambda m: m.group(1) + escape(original, quote=False) + m.group(2), html, count=1)
             if tokens[idx].type in ("math_block", "math_block_label"):
                 return f'<div class="math-display">{html}</div>\n'
             if display:
@@ -146,15 +135,16 @@ class Markdown:
 
     def parse(self, text: str, path: str, first_line: int, anchors: set[str],
               resolve_link: Callable[[str, int], str] | None = None,
-              figure: Figure | None = None) -> Parsed:
+              edit: Callable[[list], None] | None = None) -> Parsed:
         """Parse prose whose first line is line `first_line` of `path`.
 
-        Headings get ids unique within `anchors` (the page's set, updated here); every link and
-        image address goes through `resolve_link(href, line)`; every `{report:NAME.KEY}` of the
-        text is replaced by `figure(NAME, KEY, line)` (without `figure`, placeholders fail)."""
+        `edit(tokens)` may change the tokens first; then headings get ids unique within `anchors`
+        (the page's set, updated here) and every link and image address goes through
+        `resolve_link(href, line)`."""
         tokens = self.md.parse(text)
-        self._substitute(tokens, path, first_line, figure)
-        parsed = Parsed(tokens=tokens, path=path)
+        if edit is not None:
+            edit(tokens)
+        parsed = Parsed(tokens=tokens, path=path, line=first_line)
         plain = []
         for i, tok in enumerate(tokens):
             line = first_line + (tok.map[0] if tok.map else 0)
@@ -186,65 +176,11 @@ class Markdown:
                     offset += child.content.count("\n")
                 elif child.type in ("link_open", "image") and resolve_link is not None:
                     attr = "href" if child.type == "link_open" else "src"
-                    href = resolve_link(child.attrGet(attr) or "", line + offset)
-                    child.attrSet(attr, href)
-                    parsed.links.append((href, line + offset))
+                    child.attrSet(attr, resolve_link(child.attrGet(attr) or "", line + offset))
                 elif child.type == "text":
                     offset += child.content.count("\n")
         parsed.plain = " ".join(p.strip() for p in plain if p.strip())
         return parsed
-
-    def _substitute(self, tokens, path: str, first_line: int, figure: Figure | None) -> None:
-        """Replace the report placeholders of the text by their figures, as inline Markdown."""
-        def fail(line: int, message: str):
-            raise SiteError(path, line, message)
-
-        for tok in tokens:
-            line = first_line + (tok.map[0] if tok.map else 0)
-            if tok.type in MATH_TYPES and PLACEHOLDER_START in tok.content:
-                fail(line + 1, "a {report:...} placeholder inside math is not replaced: put it in the "
-                               "text next to the formula")
-            if tok.type != "inline" or PLACEHOLDER_START not in tok.content:
-                continue
-            children, offset = [], 0
-            for child in tok.children or []:
-                if child.type in MATH_TYPES and PLACEHOLDER_START in child.content:
-                    fail(line + offset, "a {report:...} placeholder inside math is not replaced: put it "
-                                        "in the text next to the formula")
-                if child.type != "text" or PLACEHOLDER_START not in child.content:
-                    children.append(child)
-                    offset += child.content.count("\n") if child.type != "code_inline" else 0
-                    offset += child.type in ("softbreak", "hardbreak")
-                    continue
-                text, at = child.content, 0
-                while True:
-                    start = text.find(PLACEHOLDER_START, at)
-                    if start < 0:
-                        break
-                    m = PLACEHOLDER.match(text, start)
-                    here = line + offset + text.count("\n", 0, start)
-                    if m is None:
-                        bad = text[start:text.find("}", start) + 1 or len(text)]
-                        fail(here, f"malformed report placeholder {bad!r}: write {{report:NAME.KEY}} with "
-                                   "NAME a file of bench/reports/ (without .json, no dots) and KEY a "
-                                   "key of its \"figures\" (letters, digits, '_', '-', '.')")
-                    if figure is None:
-                        fail(here, f"{m.group(0)}: report figures are not available here")
-                    value = figure(m.group(1), m.group(2), here)
-                    if start > at:
-                        children.append(self._text(child, text[at:start]))
-                    children.extend(self.md.parseInline(value)[0].children or [])
-                    at = m.end()
-                if at < len(text):
-                    children.append(self._text(child, text[at:]))
-                offset += text.count("\n")
-            tok.children = children
-
-    @staticmethod
-    def _text(like, content: str):
-        token = like.copy()
-        token.content = content
-        return token
 
     @staticmethod
     def _walk(children):

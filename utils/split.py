@@ -1,21 +1,17 @@
 r"""Cut a Python module into sections of prose and code, reading it as text.
 
-A section is the unit a reader sees side by side: prose on the left, the code it explains on the
-right. Prose comes from three places, all found with `tokenize` and `ast` (never by regex, never
-by importing the module):
+A section is what a reader sees side by side: prose on the left, the code it explains on the
+right. Prose comes from three places, found with `tokenize` and `ast` (never by importing):
 
 * the module docstring: the page's intro (its front matter, `---\ntitle: ...\n---`, is metadata);
 * a class or function docstring: prose beside its `def`/`class` line;
 * a block of consecutive own-line `#` comments outside any brackets: prose beside the code that
-  follows it. A block directly above a `def`/`class` (or its decorators) joins that definition's
-  section.
+  follows it. A block directly above a `def`/`class` (or its decorators) joins its section.
 
-The invariant, checked by the tests over every real source: each physical line of the file
-belongs to exactly one section, either as a code line (`Section.code`) or as a line moved to
-prose (`Section.moved`), each with its real 1-based line number. Sorting the union of both by
-line number and joining the texts (line endings kept) gives back the file byte for byte
-(`reconstruct`). A docstring is moved to prose only when its lines hold nothing else; otherwise it
-stays code.
+The invariant, checked by the tests over every real source: each line of the file belongs to
+exactly one section, as a code line (`Section.code`) or as a line moved to prose
+(`Section.moved`), with its real 1-based number; `reconstruct` gives the file back byte for byte.
+A docstring is moved to prose only when its lines hold nothing else; otherwise it stays code.
 """
 from __future__ import annotations
 
@@ -25,6 +21,8 @@ import tokenize
 from dataclasses import dataclass, field
 
 from .errors import SiteError
+
+DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 @dataclass
@@ -58,245 +56,152 @@ class Module:
 
 
 def parse_front_matter(text: str) -> tuple[dict[str, str], str]:
-    """Split `---\nkey: value\n---` off the start of `text`.
-
-    The front matter lines become empty lines, so that line `i` of the returned text is still line
-    `i` of the input (error messages keep pointing at the right source line).
-    """
+    """Split `---\nkey: value\n---` off the start of `text`; its lines become empty lines, so that
+    line `i` of the returned text is still line `i` of the input."""
     lines = text.split("\n")
-    first = 0
-    while first < len(lines) and not lines[first].strip():
-        first += 1
-    if first >= len(lines) or lines[first].strip() != "---":
+    first = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
+    if first == len(lines) or lines[first].strip() != "---":
         return {}, text
-    meta: dict[str, str] = {}
-    for close in range(first + 1, len(lines)):
-        if lines[close].strip() == "---":
-            break
-        key, sep, value = lines[close].partition(":")
-        if sep:
-            meta[key.strip()] = value.strip()
-    else:
+    close = next((i for i in range(first + 1, len(lines)) if lines[i].strip() == "---"), None)
+    if close is None:
         return {}, text  # no closing line: not front matter
-    for i in range(first, close + 1):
-        lines[i] = ""
-    return meta, "\n".join(lines)
+    meta = {k.strip(): v.strip() for k, sep, v in (line.partition(":") for line in lines[first + 1:close]) if sep}
+    return meta, "\n".join([""] * (close + 1) + lines[close + 1:])
 
 
-def _dedent_docstring(body: str) -> str:
-    """Remove the common indentation of all lines but the first, keeping every line."""
-    lines = body.split("\n")
-    rest = [line for line in lines[1:] if line.strip()]
+def _docstring(node: ast.AST, kind: str, lines: list[str], strings: dict, path: str) -> Prose | None:
+    """The docstring of `node` as prose, if it is one string literal standing alone on its lines."""
+    body = getattr(node, "body", None)
+    expr = body[0] if body and isinstance(body[0], ast.Expr) else None
+    if expr is None or not (isinstance(expr.value, ast.Constant) and isinstance(expr.value.value, str)):
+        return None
+    first, last = expr.lineno, expr.end_lineno
+    before = lines[first - 1].encode("utf-8")[:expr.col_offset].decode("utf-8")
+    upto = lines[last - 1].encode("utf-8")[:expr.end_col_offset].decode("utf-8")
+    token = strings.get((first, len(before)))
+    if before.strip() or lines[last - 1][len(upto):].strip() or token is None or token.end != (last, len(upto)):
+        return None  # shares its lines with code, or several literals: code
+    literal = token.string
+    prefix = literal[:len(literal) - len(literal.lstrip("rRuU"))]
+    quote = 3 if literal[len(prefix):len(prefix) + 3] in ('"""', "'''") else 1
+    raw = literal[len(prefix) + quote:len(literal) - quote]
+    if "r" not in prefix.lower() and "\\" in raw:
+        raise SiteError(path, first + raw[:raw.index("\\")].count("\n"),
+                        "docstring holds a backslash but is not a raw string: write it as r\"\"\"...\"\"\" "
+                        "so that the text (and its math) is read as written")
+    rest = [line for line in raw.split("\n")[1:] if line.strip()]
     indent = min((len(line) - len(line.lstrip()) for line in rest), default=0)
-    out = [lines[0].strip()] + [line[indent:] if line.strip() else "" for line in lines[1:]]
-    return "\n".join(out)
+    text = "\n".join([raw.split("\n")[0].strip()] + [line[indent:] if line.strip() else ""
+                                                     for line in raw.split("\n")[1:]])
+    return Prose(kind, first, last, text, first)
 
 
-def _comment_text(line: str) -> str:
-    text = line.strip()[1:]
-    return text[1:] if text.startswith(" ") else text
+def _definitions(tree: ast.AST) -> list[tuple[int, str, str, ast.AST]]:
+    """(first line, decorators included, qualified name, kind, node) of every def and class."""
+    out = []
 
-
-class _Splitter:
-    def __init__(self, source: str, path: str):
-        self.source = source
-        self.path = path
-        self.lines = source.splitlines(keepends=True)
-        try:
-            self.tree = ast.parse(source, filename=path)
-            self.tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-        except (SyntaxError, tokenize.TokenError) as e:
-            raise SiteError(path, getattr(e, "lineno", None) or 1, f"cannot parse: {e}") from e
-        self.strings = {tok.start: tok for tok in self.tokens if tok.type == tokenize.STRING}
-
-    def _line_bytes(self, lineno: int) -> bytes:
-        return self.lines[lineno - 1].encode("utf-8")
-
-    # -- docstrings ---------------------------------------------------------------------------
-
-    def docstring(self, node: ast.AST, kind: str) -> Prose | None:
-        """The docstring of `node` as prose, if it stands alone on its lines."""
-        body = getattr(node, "body", None)
-        if not body or not isinstance(body[0], ast.Expr):
-            return None
-        expr = body[0]
-        if not (isinstance(expr.value, ast.Constant) and isinstance(expr.value.value, str)):
-            return None
-        first, last = expr.lineno, expr.end_lineno
-        before = self._line_bytes(first)[: expr.col_offset]
-        after = self._line_bytes(last)[expr.end_col_offset:]
-        if before.strip() or after.strip():
-            return None  # shares its line with code: leave it as code
-        col = len(before.decode("utf-8"))
-        token = self.strings.get((first, col))
-        end_col = len(self._line_bytes(last)[: expr.end_col_offset].decode("utf-8"))
-        if token is None or token.end != (last, end_col):
-            return None  # implicit concatenation of several literals: leave it as code
-        literal = token.string
-        prefix_len = len(literal) - len(literal.lstrip("rRuU"))
-        prefix = literal[:prefix_len]
-        quote = literal[prefix_len: prefix_len + 3] if literal[prefix_len: prefix_len + 3] in ('"""', "'''") else literal[prefix_len]
-        raw_body = literal[prefix_len + len(quote): len(literal) - len(quote)]
-        if "r" not in prefix.lower() and "\\" in raw_body:
-            offset = raw_body[: raw_body.index("\\")].count("\n")
-            raise SiteError(
-                self.path, first + offset,
-                "docstring holds a backslash but is not a raw string: write it as r\"\"\"...\"\"\" "
-                "so that the text (and its math) is read as written")
-        return Prose(kind=kind, start=first, end=last, text=_dedent_docstring(raw_body), text_line=first)
-
-    # -- comments -----------------------------------------------------------------------------
-
-    def comment_lines(self, header_lines: set[int]) -> list[int]:
-        """Line numbers of own-line comments outside brackets and outside def/class headers."""
-        depth = 0
-        found = []
-        for tok in self.tokens:
-            if tok.type == tokenize.OP and tok.string in "([{":
-                depth += 1
-            elif tok.type == tokenize.OP and tok.string in ")]}":
-                depth -= 1
-            elif tok.type == tokenize.COMMENT and depth == 0:
-                row, col = tok.start
-                if tok.line[:col].strip() or row in header_lines:
-                    continue
-                if row == 1 and tok.string.startswith("#!"):
-                    continue  # a shebang is code
-                found.append(row)
-        return found
-
-    def header_colons(self) -> list[tuple[int, int]]:
-        """Positions of the `:` tokens outside brackets (those that end def/class headers)."""
-        depth = 0
-        found = []
-        for tok in self.tokens:
-            if tok.type == tokenize.OP:
-                if tok.string in "([{":
-                    depth += 1
-                elif tok.string in ")]}":
-                    depth -= 1
-                elif tok.string == ":" and depth == 0:
-                    found.append(tok.start)
-        return found
-
-    # -- definitions --------------------------------------------------------------------------
-
-    def definitions(self) -> list[tuple[int, str, str, ast.AST]]:
-        """(first line including decorators, qualified name, kind, node) of every def/class."""
-        out = []
-
-        def visit(node: ast.AST, prefix: str, in_class: bool):
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    name = f"{prefix}{child.name}"
-                    start = min([child.lineno] + [d.lineno for d in child.decorator_list])
-                    if isinstance(child, ast.ClassDef):
-                        kind = "class"
-                    else:
-                        kind = "method" if in_class else "function"
-                    out.append((start, name, kind, child))
-                    visit(child, name + ".", isinstance(child, ast.ClassDef))
-                else:
-                    visit(child, prefix, in_class)
-
-        visit(self.tree, "", False)
-        return sorted(out, key=lambda d: d[0])
-
-    # -- sections -----------------------------------------------------------------------------
-
-    def split(self) -> Module:
-        n = len(self.lines)
-        defs = self.definitions()
-        self.function_names = {name for _, name, kind, _ in defs if kind != "class"}
-        self.body_first = {start: node.body[0].lineno for start, _, _, node in defs}
-        # Comments between a decorator and the end of its def/class line stay code.
-        colons = self.header_colons()
-        header_lines: set[int] = set()
-        for start, _, _, node in defs:
-            colon_line = next((row for row, col in colons if (row, col) > (node.lineno, node.col_offset)),
-                              node.lineno)
-            header_lines.update(range(start, colon_line + 1))
-
-        prose: list[Prose] = []
-        front_matter: dict[str, str] = {}
-        module_doc = self.docstring(self.tree, "module")
-        if module_doc is not None:
-            front_matter, module_doc.text = parse_front_matter(module_doc.text)
-            prose.append(module_doc)
-        for _, _, _, node in defs:
-            doc = self.docstring(node, "docstring")
-            if doc is not None:
-                prose.append(doc)
-
-        # Consecutive own-line comment lines form a block.
-        blocks: list[list[int]] = []
-        for row in self.comment_lines(header_lines):
-            if blocks and blocks[-1][-1] == row - 1:
-                blocks[-1].append(row)
+    def visit(node: ast.AST, prefix: str, in_class: bool):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, DEFINITIONS):
+                kind = "class" if isinstance(child, ast.ClassDef) else "method" if in_class else "function"
+                start = min([child.lineno] + [d.lineno for d in child.decorator_list])
+                out.append((start, prefix + child.name, kind, child))
+                visit(child, prefix + child.name + ".", kind == "class")
             else:
-                blocks.append([row])
-        for rows in blocks:
-            text = "\n".join(_comment_text(self.lines[r - 1]) for r in rows)
-            prose.append(Prose(kind="comment", start=rows[0], end=rows[-1], text=text, text_line=rows[0]))
+                visit(child, prefix, in_class)
 
-        # Where sections begin, and what each one defines.
-        starts: dict[int, tuple[str, str] | None] = {1: None}
-        def_at = {start: (name, kind) for start, name, kind, _ in reversed(defs)}  # outermost wins
-        attached: set[int] = set()
-        for p in prose:
-            if p.kind == "comment":
-                target = def_at.get(p.end + 1)
-                starts[p.start] = target
-                if target is not None:
-                    attached.add(p.end + 1)
-            elif p.kind == "module":
-                starts[p.start] = None
-                if p.end + 1 <= n:
-                    starts.setdefault(p.end + 1, None)
-        for start, (name, kind) in def_at.items():
-            if start in attached:
-                continue
-            # A function nested in a function is part of its parent's reading unless it has
-            # prose of its own; its name is still found by search.
-            if kind == "function" and "." in name and name.rpartition(".")[0] in self.function_names:
-                has_docstring = any(p.start == self.body_first[start] for p in prose)
-                if not has_docstring:
-                    continue
-            starts[start] = (name, kind)
+    visit(tree, "", False)
+    return sorted(out, key=lambda d: d[0])
 
-        boundaries = sorted(b for b in starts if b <= max(n, 1))
-        prose_at = {p.start: p for p in prose}
-        moved_lines = {row for p in prose for row in range(p.start, p.end + 1)}
-        used_anchors: dict[str, int] = {}
-        sections: list[Section] = []
-        for i, begin in enumerate(boundaries):
-            end = boundaries[i + 1] - 1 if i + 1 < len(boundaries) else n
-            section = Section()
-            target = starts[begin]
-            if target is not None:
-                name, section.kind = target
-                count = used_anchors.get(name, 0) + 1
-                used_anchors[name] = count
-                section.anchor = name if count == 1 else f"{name}-{count}"
-            for row in range(begin, end + 1):
-                line = self.lines[row - 1]
-                if row in prose_at:
-                    section.prose.append(prose_at[row])
-                    section.intro = section.intro or prose_at[row].kind == "module"
-                (section.moved if row in moved_lines else section.code).append((row, line))
-            section.names = [name for start, name, _, _ in defs if begin <= start <= end]
-            if section.code or section.moved:
-                sections.append(section)
-        return Module(path=self.path, lines=self.lines, front_matter=front_matter, sections=sections)
+
+def _comment_rows(tokens: list, defs: list) -> list[int]:
+    """The lines of own-line comments outside brackets and outside def/class headers (from the
+    first decorator to the `:` that ends the header: those stay code), a shebang aside."""
+    depth, colons, comments = 0, [], []
+    for tok in tokens:
+        if tok.type == tokenize.OP:
+            depth += (tok.string in "([{") - (tok.string in ")]}")
+            if tok.string == ":" and depth == 0:
+                colons.append(tok.start)
+        elif tok.type == tokenize.COMMENT and depth == 0 and not tok.line[:tok.start[1]].strip():
+            if not (tok.start[0] == 1 and tok.string.startswith("#!")):
+                comments.append(tok.start[0])
+    headers = set()
+    for start, _, _, node in defs:
+        end = next((row for row, col in colons if (row, col) > (node.lineno, node.col_offset)), node.lineno)
+        headers.update(range(start, end + 1))
+    return [row for row in comments if row not in headers]
 
 
 def split_source(source: str, path: str = "<string>") -> Module:
     """Split one module's text into sections (see the module docstring for the invariant)."""
-    return _Splitter(source, path).split()
+    lines = source.splitlines(keepends=True)
+    try:
+        tree = ast.parse(source, filename=path)
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (SyntaxError, tokenize.TokenError) as e:
+        raise SiteError(path, getattr(e, "lineno", None) or 1, f"cannot parse: {e}") from e
+    strings = {tok.start: tok for tok in tokens if tok.type == tokenize.STRING}
+    defs = _definitions(tree)
+
+    prose, front_matter = [], {}
+    module_doc = _docstring(tree, "module", lines, strings, path)
+    if module_doc is not None:
+        front_matter, module_doc.text = parse_front_matter(module_doc.text)
+        prose.append(module_doc)
+    prose += [d for _, _, _, node in defs if (d := _docstring(node, "docstring", lines, strings, path))]
+    blocks: list[list[int]] = []  # consecutive own-line comments form a block
+    for row in _comment_rows(tokens, defs):
+        if blocks and blocks[-1][-1] == row - 1:
+            blocks[-1].append(row)
+        else:
+            blocks.append([row])
+    for rows in blocks:
+        text = "\n".join(lines[r - 1].strip()[1:].removeprefix(" ") for r in rows)
+        prose.append(Prose("comment", rows[0], rows[-1], text, rows[0]))
+
+    # Where sections begin, and what each one defines.
+    starts: dict[int, tuple[str, str] | None] = {1: None}
+    def_at = {start: (name, kind) for start, name, kind, _ in reversed(defs)}  # the outermost wins
+    functions = {name for _, name, kind, _ in defs if kind != "class"}
+    body_first = {start: node.body[0].lineno for start, _, _, node in defs}
+    for p in prose:
+        if p.kind == "comment":
+            starts[p.start] = def_at.get(p.end + 1)  # a comment above a definition joins it
+        elif p.kind == "module":
+            starts[p.start] = None
+            if p.end < len(lines):
+                starts.setdefault(p.end + 1, None)
+    for start, (name, kind) in def_at.items():
+        attached = any(p.kind == "comment" and p.end + 1 == start for p in prose)
+        # A function nested in a function is part of its parent's reading unless it has prose of
+        # its own (its name is still found by search).
+        nested = kind == "function" and name.rpartition(".")[0] in functions
+        if not attached and (not nested or any(p.start == body_first[start] for p in prose)):
+            starts[start] = (name, kind)
+
+    boundaries = sorted(b for b in starts if b <= max(len(lines), 1))
+    prose_at = {p.start: p for p in prose}
+    moved = {row for p in prose for row in range(p.start, p.end + 1)}
+    used: dict[str, int] = {}
+    sections = []
+    for begin, end in zip(boundaries, [b - 1 for b in boundaries[1:]] + [len(lines)]):
+        section = Section()
+        if starts[begin] is not None:
+            name, section.kind = starts[begin]
+            used[name] = used.get(name, 0) + 1
+            section.anchor = name if used[name] == 1 else f"{name}-{used[name]}"
+        for row in range(begin, end + 1):
+            if row in prose_at:
+                section.prose.append(prose_at[row])
+                section.intro = section.intro or prose_at[row].kind == "module"
+            (section.moved if row in moved else section.code).append((row, lines[row - 1]))
+        section.names = [name for start, name, _, _ in defs if begin <= start <= end]
+        if section.code or section.moved:
+            sections.append(section)
+    return Module(path, lines, front_matter, sections)
 
 
 def reconstruct(module: Module) -> str:
     """Join every code line and every moved line of every section in line order."""
-    rows = [item for s in module.sections for item in s.code + s.moved]
-    rows.sort(key=lambda item: item[0])
-    return "".join(text for _, text in rows)
+    return "".join(text for _, text in sorted(item for s in module.sections for item in s.code + s.moved))

@@ -17,19 +17,16 @@ A directory, `checkpoint-00001500/`, holding
   arguments, class name, vocabulary; weights), so a checkpoint is also a model directory that
   `from_pretrained` and [`sample`](sample.html) read directly;
 * `trainer.pt`: everything else the next step depends on (optimiser moments, the step, the stream
-  position, the memory and the random-number states; see the [trainer](trainer.html)) as tensors
-  and plain Python data: lists, dictionaries, numbers and strings.
+  position, the memory, the random-number states, the loss curve; see [the run](run.html#resuming-exactly))
+  as tensors and plain Python data: lists, dictionaries, numbers and strings.
 
-**Why not one pickle, as before.** Checkpoints used to be one `torch.save` of a dictionary that held
-the memory's own Python types and numpy's random state, and so had to be read with
-`torch.load(..., weights_only=False)`, which unpickles anything: a file named `checkpoint-00000010.pt`
-whose pickle holds an object with `__reduce__` returning `(os.system, ("...",))` ran that command as
-soon as `--resume` or `sample` opened it. And the file named its model as an import path,
-`"module:Class"`, which the loader imported and called with the file's keyword arguments, so even a
-file of plain data could run a command (`"os:system"`). Now nothing in a checkpoint is trusted to name
-code: weights are safetensors (bytes and shapes), `trainer.pt` is read with `weights_only=True`,
-which refuses every type but tensors and plain data, and the model's class is looked up by name in a
-fixed table. A file in the old format is refused with a message, never loaded.
+**Why not one pickle.** The simplest checkpoint is one `torch.save` of a dictionary, read back with
+`torch.load(..., weights_only=False)`, which unpickles anything: a file whose pickle holds an object
+with `__reduce__` returning `(os.system, ("...",))` runs that command as soon as `--resume` or `sample`
+opens it. So nothing in a checkpoint is trusted to name code: the weights are safetensors (bytes and
+shapes), `trainer.pt` is read with `weights_only=True`, which refuses every type but tensors and plain
+data, and the model's class is looked up by name in the [fixed table](../transformers/hub.html) of
+the package's models.
 
 ## Written atomically
 
@@ -48,7 +45,7 @@ A checkpoint can still be damaged after it was written (a full disk, a copy cut 
 tries the newest checkpoint and, if any of its files cannot be read, says so in one line and tries
 the one before: a run resumes from the newest checkpoint that is whole.
 
-A run directory belongs to one run at a time. The trainer holds an exclusive lock on its `.lock`
+A run directory belongs to one run at a time. A run holds an exclusive lock on its `.lock`
 file while it runs (an `flock`, which the operating system releases if the process dies), so a second
 run started in the same directory stops at once with a message instead of deleting the first run's
 files. And a new run (without `--resume`) in a directory that already holds checkpoints stops
@@ -68,13 +65,17 @@ import safetensors.torch
 import torch
 from torch import nn
 
+try:
+    import fcntl  # the run lock; not on every operating system
+except ImportError:
+    fcntl = None
+
+from labml_nn.experiments.data import Vocabulary
 from labml_nn.transformers.hub import WEIGHTS_FILE, ModelFileError, model_class, read_config
 
 TRAINER_FILE = "trainer.pt"
 # Zero-padded step numbers keep the names in step order when listed.
 _NAME = re.compile(r"^checkpoint-(\d+)$")
-# The old format: one pickle per checkpoint. Recognised only to be refused.
-_LEGACY = re.compile(r"^checkpoint-(\d+)\.pt$")
 _TEMPORARY = ".checkpoint-"
 
 
@@ -86,35 +87,19 @@ def checkpoint_path(directory: Path, step: int) -> Path:
     return Path(directory) / f"checkpoint-{step:08d}"
 
 
-def _numbered(directory: Path, pattern: re.Pattern, want_dir: bool) -> List[Path]:
+def list_checkpoints(directory: Path) -> List[Path]:
+    """Checkpoint directories in `directory`, oldest first."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir()
-             if (m := pattern.match(p.name)) and p.is_dir() == want_dir]
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name)) and p.is_dir()]
     return [p for _, p in sorted(found)]
-
-
-def list_checkpoints(directory: Path) -> List[Path]:
-    """Checkpoint directories in `directory`, oldest first."""
-    return _numbered(directory, _NAME, want_dir=True)
-
-
-def legacy_checkpoints(directory: Path) -> List[Path]:
-    """Files of the old, unsafe format (`checkpoint-N.pt`) in `directory`."""
-    return _numbered(directory, _LEGACY, want_dir=False)
 
 
 def latest_checkpoint(directory: Path) -> Optional[Path]:
     """The newest checkpoint directory (readable or not), or `None`."""
     found = list_checkpoints(directory)
     return found[-1] if found else None
-
-
-def legacy_message(path: Path) -> str:
-    return (f"{path} is a checkpoint in the old format: a pickle, which can run code when it is loaded, so it "
-            f"is not loaded. This version writes checkpoint directories (config.json, model.safetensors, "
-            f"trainer.pt); train again, or load the old file yourself only if you trust where it came from")
 
 
 # ## Saving
@@ -130,7 +115,7 @@ def _fsync(path: Path) -> None:
 
 
 def save_checkpoint(directory: Path, step: int, model: nn.Module, trainer_state: Dict[str, Any],
-                    vocab: Optional[str] = None, vocab_bytes: bool = False, keep: int = 3) -> Path:
+                    vocab: Optional[Vocabulary] = None, keep: int = 3) -> Path:
     r"""
     Write the checkpoint of `step`, atomically: the model file (`model.save_pretrained`, with the
     vocabulary) and `trainer_state`, which must be tensors and plain data (`torch.load` with
@@ -142,7 +127,7 @@ def save_checkpoint(directory: Path, step: int, model: nn.Module, trainer_state:
     # The temporary directory's name never matches `_NAME`.
     tmp = Path(tempfile.mkdtemp(prefix=f"{_TEMPORARY}{step:08d}-", suffix=".tmp", dir=directory))
     try:
-        model.save_pretrained(tmp, vocab=vocab, vocab_bytes=vocab_bytes)
+        model.save_pretrained(tmp, **(vocab.to_config() if vocab is not None else {}))
         with open(tmp / TRAINER_FILE, "wb") as f:
             torch.save(trainer_state, f)
         for file in tmp.iterdir():
@@ -193,8 +178,6 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> Checkpoint:
     `torch.load(..., weights_only=True)`. Any problem is a `CheckpointError` naming the file.
     """
     path = Path(path)
-    if path.is_file() and _LEGACY.match(path.name):
-        raise CheckpointError(legacy_message(path))
     if not path.is_dir():
         raise CheckpointError(f"{path} is not a checkpoint directory")
     try:
@@ -224,9 +207,6 @@ def newest_readable(directory: Path, report: Callable[[str], None], map_location
     """
     found = list_checkpoints(directory)
     if not found:
-        legacy = legacy_checkpoints(directory)
-        if legacy:
-            raise CheckpointError(legacy_message(legacy[-1]))
         raise CheckpointError(f"there is no checkpoint in {directory}")
     skipped: List[Tuple[Path, str]] = []
     for path in reversed(found):
@@ -257,9 +237,7 @@ class RunLock:
         self.fd: Optional[int] = None
 
     def acquire(self) -> "RunLock":
-        try:
-            import fcntl
-        except ImportError:
+        if fcntl is None:
             return self
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / ".lock"
@@ -283,13 +261,10 @@ class RunLock:
 
 
 def clear_run(directory: Path) -> List[Path]:
-    """Delete the checkpoints (of both formats) in `directory`, for `--overwrite`; returns what was deleted."""
-    gone = list_checkpoints(directory) + legacy_checkpoints(directory)
+    """Delete the checkpoints in `directory`, for `--overwrite`; returns what was deleted."""
+    gone = list_checkpoints(directory)
     for path in gone:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+        shutil.rmtree(path)
     return gone
 
 

@@ -35,7 +35,7 @@ error: --temperature 0.0: expected a finite number > 0
 ```
 
 and exit code 2. Every float must be finite, whatever its check. What depends on the data (the
-prompt's characters against the vocabulary) is checked by the trainer as soon as the text is read,
+prompt's characters against the vocabulary) is checked by [the run](run.html) as soon as the data is read,
 still before the first step.
 """
 

@@ -37,9 +37,9 @@ import torch
 from labml_nn.experiments.checkpoint import CheckpointError, load_checkpoint
 from labml_nn.experiments.config import DTYPES, UsageError, at_least, check_option, device_check
 from labml_nn.experiments.corpora import DATASETS, load_dataset
-from labml_nn.experiments.data import DataError, StreamBatcher
+from labml_nn.experiments.data import DataError
 from labml_nn.experiments.sample import add_checkpoint_option, load_model, model_directory
-from labml_nn.experiments.trainer import bits_per_character
+from labml_nn.experiments.trainer import evaluate_streams
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
@@ -93,7 +93,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     mem_len = args.mem_len or run.get("eval_mem_len") or None
     cmem_len = args.cmem_len if args.cmem_len >= 0 else (run.get("eval_cmem_len") or None)
     clamp_len = args.clamp_len if args.clamp_len >= 0 else (run.get("clamp_len") or None)
-    batches = StreamBatcher(part, args.batch_size)
+    batches = data.streams(args.split, args.batch_size)
     device = torch.device(args.device)
     autocast = lambda: torch.autocast(device.type, dtype=DTYPES[args.dtype], enabled=args.dtype != "float32")
     # Only the lengths given, and only those the model has.
@@ -102,10 +102,11 @@ def evaluate(args: argparse.Namespace) -> dict:
         raise UsageError(f"--cmem-len: a {type(model).__name__} has no compressed memory")
     with model.evaluation_memory(clamp_len=clamp_len or None, **lengths):
         windows = batches.num_windows(seq_len, tail=True)
-        bpc = bits_per_character(model, batches, seq_len, windows, device, autocast, tail=True)
+        metrics = evaluate_streams(model, batches, seq_len, windows, device, autocast, tail=True)
         used_mem = model.mem_len
-    return dict(checkpoint=str(directory), dataset=dataset, split=args.split, bpc=bpc,
-                characters=batches.stream_len * args.batch_size, seq_len=seq_len, mem_len=used_mem,
+    return dict(checkpoint=str(directory), dataset=dataset, split=args.split, bpc=metrics.bits,
+                accuracy=metrics.accuracy, characters=batches.stream_len * args.batch_size, seq_len=seq_len,
+                mem_len=used_mem,
                 clamp_len=clamp_len, batch_size=args.batch_size, dtype=args.dtype)
 
 

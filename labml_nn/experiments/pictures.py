@@ -29,36 +29,13 @@ import torch
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from torch import nn
 
+from labml_nn.experiments.run import Run
+from labml_nn.experiments.trainer import train
+
 DPI = 100
 
 
 # ## Training a small model with the project's experiment code
-
-def recording(trainer_class: type) -> type:
-    """
-    A subclass of the experiment's trainer that also keeps every number it reports, as
-    `trainer.reported`: a list of `(step, {name: value})`. Training itself is unchanged. (The trainer's own
-    `history` is the loss curve its checkpoint keeps.)
-    """
-    class Recording(trainer_class):
-        def __init__(self, *args: Any, **kwargs: Any):
-            self.reported: List[Tuple[int, Dict[str, float]]] = []
-            super().__init__(*args, **kwargs)
-
-        def report(self, values: Dict[str, float]) -> None:
-            self.reported.append((self.step, dict(values)))
-            super().report(values)
-
-        def run(self) -> dict:
-            summary = super().run()
-            # The final validation is not reported through `report`; keep it with the others.
-            if self.valid_bpc is not None:
-                self.reported.append((self.step, {"bpc.valid": self.valid_bpc}))
-            return summary
-
-    Recording.__name__ = f"Recording{trainer_class.__name__}"
-    return Recording
-
 
 def small_config(config_class: type, **overrides: Any) -> Any:
     """The experiment's configuration made small enough for a CPU minute, with no files left behind."""
@@ -72,42 +49,35 @@ def small_config(config_class: type, **overrides: Any) -> Any:
     return config_class(**{k: v for k, v in settings.items() if k in names})
 
 
-def train_small(paper: str, **overrides: Any) -> Any:
+def train_small(paper: str, **overrides: Any) -> Run:
     """
     Train the paper's experiment (`labml_nn.transformers.<paper>.experiment`) in a small configuration;
-    returns the trainer, whose `module`, `vocab` and `reported` the pictures use.
+    returns the finished run, whose `module`, `vocab`, `valid_batches` and `state.history` the pictures use.
     """
     import importlib
-    from labml_nn.experiments.trainer import Trainer
-    experiment = importlib.import_module(f"labml_nn.transformers.{paper}.experiment")
-    trainer_class = next((v for v in vars(experiment).values()
-                          if isinstance(v, type) and issubclass(v, Trainer) and v is not Trainer), Trainer)
-    model_class = {"xl": "TransformerXL", "compressive": "CompressiveTransformer",
-                   "feedback": "FeedbackTransformer"}[paper]
-    model_class = getattr(importlib.import_module(f"labml_nn.transformers.{paper}"), model_class)
-    trainer = recording(trainer_class)(small_config(experiment.Config, **overrides), model_class,
-                                       experiment.model_kwargs)
-    trainer.run()
-    return trainer
+    experiment = importlib.import_module(f"labml_nn.transformers.{paper}.experiment").EXPERIMENT
+    with Run(small_config(experiment.config_class, **overrides), experiment) as run:
+        train(run)
+    return run
 
 
-def text_segments(trainer: Any, n_segments: int, batch_size: int = 8) -> List[torch.Tensor]:
-    """`n_segments` consecutive segments `[batch_size, seq_len]` of validation text."""
-    seq_len = trainer.config.seq_len
-    windows = trainer.valid_batches.windows(seq_len)
+def text_segments(run: Run, n_segments: int, batch_size: int = 8) -> List[torch.Tensor]:
+    """`n_segments` consecutive segments `[batch_size, seq_len]` of a run's validation text."""
+    seq_len = run.config.seq_len
+    windows = run.valid_batches.windows(seq_len)
     return [next(windows)[0][:batch_size] for _ in range(n_segments)]
 
 
-def plot_losses(history: List[Tuple[int, Dict[str, float]]], title: str = "") -> plt.Figure:
-    """Training loss (smoothed) and validation bits per character against the step."""
+def plot_losses(history: Dict[str, Any], title: str = "") -> plt.Figure:
+    """Training loss (smoothed) and validation bits per character against the step, from a run's history
+    (`run.state.history`, which checkpoints keep too)."""
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=DPI)
-    steps = [s for s, v in history if "loss.train" in v]
-    loss = np.array([v["loss.train"] / math.log(2) for s, v in history if "loss.train" in v])
+    loss = np.array(history["train"].get("loss.train", [])) / math.log(2)
     if len(loss):
         k = max(1, len(loss) // 30)
         smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
-        ax.plot(steps[:len(smooth)], smooth, label="train (bits per character)")
-    valid = [(s, v["bpc.valid"]) for s, v in history if "bpc.valid" in v]
+        ax.plot(np.arange(1, len(smooth) + 1), smooth, label="train (bits per character)")
+    valid = [(v["step"], v["bpc"]) for v in history["valid"]]
     if valid:
         ax.plot(*zip(*valid), marker="o", label="validation")
     ax.set_xlabel("step")

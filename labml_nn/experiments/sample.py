@@ -19,7 +19,7 @@ same model again and generate; this script imports no experiment. The class name
 the package's fixed table of models, so a file can name one of the three models and nothing else,
 and nothing is unpickled: loading a file someone sent you cannot run their code.
 
-Every option is checked first: a `--prompt` with characters outside the model's vocabulary, a
+Every option is checked first: a `--prompt` with characters (or words) outside the model's vocabulary, a
 `--temperature` that is not positive, a negative `--length` or a `--device` this torch cannot use is
 one line, `error: ...`, and exit code 2.
 """
@@ -45,9 +45,7 @@ def model_directory(path: str, report=print) -> Path:
         return directory
     if directory.is_file():
         raise DataError(f"{directory} is a file: pass a run directory, a checkpoint directory or a model directory "
-                        f"(config.json + model.safetensors)"
-                        + (". It looks like a checkpoint of the old, unsafe format, which is not loaded."
-                           if directory.suffix == ".pt" else ""))
+                        f"(config.json + model.safetensors)")
     if not directory.is_dir():
         raise DataError(f"No checkpoint or model directory at {directory}.")
     try:
@@ -64,18 +62,30 @@ def load_model(path: str, device: str = "cpu") -> Tuple[nn.Module, Vocabulary]:
         if "vocab" not in config:
             raise DataError(f"{directory / CONFIG_FILE} has no vocabulary: sampling text needs a model trained by an "
                             f"experiment, or saved with save_pretrained(directory, vocab=...)")
-        vocab = Vocabulary.from_state(config["vocab"], config.get("vocab_bytes", False))
+        try:
+            vocab = Vocabulary.from_config(config)
+        except (TypeError, ValueError) as error:
+            raise DataError(f"{directory / CONFIG_FILE}: the vocabulary is not usable ({error})") from None
         model = load_pretrained(directory, device)
     except ModelFileError as error:
         raise DataError(str(error)) from None
     return model, vocab
 
 
+def prompt_ids(vocab: Vocabulary, prompt: str) -> torch.Tensor:
+    """The ids of `prompt`, `[n]`, never empty: a model needs at least one token to continue."""
+    ids = vocab.encode(prompt)
+    if len(ids) == 0:
+        ids = vocab.encode("\n") if "\n" in vocab.stoi else torch.zeros(1, dtype=torch.long)
+    return ids
+
+
 @torch.no_grad()
 def sample(model: nn.Module, vocab: Vocabulary, prompt: str, length: int,
            temperature: float = 1.0, top_k: Optional[int] = None) -> str:
-    """The prompt followed by `length` sampled characters."""
-    ids = vocab.encode(prompt or "\n")[None, :].to(next(model.parameters()).device)
+    """The prompt followed by `length` sampled tokens (an empty prompt: a character model starts from a new
+    line, a word model from its first token)."""
+    ids = prompt_ids(vocab, prompt)[None, :].to(next(model.parameters()).device)
     out = model.generate(ids, length, temperature=temperature, top_k=top_k)
     return vocab.decode(out[0].tolist())
 
@@ -92,9 +102,9 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_checkpoint_option(parser)
     parser.add_argument("--prompt", default="ROMEO:", help="the text to continue")
-    parser.add_argument("--length", type=int, default=200, help="characters to generate")
+    parser.add_argument("--length", type=int, default=200, help="tokens (characters, for a character model) to generate")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
-    parser.add_argument("--top-k", type=int, default=0, help="sample only among the k likeliest characters (0: all)")
+    parser.add_argument("--top-k", type=int, default=0, help="sample only among the k likeliest tokens (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--device", default="cpu", help="device to run on: cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
@@ -107,7 +117,8 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
         model, vocab = load_model(args.checkpoint, args.device)
         unknown = vocab.unknown(args.prompt)
         if unknown:
-            raise UsageError(f"--prompt {args.prompt!r}: the characters {unknown!r} are not in the model's vocabulary")
+            raise UsageError(f"--prompt {args.prompt!r}: the {vocab.unit}s {unknown!r} are not in the model's "
+                             f"vocabulary")
         text = sample(model, vocab, args.prompt, args.length, args.temperature, args.top_k or None)
     except (DataError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -9,7 +9,7 @@ summary: save_pretrained / from_pretrained for the three models: the constructor
 A trained model is shared as a directory of two files:
 
 * `config.json`: the arguments of the model's constructor, the model's class name, the version of
-  this package that wrote it, and (for the character models the experiments train) the vocabulary;
+  this package that wrote it, and (for the models the experiments train) the vocabulary;
 * `model.safetensors`: the weights, in the [safetensors](https://github.com/huggingface/safetensors)
   format: a JSON header that names each tensor's dtype, shape and byte range, then the raw bytes.
 
@@ -22,31 +22,48 @@ model = TransformerXL.from_pretrained("user/my-xl")   # from the Hugging Face Hu
 model.push_to_hub("user/my-xl")
 ```
 
-**Why not `torch.save` of the module or its state?** A `.pt` file is a pickle. Unpickling runs
-whatever the file says: an object's `__reduce__` may name any function, `os.system` included, with
-any argument, and `torch.load(..., weights_only=False)` calls it. Loading a model someone sent you
-would then be running their program. Reading *plain data* does not make it safe either, if the data is
-then trusted to name code: a file that says `"model_class": "os:system"` and
-`"model_kwargs": {"command": ...}` runs a command the moment a loader imports the class it names and
-calls it. Both happened in this project's earlier checkpoint format. So:
-
-1. the weights are tensors in safetensors, which has no code path at all, only bytes and shapes;
-2. the configuration is JSON, read as data;
-3. the class comes from a fixed table of this package's models, `MODELS`, looked up by
-   name; a name that is not in it is an error, never an import.
-
 The interface is that of the Hugging Face Hub client's `PyTorchModelHubMixin` (`huggingface_hub`),
 which every model here inherits through [`Pretrained`](#Pretrained): it records the constructor's
 arguments when the model is made and writes them to `config.json`, and it fetches a directory from
 the Hub when `from_pretrained` is given a repository name instead of a local path. What this page
 adds is the class check, strict loading (a missing or unexpected weight is an error, not a warning)
 and the extra fields of `config.json`.
+
+## Loading a file must not run it
+
+A model file comes from someone else, so reading it must not be running their program. Two ways a
+format can fail this:
+
+* **A pickle.** `torch.save` writes a pickle, and unpickling runs whatever the file says: an object's
+  `__reduce__` may name any function, `os.system` included, with any argument, and
+  `torch.load(..., weights_only=False)` calls it.
+* **Plain data trusted to name code.** A file that says `"model_class": "os:system"` and
+  `"model_kwargs": {"command": ...}` runs a command the moment a loader imports the class it names and
+  calls it with the file's arguments, though every byte of the file is plain data.
+
+So:
+
+1. the weights are tensors in safetensors, which has no code path at all, only bytes and shapes;
+2. the configuration is JSON, read as data;
+3. the class comes from a fixed table of this package's models, `MODELS`, looked up by
+   name; a name that is not in it is an error, never an import.
+
+## The vocabulary
+
+A model's token ids mean nothing without the tokens they stand for, so a model trained by the
+[experiments](../experiments/index.html) carries its vocabulary in `config.json`:
+
+| field | what it holds |
+|---|---|
+| `vocab` | the tokens, id $i$ the $i$-th: a string of characters (`"\n !&',-.:;?ABC..."`) or a list of words (`["x", "=", ";", "print", ...]`) |
+| `vocab_separator` | what decoding puts between tokens: absent (`""`) for characters, `" "` for words |
+| `vocab_bytes` | `true` when each character stands for one byte (enwik8, text8): text is UTF-8 encoded first |
 """
 
 import importlib
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional, Type, Union
+from typing import Any, Dict, Optional, Sequence, Type, Union
 
 import safetensors.torch
 from huggingface_hub import PyTorchModelHubMixin
@@ -112,6 +129,29 @@ def load_weights(model: nn.Module, path: Union[str, Path], device: Any = "cpu") 
                              f"missing {sorted(missing)}, unexpected {sorted(unexpected)}")
 
 
+def vocabulary_fields(vocab: Union[str, Sequence[str]], separator: str = "", byte_level: bool = False,
+                      num_tokens: Optional[int] = None) -> Dict[str, Any]:
+    """The vocabulary's fields of `config.json`, checked: one distinct, non-empty string per token id."""
+    if isinstance(vocab, str):
+        tokens = list(vocab)
+    elif isinstance(vocab, (list, tuple)) and all(isinstance(t, str) and t for t in vocab):
+        tokens = list(vocab)
+    else:
+        raise ValueError("a vocabulary is a string of characters or a list of non-empty strings")
+    if len(set(tokens)) != len(tokens):
+        raise ValueError("a vocabulary lists each token once")
+    if num_tokens is not None and len(tokens) != num_tokens:
+        raise ValueError(f"the vocabulary has {len(tokens)} tokens, the model {num_tokens}")
+    if not isinstance(separator, str) or (not separator and not all(len(t) == 1 for t in tokens)):
+        raise ValueError("a vocabulary of tokens longer than one character needs a separator (a string)")
+    fields: Dict[str, Any] = {"vocab": vocab if isinstance(vocab, str) else tokens}
+    if separator:
+        fields["vocab_separator"] = separator
+    if byte_level:
+        fields["vocab_bytes"] = True
+    return fields
+
+
 class Pretrained(PyTorchModelHubMixin, library_name="labml_nn",
                  repo_url="https://github.com/labml-memory/labml_nn", license="mit"):
     r"""
@@ -119,22 +159,18 @@ class Pretrained(PyTorchModelHubMixin, library_name="labml_nn",
     this package. The constructor's arguments are recorded by the mixin when the model is made.
     """
 
-    def save_pretrained(self, save_directory: Union[str, Path], *, vocab: Optional[str] = None,
-                        vocab_bytes: bool = False, **kwargs: Any) -> Optional[str]:
+    def save_pretrained(self, save_directory: Union[str, Path], *, vocab: Optional[Union[str, Sequence[str]]] = None,
+                        vocab_separator: str = "", vocab_bytes: bool = False, **kwargs: Any) -> Optional[str]:
         r"""
-        Write `config.json` and `model.safetensors` into `save_directory`. `vocab` is the string of
-        characters whose $i$-th is token id $i$, for models trained on characters (`vocab_bytes`: on
-        bytes, each the character of that code point); it is stored so that the directory alone is
-        enough to [sample](../experiments/sample.html) from.
+        Write `config.json` and `model.safetensors` into `save_directory`. `vocab` holds the tokens whose
+        $i$-th is token id $i$: a string of characters, or a list of tokens joined by `vocab_separator`
+        when decoded (`vocab_bytes`: characters that stand for bytes); it is stored as given (see the table
+        above), so that the directory alone is enough to [sample](../experiments/sample.html) from.
         """
         config = dict(self._hub_mixin_config or {})
         config.update(model_class=type(self).__name__, labml_nn_version=labml_nn.__version__)
         if vocab is not None:
-            if len(vocab) != getattr(self, "num_tokens", len(vocab)):
-                raise ValueError(f"the vocabulary has {len(vocab)} characters, the model {self.num_tokens} tokens")
-            config["vocab"] = vocab
-            if vocab_bytes:
-                config["vocab_bytes"] = True
+            config.update(vocabulary_fields(vocab, vocab_separator, vocab_bytes, getattr(self, "num_tokens", None)))
         return super().save_pretrained(save_directory, config=config, **kwargs)
 
     @classmethod

@@ -6,8 +6,8 @@
   var root = document.body.getAttribute("data-root") || "";
   var html = document.documentElement;
 
-  // ---- Notation: a symbol of the page's notation table (marked by the build: data-sym, with the
-  // names it maps to in data-vars) and a name of the code (data-var, with its symbols in
+  // ---- Notation: a symbol of the page's notation table (marked by KaTeX for the build: data-sym,
+  // with the names it maps to in data-vars) and a name of the code (data-var, with its symbols in
   // data-syms) light each other up on hover and on keyboard focus.
   var bySym = {}, byVar = {};
   function add(map, key, el) { (map[key] = map[key] || []).push(el); }
@@ -15,6 +15,23 @@
   Array.prototype.forEach.call(document.querySelectorAll("[data-sym]"), function (el) { add(bySym, el.getAttribute("data-sym"), el); });
   Array.prototype.forEach.call(document.querySelectorAll("[data-var]"), function (el) { add(byVar, el.getAttribute("data-var"), el); });
   var lit = [], source = null;
+
+  // Tab stops: every symbol and name of a notation table, the first occurrence of each symbol in
+  // each block of prose, and the first of each name in the page's code. The others are reached by
+  // pointer; focusing one lights all of them up.
+  function tabStops(elements, key) {
+    var seen = {};
+    Array.prototype.forEach.call(elements, function (el) {
+      var first = !seen[el.getAttribute(key)];
+      seen[el.getAttribute(key)] = true;
+      el.tabIndex = first || el.closest("table") ? 0 : -1;
+    });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll(".prose"), function (block) {
+    tabStops(block.querySelectorAll("[data-sym]"), "data-sym");
+  });
+  tabStops(document.querySelectorAll(".code [data-var]"), "data-var");
+  Array.prototype.forEach.call(document.querySelectorAll("table code[data-var]"), function (el) { el.tabIndex = 0; });
 
   function related(el) {
     var found = [];

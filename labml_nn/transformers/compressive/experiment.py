@@ -39,7 +39,9 @@ rate, its own moment estimates and its own gradient clipping, so a large reconst
 early on can neither shrink the language model's clipped step nor inflate its Adam statistics.
 
 Everything else (streams, schedule, validation, checkpoints with both optimisers, resume, DDP) is
-the [shared trainer](../../experiments/trainer.html); this page overrides two of its methods.
+the [shared training loop](../../experiments/trainer.html); this page gives it two hooks, `param_groups`
+and `loss`. Until the first memories are evicted there is nothing to compress, so the compression
+parameters get no gradient: `DistributedDataParallel` is told to expect that.
 
 ## At the paper's scale
 
@@ -57,11 +59,10 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from labml_nn.experiments.config import TrainConfig, above, at_least, option, probability
 from labml_nn.experiments.presets import presets_of
-from labml_nn.experiments.trainer import ParamGroup, Trainer, run_experiment
+from labml_nn.experiments.trainer import Experiment, ParamGroup, run_experiment, token_loss
 from labml_nn.transformers.compressive import CompressiveTransformer
 
 
@@ -98,38 +99,36 @@ def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
                 attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout)
 
 
-class CompressiveTrainer(Trainer):
-    """The shared trainer with a second optimiser for the compression network."""
+def param_groups(model: CompressiveTransformer, c: Config) -> List[ParamGroup]:
+    """Two optimisers: the language model's, and the compression network's."""
+    compression = list(model.compression_parameters())
+    ids = {id(p) for p in compression}
+    others = [p for p in model.parameters() if id(p) not in ids]
+    return [ParamGroup("model", others, c.lr), ParamGroup("compression", compression, c.compression_lr)]
 
-    # Until the first memories are evicted there is nothing to compress, so the compression
-    # parameters get no gradient; `DistributedDataParallel` must be told to expect that.
-    find_unused_parameters = True
 
-    def param_groups(self) -> List[ParamGroup]:
-        compression = list(self.module.compression_parameters())
-        ids = {id(p) for p in compression}
-        others = [p for p in self.module.parameters() if id(p) not in ids]
-        return [ParamGroup("model", others, self.config.lr),
-                ParamGroup("compression", compression, self.config.compression_lr)]
+def loss(model: CompressiveTransformer, x: torch.Tensor, y: torch.Tensor, memory: Any,
+         c: Config) -> Tuple[torch.Tensor, Any, Dict[str, float]]:
+    r"""$\mathcal{L}_\text{LM} + \mathcal{L}^{attn}$ for inputs `x` and targets `y`, `[batch_size, seq_len]`."""
+    if not c.reconstruction_loss:
+        # The ablation: $f_c$ compresses with the weights it was initialised with.
+        logits, memory = model(x, memory=memory, return_memory=True)
+        lm_loss = token_loss(logits, y)
+        return lm_loss, memory, {"loss.train": lm_loss.item()}
+    logits, memory, reconstruction = model(x, memory=memory, return_memory=True, return_aux_loss=True)
+    lm_loss = token_loss(logits, y)
+    # The two gradients do not overlap (see above), so the sum back-propagates each loss into
+    # its own parameters only.
+    return lm_loss + reconstruction, memory, {"loss.train": lm_loss.item(),
+                                              "loss.reconstruction": reconstruction.detach().item()}
 
-    def training_loss(self, x: torch.Tensor, y: torch.Tensor, memory: Any) -> Tuple[torch.Tensor, Any, Dict[str, float]]:
-        if not self.config.reconstruction_loss:
-            # The ablation: $f_c$ compresses with the weights it was initialised with.
-            logits, memory = self.model(x, memory=memory, return_memory=True)
-            lm_loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-            return lm_loss, memory, {"loss.train": lm_loss.item()}
-        logits, memory, reconstruction = self.model(x, memory=memory, return_memory=True, return_aux_loss=True)
-        # `[batch_size, seq_len, num_tokens]` against `[batch_size, seq_len]`.
-        lm_loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-        # The two gradients do not overlap (see above), so the sum back-propagates each loss into
-        # its own parameters only.
-        return lm_loss + reconstruction, memory, {"loss.train": lm_loss.item(),
-                                                  "loss.reconstruction": reconstruction.detach().item()}
+
+EXPERIMENT = Experiment(Config, CompressiveTransformer, model_kwargs, param_groups=param_groups, loss=loss,
+                        find_unused_parameters=True, presets=presets_of("compressive"))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    return run_experiment(Config, CompressiveTransformer, model_kwargs, argv, trainer_class=CompressiveTrainer,
-                          presets=presets_of("compressive"))
+    return run_experiment(EXPERIMENT, argv)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from labml_nn.experiments.config import TrainConfig, at_least, option, probability
 from labml_nn.experiments.presets import presets_of
-from labml_nn.experiments.trainer import Trainer, run_experiment
+from labml_nn.experiments.trainer import Experiment, run_experiment
 from labml_nn.transformers.feedback import STEPS, FeedbackTransformer
 
 
@@ -105,17 +105,17 @@ def curriculum_seq_len(step: int, seq_len: int, start_len: int, curriculum_steps
     return min(seq_len, start_len * 2 ** stage)
 
 
-class FeedbackTrainer(Trainer):
-    """The shared trainer with segments that grow over the first steps."""
+def seq_len_at(step: int, c: Config) -> int:
+    """The training loop's `seq_len_at` hook: the curriculum's segment length at `step`."""
+    return curriculum_seq_len(step, c.seq_len, c.curriculum_start_len, c.curriculum_steps)
 
-    def seq_len_at(self, step: int) -> int:
-        c = self.config
-        return curriculum_seq_len(step, c.seq_len, c.curriculum_start_len, c.curriculum_steps)
+
+EXPERIMENT = Experiment(Config, FeedbackTransformer, model_kwargs, seq_len_at=seq_len_at,
+                        presets=presets_of("feedback"))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    return run_experiment(Config, FeedbackTransformer, model_kwargs, argv, trainer_class=FeedbackTrainer,
-                          presets=presets_of("feedback"))
+    return run_experiment(EXPERIMENT, argv)
 
 
 if __name__ == "__main__":

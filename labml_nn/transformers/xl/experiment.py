@@ -52,7 +52,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from labml_nn.experiments.config import TrainConfig, at_least, option, probability
 from labml_nn.experiments.presets import presets_of
-from labml_nn.experiments.trainer import run_experiment
+from labml_nn.experiments.trainer import Experiment, run_experiment
 from labml_nn.transformers.xl import TransformerXL
 
 
@@ -80,8 +80,12 @@ def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
                 positions=c.positions)
 
 
+# Transformer-XL trains as every language model here: no hook is changed.
+EXPERIMENT = Experiment(Config, TransformerXL, model_kwargs, presets=presets_of("xl"))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    return run_experiment(Config, TransformerXL, model_kwargs, argv, presets=presets_of("xl"))
+    return run_experiment(EXPERIMENT, argv)
 
 
 if __name__ == "__main__":
