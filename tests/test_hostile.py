@@ -614,3 +614,18 @@ def test_a_run_killed_while_it_trains_resumes_to_the_bit(extra, tmp_path, tiny_a
     for x, y in zip(a.trainer["optimisers"], b.trainer["optimisers"]):
         for key in x["state"]:
             assert all(torch.equal(x["state"][key][m], y["state"][key][m]) for m in ("exp_avg", "exp_avg_sq"))
+
+
+# ## The Makefile
+
+def test_the_makefile_finds_the_shared_data_under_a_path_with_a_space(tmp_path):
+    repo = tmp_path / "a b" / "repo"
+    repo.mkdir(parents=True)
+    (repo / "Makefile").write_text((REPO / "Makefile").read_text())
+    data = tmp_path / "a b" / "shared" / "data"
+    data.mkdir(parents=True)
+    (data / "tiny_shakespeare.txt").write_text("text")
+    environment = {k: v for k, v in os.environ.items() if k != "TINY_SHAKESPEARE_PATH"}
+    done = subprocess.run(["make", "-s", "-C", str(repo), "--eval", 'show: ; @echo "[$$TINY_SHAKESPEARE_PATH]"',
+                           "show"], capture_output=True, text=True, env=environment, timeout=60)
+    assert done.stdout.strip() == f"[{data / 'tiny_shakespeare.txt'}]", done.stdout + done.stderr
