@@ -7,7 +7,6 @@ signal (trainer.py, run.py). One test per case; each failed before its fix.
 import dataclasses
 import http.server
 import json
-import math
 import multiprocessing
 import os
 import re

@@ -76,7 +76,7 @@ in at most 500 points.
 A scheduler that preempts a job sends it `SIGTERM` (and a person at the keyboard `SIGINT`, Ctrl-C).
 Either one asks the run to stop after the step it is in: it saves a checkpoint there, writes its
 summary (`"stopped_by": "SIGTERM"`, `"finished": false`), says where it saved, and exits with
-$128 + $ the signal's number (143 for `SIGTERM`), as a process killed by the signal would; `--resume`
+128 plus the signal's number (143 for `SIGTERM`), as a process killed by the signal would; `--resume`
 continues it exactly. A second Ctrl-C interrupts at once. The processes of a multi-process run must
 stop after the same step, even when only one of them got the signal: each step starts a non-blocking
 reduction of their requests and reads the one started the step before
