@@ -78,15 +78,17 @@ allocated on its word alone. Before the model is built:
 4. the meta model's weights must be the file's: the same names and the same shapes.
 
 Only then is the model built for real and loaded. Each failure is a `ModelFileError` that names the
-file and the field (`config.json's depth is 1000000`). Weights of another floating-point dtype are
+file and the field (`... check depth is 1000000`). Weights of another floating-point dtype are
 cast to the model's with a warning that says so; weights of a non-floating dtype are refused.
 
-## Written so that a reader never sees half a model
+## Saving over a model directory
 
 `save_pretrained` writes `model.safetensors`, the model card and `config.json` into a temporary
-directory beside the target, then renames each into place, `config.json` last. A crash before the
-last rename leaves the previous `config.json` (a directory is a model directory by its `config.json`),
-never a directory without one. Files and directories get the usual permissions of the user's umask
+directory beside the target, then renames each into place, `config.json` last (the Hub client's own
+`save_pretrained` deletes the old `config.json` before it writes the weights). A crash leaves the old
+files, or the new ones, or, for the instant between the last two renames, the new weights beside the
+old `config.json`, which the checks above refuse when their sizes differ; never a directory without a
+`config.json`. Files and directories get the usual permissions of the user's umask
 (0644 and 0755 for most): a model directory is meant to be shared.
 """
 
