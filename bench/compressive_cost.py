@@ -83,6 +83,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     except DataError as error:
         sys.exit(f"bench.compressive_cost: {error}")
     out = Path(args.out)
+    previous = {}
     if args.analyse_only:
         # The runs as the last report recorded them; only the attention analysis is computed again.
         previous = json.loads((out / "compressive_cost.json").read_text())
@@ -106,6 +107,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     meta = dict(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), steps=args.steps,
                 seeds=args.seeds, batch_size=args.batch_size, seq_len=args.seq_len, valid_windows=args.valid_windows,
                 threads=args.threads)
+    if args.analyse_only:  # the runs were measured when the last report was written
+        meta = dict(previous["meta"], analysed=meta["date"])
     lines = ["### At the same attention cost: compressed memory against a longer memory", "",
              f"Measured {meta['date']} on {meta['machine']}; each run {args.steps:,} steps of {args.batch_size} × "
              f"{args.seq_len} characters with {args.threads} torch thread(s), in its own process, one at a time; "
