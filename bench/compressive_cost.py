@@ -130,7 +130,10 @@ def main(argv: Optional[List[str]] = None) -> None:
               f"The compressive model's training took {figures['seconds_ratio']} the seconds of Transformer-XL's for "
               f"the same steps (compression and its reconstruction loss). Reproduce with "
               f"`python -m bench.compressive_cost --steps {args.steps} --seeds {' '.join(map(str, args.seeds))}`.", ""]
-    mass = attention_by_region(KEEP / f"bench-compressive-tokens-{args.seeds[0]}")
+    from labml_nn.experiments.sample import load_model, model_directory
+    run = KEEP / f"bench-compressive-tokens-{args.seeds[0]}"
+    model, vocab = load_model(str(model_directory(str(run))))
+    mass = dict(attention_by_region(model, validation_rows(vocab), args.seq_len), run=str(run.relative_to(REPO)))
     figures.update({f"layer_{l}_cmem_share": f"{share[0]:.0%}" for l, share in enumerate(mass["layers"])})
     figures["cmem_share"] = f"{mass['regions'][0]:.0%}"
     figures["mem_share"] = f"{mass['regions'][1]:.0%}"
@@ -163,28 +166,34 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 
-def attention_by_region(run: Path, streams: int = 8, segments: int = 9) -> dict:
-    """The trained model's attention by key position (mean over streams, queries, heads and layers) and each
-    layer's share on the compressed memory, the memory and the segment, for the last of `segments` segments
-    read one after the other with the memory carried."""
+def attention_by_region(model, rows, seq_len: int = 32, segments: int = 9) -> dict:
+    """The attention of `model` (a Compressive Transformer) by key position (mean over streams, queries, heads
+    and layers) and each layer's share on the compressed memory, the memory and the segment, for the last of
+    `segments` segments of `rows` (`[streams, length]` token ids) read one after the other with the memory
+    carried."""
     import torch
-    from labml_nn.experiments.data import load_text
     from labml_nn.experiments.pictures import segment_attention
-    from labml_nn.experiments.sample import load_model, model_directory
-    model, vocab = load_model(str(model_directory(str(run))))
-    ids = vocab.encode(load_text())
-    valid = ids[int(len(ids) * 0.9):]
-    seq_len, length = 32, (len(ids) - int(len(ids) * 0.9)) // streams
-    rows = valid[:length * streams].view(streams, length)
     with torch.no_grad():
         attn, _ = segment_attention(model, [rows[:, i * seq_len:(i + 1) * seq_len] for i in range(segments)])
     # `[layers, key_len]`: the mean over streams, heads and queries of every layer.
     by_layer = torch.stack([a.mean(dim=(0, 1, 2)) for a in attn])
     c, m = model.cmem_len, model.mem_len
+    if by_layer.shape[-1] != c + m + seq_len:
+        raise ValueError(f"the memories are not full after {segments - 1} segment(s) of {seq_len}: the last one "
+                         f"read {by_layer.shape[-1] - seq_len} memories, not {m} + {c} compressed; read more segments")
     layers = [[row[:c].sum().item(), row[c:c + m].sum().item(), row[c + m:].sum().item()] for row in by_layer]
     mean = by_layer.mean(dim=0)
-    return dict(run=str(run), cmem_len=c, mem_len=m, seq_len=seq_len, by_position=mean.tolist(), layers=layers,
+    return dict(cmem_len=c, mem_len=m, seq_len=seq_len, by_position=mean.tolist(), layers=layers,
                 regions=[sum(layer[k] for layer in layers) / len(layers) for k in range(3)])
+
+
+def validation_rows(vocab, streams: int = 8):
+    """The validation text as the runs held it out (the last 10%), cut into `streams` rows of token ids."""
+    from labml_nn.experiments.data import load_text
+    ids = vocab.encode(load_text())
+    valid = ids[int(len(ids) * 0.9):]
+    length = len(valid) // streams
+    return valid[:length * streams].view(streams, length)
 
 
 def draw(mass: dict) -> None:

@@ -99,6 +99,12 @@ def loss_by_stream_and_position(model, streams: torch.Tensor, seq_len: int, mem_
     return sums / windows
 
 
+def shown(path: str) -> str:
+    """A path as the report shows it: relative to the repository when it is inside it."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
+
+
 def training(*directories: str) -> List[Dict]:
     """What each evaluated model's run recorded: steps, seconds, seed (from the summary beside the run's
     checkpoints, when there is one)."""
@@ -209,7 +215,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                 seconds=round(time.time() - started), load=round((load_before + os.getloadavg()[0]) / 2, 1),
                 training=training(args.xl, args.baseline), streams=args.streams, seq_len=seq_len,
                 trained_mem_len=trained_mem, clamp_len=args.clamp_len, characters=length * args.streams,
-                xl=str(args.xl), baseline=str(args.baseline), xl_run=run.get("labml_nn_version"))
+                xl=shown(args.xl), baseline=shown(args.baseline), labml_nn_version=run.get("labml_nn_version"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval_memory.json").write_text(json.dumps(dict(meta=meta, rows=rows, figures=figures), indent=2))
