@@ -55,8 +55,8 @@ notebooks:
 	$(NOTEBOOK_VENV)/bin/python scripts/run_notebooks.py
 
 # The pictures on the paper pages: the attention maps and layer weights of the long-budget models
-# (`make results-long` trains them; their checkpoints stay in checkpoints/results-long/), the loss
-# curves of small models trained here (a few minutes).
+# (`make results-long` trains them; their checkpoints stay in checkpoints/results-long/) and their loss
+# curves, from the history each checkpoint keeps.
 pictures: install
 	$(PY) -m scripts.pictures --long
 
