@@ -196,8 +196,8 @@ class CompressiveLayer(TransformerXLLayer):
     """
 
     def __init__(self, dim: int, heads: int, dim_head: Optional[int], d_ff: int, compression_rate: int,
-                 attn_dropout: float = 0.0, ff_dropout: float = 0.0):
-        super().__init__(dim, heads, dim_head, d_ff, attn_dropout, ff_dropout)
+                 attn_dropout: float = 0.0, ff_dropout: float = 0.0, activation: str = "gelu"):
+        super().__init__(dim, heads, dim_head, d_ff, attn_dropout, ff_dropout, activation=activation)
         self.compress = ConvCompression(dim, compression_rate)
 
     def forward(self, h: torch.Tensor, mem: Optional[torch.Tensor] = None,
@@ -270,13 +270,13 @@ class CompressiveTransformer(MemoryLM, paper_url="https://arxiv.org/abs/1911.055
 
     def __init__(self, *, num_tokens: int, dim: int, depth: int, heads: int, dim_head: Optional[int] = None,
                  mem_len: int, cmem_len: int, compression_rate: int = 4, ff_mult: int = 4,
-                 attn_dropout: float = 0.0, ff_dropout: float = 0.0):
+                 attn_dropout: float = 0.0, ff_dropout: float = 0.0, activation: str = "gelu"):
         if cmem_len < 0:
             raise ValueError(f"cmem_len must be >= 0, got {cmem_len}")
         if not isinstance(compression_rate, int) or compression_rate < 1:
             raise ValueError(f"compression_rate (c) must be a positive int, got {compression_rate!r}")
-        layers = [CompressiveLayer(dim, heads, dim_head, dim * ff_mult, compression_rate, attn_dropout, ff_dropout)
-                  for _ in range(depth)]
+        layers = [CompressiveLayer(dim, heads, dim_head, dim * ff_mult, compression_rate, attn_dropout, ff_dropout,
+                                   activation) for _ in range(depth)]
         super().__init__(num_tokens, dim, mem_len, layers)
         self.cmem_len, self.compression_rate = cmem_len, compression_rate
 

@@ -64,6 +64,7 @@ from labml_nn.experiments.config import TrainConfig, above, at_least, option, pr
 from labml_nn.experiments.presets import presets_of
 from labml_nn.experiments.trainer import Experiment, ParamGroup, run_experiment, token_loss
 from labml_nn.transformers.compressive import CompressiveTransformer
+from labml_nn.transformers.xl.experiment import activation_kwargs
 
 
 @dataclass
@@ -81,6 +82,9 @@ class Config(TrainConfig):
                                    aliases=["--cmem-ratio"])
     attn_dropout: float = option(0.0, "dropout on the attention weights", probability)
     ff_dropout: float = option(0.0, "dropout in the feed-forward blocks", probability)
+    activation: str = option("gelu", "the feed-forward network's activation: 'gelu', or 'relu' (that of the "
+                                     "Transformer-XL code the paper builds on)",
+                             lambda value: None if value in ("gelu", "relu") else "expected gelu or relu")
     compile_shapes: str = option("static", "how --compile treats shapes that change: the two memories settle "
                                            "after a few segments, and one graph per shape ('static') measured faster "
                                            "here than torch's default ('auto')",
@@ -96,7 +100,7 @@ def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
     """The constructor arguments of `CompressiveTransformer`; the checkpoint stores them."""
     return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, heads=c.heads, dim_head=c.dim_head, ff_mult=c.ff_mult,
                 mem_len=c.mem_len, cmem_len=c.cmem_len, compression_rate=c.compression_rate,
-                attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout)
+                attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout, **activation_kwargs(c.activation))
 
 
 def param_groups(model: CompressiveTransformer, c: Config) -> List[ParamGroup]:

@@ -75,14 +75,14 @@ class TransformerXLLayer(nn.Module):
     """
 
     def __init__(self, dim: int, heads: int, dim_head: Optional[int], d_ff: int, attn_dropout: float = 0.0,
-                 ff_dropout: float = 0.0, ff_glu: bool = False, relative: bool = True):
+                 ff_dropout: float = 0.0, ff_glu: bool = False, relative: bool = True, activation: str = "gelu"):
         super().__init__()
         self.attn_norm = nn.LayerNorm(dim)
         # `relative=False` is the absolute-position ablation (see `TransformerXL`): plain attention.
         self.attn = (RelativeMultiHeadAttention(dim, heads, dim_head, attn_dropout) if relative
                      else MultiHeadAttention(dim, heads, dim_head, attn_dropout, bias=False))
         self.ff_norm = nn.LayerNorm(dim)
-        self.ff = FeedForward(dim, d_ff, ff_dropout, glu=ff_glu)
+        self.ff = FeedForward(dim, d_ff, ff_dropout, activation, glu=ff_glu)
 
     def forward(self, h: torch.Tensor, mem: Optional[torch.Tensor] = None) -> torch.Tensor:
         r"""
@@ -141,14 +141,14 @@ class TransformerXL(MemoryLM, paper_url="https://arxiv.org/abs/1901.02860"):
 
     def __init__(self, *, num_tokens: int, dim: int, depth: int, heads: int, dim_head: Optional[int] = None,
                  mem_len: int, ff_mult: int = 4, attn_dropout: float = 0.0, ff_dropout: float = 0.0,
-                 ff_glu: bool = False, positions: str = "relative"):
+                 ff_glu: bool = False, positions: str = "relative", activation: str = "gelu"):
         if positions not in ("relative", "absolute"):
             raise ValueError(f"positions must be 'relative' or 'absolute', got {positions!r}")
         if positions == "absolute" and dim % 2 != 0:
             raise ValueError(f"the sinusoidal encoding of positions needs an even dim, got {dim}")
         relative = positions == "relative"
-        layers = [TransformerXLLayer(dim, heads, dim_head, dim * ff_mult, attn_dropout, ff_dropout, ff_glu, relative)
-                  for _ in range(depth)]
+        layers = [TransformerXLLayer(dim, heads, dim_head, dim * ff_mult, attn_dropout, ff_dropout, ff_glu, relative,
+                                     activation) for _ in range(depth)]
         super().__init__(num_tokens, dim, mem_len, layers)
         self.positions = positions
         self.generation_page = "labml_nn.transformers.xl.generation" if relative else None
