@@ -250,3 +250,20 @@ def test_the_experiments_pass_activation_to_the_model_and_the_enwik8_presets_use
             parse_config(page.Config, ["--activation", "tanh"])
     for name in ("xl-enwik8-base", "xl-enwik8-large"):
         assert parse_config(xl.Config, ["--preset", name], presets=presets_of("xl")).activation == "relu"
+
+
+@pytest.mark.parametrize("V,d,N,H,d_h,ff_mult", [(205, 512, 12, 8, 64, 4), (23, 32, 3, 4, 16, 3)])
+def test_the_table_of_differences_counts_the_parameters_beyond_the_authors_model(V, d, N, H, d_h, ff_mult):
+    """The page: at equal sizes this model has V d + N(d + 2 H d_h) - 2 H d_h + 2d more parameters than the
+    authors' (kimiyoung/transformer-xl's MemTransformerLM, tied read-out, no adaptive softmax). Theirs is
+    counted here layer by layer from what their code holds, ours from the model (the meta device: no memory)."""
+    d_ff = d * ff_mult
+    theirs_per_layer = (3 * H * d_h * d        # qkv_net, no bias
+                        + H * d_h * d          # r_net (W_kR), no bias
+                        + H * d_h * d          # o_net, no bias
+                        + 2 * 2 * d            # the two post-norms
+                        + d * d_ff + d_ff + d_ff * d + d)  # the feed-forward network, with biases
+    theirs = V * d + V + N * theirs_per_layer + 2 * H * d_h  # embedding = read-out weight, its bias; one u, v
+    with torch.device("meta"):
+        ours = TransformerXL(num_tokens=V, dim=d, depth=N, heads=H, dim_head=d_h, mem_len=4, ff_mult=ff_mult)
+    assert sum(p.numel() for p in ours.parameters()) - theirs == V * d + N * (d + 2 * H * d_h) - 2 * H * d_h + 2 * d
