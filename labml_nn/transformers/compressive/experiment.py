@@ -28,8 +28,8 @@ The model has two jobs, and the paper trains them apart
 * the compression function $f_c$ minimises the *attention-reconstruction loss*
   $$\mathcal{L}^{attn} = \sum_{l} \frac{1}{N_l} \big\| \operatorname{attn}(h^{l}, old\_mem^{l}) - \operatorname{attn}(h^{l}, f_c^{l}(old\_mem^{l})) \big\|_2^2,$$
   how much the layer's attention output changes (content terms only, through the layer's pre-norm)
-  when it reads the compressed memories instead of the old memories they replace. The compression is judged by what the attention needs, not by how
-  well it could rebuild the memories themselves.
+  when it reads the compressed memories instead of the old memories they replace. The compression
+  is judged by what the attention needs, not by how well it could rebuild the memories themselves.
 
 The reconstruction loss's gradient reaches only the compression parameters, and the language-model
 loss does not reach them (the memories are stored detached). So a single `backward()` of
