@@ -25,11 +25,12 @@ $f_c$. The paper trains it with a local auxiliary loss instead, the **attention 
 the compressed memories should give the same attention output as the states they replace. Summed
 over the layers as in the paper's Algorithm 2, with each layer's term a mean squared error,
 
-$$\mathcal{L}^{attn} = \sum_{l} \frac{1}{N_l} \big\| \operatorname{attn}(h^{l}, old\_mem^{l})
- - \operatorname{attn}(h^{l}, f_c^{l}(old\_mem^{l})) \big\|_2^2$$
+$$\mathcal{L}^{attn} = \sum_{l} \frac{1}{E_l} \big\| \operatorname{attn}^l(h^{l-1}, old\_mem^{l-1})
+ - \operatorname{attn}^l(h^{l-1}, f_c^{l}(old\_mem^{l-1})) \big\|_2^2$$
 
-where $N_l$ is the number of elements of the attention output, so that the loss does not grow with the
-batch or the segment, and
+where $h^{l-1}$ is layer $l$'s input, $old\_mem^{l-1}$ the positions its memory evicted, $E_l$ the
+number of elements of the attention output, so that the loss does not grow with the batch or the
+segment, and
 
 $$\operatorname{attn}(h, m) = \operatorname{softmax}\big((\operatorname{LN}(h) W_q)(\operatorname{LN}(m) W_k)^\top / \sqrt{d_h}\big)(\operatorname{LN}(m) W_v)$$
 

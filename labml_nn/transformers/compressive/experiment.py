@@ -26,7 +26,7 @@ The model has two jobs, and the paper trains them apart
 
 * the language model minimises the cross-entropy $\mathcal{L}_\text{LM}$;
 * the compression function $f_c$ minimises the *attention-reconstruction loss*
-  $$\mathcal{L}^{attn} = \sum_{l} \frac{1}{N_l} \big\| \operatorname{attn}(h^{l}, old\_mem^{l}) - \operatorname{attn}(h^{l}, f_c^{l}(old\_mem^{l})) \big\|_2^2,$$
+  $$\mathcal{L}^{attn} = \sum_{l} \frac{1}{E_l} \big\| \operatorname{attn}^l(h^{l-1}, old\_mem^{l-1}) - \operatorname{attn}^l(h^{l-1}, f_c^{l}(old\_mem^{l-1})) \big\|_2^2,$$
   how much the layer's attention output changes (content terms only, through the layer's pre-norm)
   when it reads the compressed memories instead of the old memories they replace. The compression
   is judged by what the attention needs, not by how well it could rebuild the memories themselves.
