@@ -230,8 +230,10 @@ class Experiment:
         """What `--help` says before the options: the description, and the presets with the papers' results."""
         text = (self.description or self.config_class.__doc__ or "").strip()
         if self.presets:
-            text += "\n\nPresets (--preset NAME): " + "; ".join(f"{name}: {preset.paper_bpc} bpc in the paper"
-                                                               for name, preset in self.presets.items())
+            text += "\n\nPresets (--preset NAME): " + "; ".join(
+                f"{name}: {preset.paper_bpc} bpc in the paper"
+                + (f", {preset.paper_parameters / 1e6:.2f}M parameters" if preset.paper_parameters else "")
+                for name, preset in self.presets.items())
         return text
 
 
