@@ -65,7 +65,8 @@ The learned table has no $\mathbf{u}$, $\mathbf{v}$ or $W_{k,R}$; the sinusoids 
 layer but describe any distance. The tests check that the learned scores are exactly the formula above
 (`test_learned_scores_are_content_plus_position_over_root_d`), that the table is one parameter for all
 layers and heads, and that the [hand-written step](step.html) computes what the readable layers compute
-with either form.
+with either form. In the benchmark's training step (`python -m bench.feedback`) the hand-written step with
+the learned keys trains at {report:feedback.learned_vs_sinusoid} the tokens per second of the default.
 
 ## Adaptive span
 
@@ -77,7 +78,10 @@ layer, each key/value history keeps only what its layer reaches; with the shared
 keeps what the furthest-reaching layer needs and each layer reads its own newest $P_{span}$ entries of it.
 `model.span_loss()` is the span loss the trainer weighs with `--span-loss`, and `model.clamp_spans_()`
 what it calls after every optimiser step. The tests check that the trimmed model computes what the
-untrimmed, masked one computes, outputs, memory and gradients, in both steps.
+untrimmed, masked one computes, outputs, memory and gradients, in both steps. In the benchmark's training
+step, a span that covers the whole memory costs the mask alone ({report:feedback.span_mask_vs_none} the
+default's tokens per second), and at a memory of 512 with the spans at their shortest, trimming trains
+{report:feedback.span_trimmed_vs_untrimmed_512} as fast as the same model untrimmed.
 
 ## Differences
 
