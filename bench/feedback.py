@@ -11,6 +11,11 @@ dropout 0) this measures, interleaved in one process with 2 threads:
 * generation tokens/s: 32 new tokens after a 32-token prompt, batch 8, greedy, and at batch 1 128 new
   tokens after one 32-token prompt. feedback-transformer-pytorch has no generator; it is driven token by token with its key/value memory, which is its cached path.
   labml-nn 0.5.1 has no memory across calls and no generator, so it is not timed for generation;
+* our hand-written step with the authors' learned position keys, and with an adaptive span whose spans
+  cover the whole memory (the mask's cost alone), beside the defaults;
+* an adaptive span's trimming: at memory 512 with spans trained short (span ratio 0, ramp 32, so 64 keys
+  kept), training tokens/s with trimming against the same model untrimmed (a trim step as long as the
+  memory), each from the same 512-entry memory;
 * peak memory of a training run of each model, each in a fresh process;
 * the key/value buffer (`AppendKV`) against plain concatenation, in our shared-KV model with the
   memory as long as the segment, at segment lengths 32, 128 and 512.
@@ -64,14 +69,17 @@ class Runner:
 
 class Ours(Runner):
     def __init__(self, shared_kv: bool = True, kv_buffer: bool = True, length: int = C["seq_len"],
-                 mem_len: int = C["mem_len"], step: str = "hand-written", compiled: bool = False):
+                 mem_len: int = C["mem_len"], step: str = "hand-written", compiled: bool = False,
+                 label: str = "", **options):
         self.name = "ours" if shared_kv else "ours (per-layer KV)"
         if step != "hand-written":
             self.name += f", step={step}" + (", torch.compile" if compiled else "")
+        self.name += label
         torch.manual_seed(0)
+        # `options`: the model's other options (position keys, adaptive span), defaults otherwise.
         self.model = FeedbackTransformer(num_tokens=C["num_tokens"], dim=C["dim"], depth=C["depth"],
                                          heads=C["heads"], dim_head=DIM_HEAD, ff_mult=C["ff"] // C["dim"],
-                                         mem_len=mem_len, window=1, shared_kv=shared_kv, step=step)
+                                         mem_len=mem_len, window=1, shared_kv=shared_kv, step=step, **options)
         # The key/value history: the buffer (the default) or the `torch.cat` it replaces.
         self.history = KVHistory if kv_buffer else ConcatHistory
         self.forward = compile_model(self.model) if compiled else self.model
@@ -82,6 +90,34 @@ class Ours(Runner):
 
     def generate(self, prompt, n):
         return self.model.generate(prompt, n, top_k=1)
+
+
+class OursFromMemory(Ours):
+    """Ours, each training step reading the same full memory of `mem_len` entries (random memory vectors)."""
+
+    def __init__(self, mem_len: int, **options):
+        super().__init__(mem_len=mem_len, **options)
+        g = torch.Generator().manual_seed(1)
+        self.memory = torch.randn(C["batch_size"], mem_len, C["dim"], generator=g)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x, memory=self.memory)
+
+
+def measure_trimming(mem_len: int = 512, rounds: int = 5) -> dict:
+    """Adaptive span at memory `mem_len` with every span ratio at 0 (ramp 32: 64 keys needed): trimmed (trim step
+    64) against untrimmed (a trim step of `mem_len`, which keeps every entry), one training step each."""
+    span = dict(span_ramp=32.0, span_init=0.0)
+    runners = {"trimmed": OursFromMemory(mem_len, span_trim_step=64, **span),
+               "untrimmed": OursFromMemory(mem_len, span_trim_step=mem_len, **span)}
+    reach = {k: max(r.model.span_reach()) for k, r in runners.items()}
+    s = interleaved({k: r.train_step for k, r in runners.items()}, rounds=rounds, warmup=1)
+    row = dict(mem_len=mem_len, keys_trimmed=reach["trimmed"], keys_untrimmed=reach["untrimmed"],
+               trimmed_tokens_per_s=TOKENS_PER_STEP / median(s["trimmed"]),
+               untrimmed_tokens_per_s=TOKENS_PER_STEP / median(s["untrimmed"]))
+    row["speedup"] = row["trimmed_tokens_per_s"] / row["untrimmed_tokens_per_s"]
+    print(row, flush=True)
+    return row
 
 
 class Lucidrains(Runner):
@@ -178,11 +214,15 @@ def main(argv: Optional[List[str]] = None) -> dict:
     setup_threads(2)
     runners = [Ours(), Ours(shared_kv=False), Lucidrains(), LabmlNN(), LabmlNN(shared_kv=False)]
     readable = Ours(step="autograd")
+    # The authors' options on the default (hand-written) step: their learned position keys; an adaptive span
+    # whose spans cover the whole memory (z = 1), so that nothing is trimmed and the row is the mask's cost.
+    learned = Ours(label=", learned position keys", position_keys="learned")
+    spanned = Ours(label=", adaptive span (z = 1, untrimmed)", span_ramp=8.0, span_trim_step=8, span_init=1.0)
     # The readable step under torch.compile: the whole 32-step recurrence is traced, so the first call
     # compiles for a long time; it is timed apart.
     compiled = Ours(step="autograd", compiled=True)
     compile_seconds = first_call_seconds(compiled.train_step)
-    timed = runners + [readable, compiled]
+    timed = runners + [learned, spanned, readable, compiled]
     samples = interleaved({r.name: r.train_step for r in timed}, rounds=args.rounds, warmup=2)
     train = {name: TOKENS_PER_STEP / median(s) for name, s in samples.items()}
     print(train, flush=True)
@@ -200,6 +240,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     print(gen, gen_1, flush=True)
     memory = {r.name: run_isolated("bench.feedback", "--memory-child", r.name) for r in runners}
     buffer_rows = measure_buffer()
+    trimming = measure_trimming()
 
     rows = []
     for r in timed:
@@ -224,7 +265,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
                    buffer_memory_128=times(by_length[128]["cat_growth_mb"] / by_length[128]["buffer_growth_mb"]),
                    buffer_memory_512=times(by_length[512]["cat_growth_mb"] / by_length[512]["buffer_growth_mb"]),
                    buffer_speed_128=times(by_length[128]["speedup"]),
-                   buffer_speed_512=times(by_length[512]["speedup"]))
+                   buffer_speed_512=times(by_length[512]["speedup"]),
+                   learned_vs_sinusoid=times(train[learned.name] / train["ours"]),
+                   span_mask_vs_none=times(train[spanned.name] / train["ours"]),
+                   span_trimmed_vs_untrimmed_512=times(trimming["speedup"]))
     buffer_table = ["| segment = memory | buffer ms/step | torch.cat ms/step | speed-up | buffer step memory MiB "
                     "| torch.cat step memory MiB |", "|---|---|---|---|---|---|"]
     for b in buffer_rows:
@@ -233,7 +277,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
     notes = (f"Which path: 'ours' and 'ours (per-layer KV)' train and generate with the hand-written step "
              f"(`feedback/step.py`, the default); 'step=autograd' is the readable recurrence of the model's page "
              f"through autograd, and 'torch.compile' that model compiled (its first step took "
-             f"{compile_seconds:.0f} s, compiling, not in the rate).\n\n"
+             f"{compile_seconds:.0f} s, compiling, not in the rate). 'learned position keys' is 'ours' with the "
+             f"authors' position keys (`position_keys=\"learned\"`), and 'adaptive span (z = 1, untrimmed)' 'ours' "
+             f"with an adaptive span (ramp 8) whose spans cover the whole memory: the mask's cost, without the "
+             f"trimming that pays for it (measured below).\n\n"
              "All models run token by token (`window=1`). Training: forward, backward and AdamW on a fresh "
              "32-token segment. Generation: 32 new tokens after a 32-token prompt, batch 8, greedy, and 128 new "
              "tokens after one prompt at batch 1; "
@@ -246,14 +293,25 @@ def main(argv: Optional[List[str]] = None) -> dict:
              "Key/value accumulation, our shared-KV model, training step (forward, backward, AdamW), batch 8, "
              "memory as long as the segment (so every step attends to the whole history). Memory: the peak "
              "resident memory of one training step above that of the built model, in a fresh process. Floor: the buffer ≥ 1.5× `torch.cat` at 128, growing "
-             "with length.\n\n" + "\n".join(buffer_table))
+             "with length.\n\n" + "\n".join(buffer_table) + "\n\n"
+             f"Adaptive span, trimming: our shared-KV model (hand-written step, sinusoid keys) with a memory of "
+             f"{trimming['mem_len']} entries passed to every training step (32 tokens, batch 8), every span ratio at 0 "
+             f"and a ramp of 32, trimmed to the {trimming['keys_trimmed']} newest entries (trim step 64) against the "
+             f"same model keeping all {trimming['keys_untrimmed']} (trim step {trimming['mem_len']}); the two compute "
+             f"the same numbers (tests/test_feedback.py).\n\n"
+             "| memory | keys read, trimmed | keys read, untrimmed | trimmed train tokens/s | untrimmed train tokens/s "
+             "| speed-up |\n|---|---|---|---|---|---|\n"
+             f"| {trimming['mem_len']} | {trimming['keys_trimmed']} | {trimming['keys_untrimmed']} "
+             f"| {trimming['trimmed_tokens_per_s']:.0f} | {trimming['untrimmed_tokens_per_s']:.0f} "
+             f"| {trimming['speedup']:.2f}× |")
     path = write_report("feedback", "Feedback Transformer: training and generation throughput", rows,
                         ["model", "train tokens/s", "ours ÷ this (train)", "generate tokens/s",
                          "ours ÷ this (generate)", "generate tokens/s, batch 1", "ours ÷ this (generate, batch 1)",
                          "training memory MiB"], notes,
-                        extra=dict(buffer=buffer_rows, compile_seconds=compile_seconds), figures=figures)
+                        extra=dict(buffer=buffer_rows, trimming=trimming, compile_seconds=compile_seconds),
+                        figures=figures)
     print(path.read_text())
-    return dict(rows=rows, buffer=buffer_rows)
+    return dict(rows=rows, buffer=buffer_rows, trimming=trimming)
 
 
 if __name__ == "__main__":

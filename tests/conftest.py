@@ -161,7 +161,7 @@ def randomise_biases(model) -> None:
     from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, RelativeMultiHeadAttention):
+            if isinstance(module, RelativeMultiHeadAttention) and module.u is not None:
                 module.u.normal_()
                 module.v.normal_()
             elif isinstance(module, torch.nn.LayerNorm):

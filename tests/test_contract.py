@@ -38,6 +38,10 @@ MODELS = {
     "feedback, per-layer KV": lambda: FeedbackTransformer(mem_len=6, shared_kv=False, **COMMON),
     "feedback, autograd step": lambda: FeedbackTransformer(mem_len=6, step="autograd", **COMMON),
     "feedback, windows": lambda: FeedbackTransformer(mem_len=6, window=3, **COMMON),
+    # The authors' options: ReLU, their learned position keys, an adaptive span that trims the memory.
+    "feedback, the authors' options": lambda: FeedbackTransformer(
+        mem_len=6, shared_kv=False, activation="relu", position_keys="learned", span_ramp=2.0, span_trim_step=2,
+        span_init=0.3, **COMMON),
 }
 # The model classes, with the arguments each needs besides the common ones.
 CLASSES = {TransformerXL: dict(mem_len=4), CompressiveTransformer: dict(mem_len=4, cmem_len=2),
@@ -251,7 +255,8 @@ def test_a_model_file_of_another_class_or_with_missing_weights_is_refused(tmp_pa
 # memory vectors only.
 REACH = {"xl": 6 + 6, "xl, no memory": 200, "xl, relu": 6 + 6, "compressive": 6 + 1 + 4 + 6,
          "compressive, no compressed memory": 6 + 6, "compressive, relu": 6 + 1 + 4 + 6,
-         "feedback": 6, "feedback, per-layer KV": 6, "feedback, autograd step": 6, "feedback, windows": 6 + 3 - 1}
+         "feedback": 6, "feedback, per-layer KV": 6, "feedback, autograd step": 6, "feedback, windows": 6 + 3 - 1,
+         "feedback, the authors' options": 6}
 
 
 @pytest.mark.parametrize("cached", [True, False])

@@ -4,6 +4,7 @@ import re
 import pytest
 import torch
 
+from labml_nn.transformers.adaptive_span import AdaptiveSpan, renormalise
 from labml_nn.transformers.feedback import FeedbackAttention, FeedbackLayer, FeedbackTransformer
 from labml_nn.transformers.feedback.kv_buffer import ConcatHistory, KVHistory
 from labml_nn.transformers.feedback.step import LayerSteps, LayerWeights, MemorySteps, StepOptions, prepare_layer
@@ -14,6 +15,14 @@ pytestmark = pytest.mark.checks("labml_nn/transformers/feedback/__init__.py", "l
 
 NUM_TOKENS = 17
 
+# The model's options beyond the defaults: the authors' activation, position keys and adaptive span, alone and
+# together. The spans start where some keys of a memory of 4 to 6 lie on the ramp, and the trim step is small,
+# so that trimming drops keys.
+VARIANTS = {"gelu": {}, "relu": dict(activation="relu"), "learned keys": dict(position_keys="learned"),
+            "adaptive span": dict(span_ramp=2.0, span_trim_step=2, span_init=0.2),
+            "the authors' options": dict(activation="relu", position_keys="learned", span_ramp=2.0, span_trim_step=2,
+                                         span_init=0.2)}
+
 
 def make_model(shared_kv=True, window=1, mem_len=6, **kw):
     torch.manual_seed(0)
@@ -21,11 +30,15 @@ def make_model(shared_kv=True, window=1, mem_len=6, **kw):
                 shared_kv=shared_kv)
     args.update(kw)
     model = FeedbackTransformer(**args).double().eval()
-    # Non-zero position biases and memory weights, so that every term of the model is exercised.
+    # Non-zero position biases and memory weights (and heads with different spans), so that every term of the
+    # model is exercised.
     with torch.no_grad():
         for layer in model.layers:
-            layer.attn.u.normal_()
-            layer.attn.v.normal_()
+            if layer.attn.u is not None:
+                layer.attn.u.normal_()
+                layer.attn.v.normal_()
+            if layer.attn.span is not None:
+                layer.attn.span_ratio.add_(torch.linspace(0, 0.15, layer.attn.heads, dtype=torch.double))
         model.layer_weights.normal_()
     return model
 
@@ -94,9 +107,10 @@ def test_buffer_and_plain_stacking_give_identical_outputs_and_gradients(shared_k
         torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-12, atol=1e-12, msg=name)
 
 
+@pytest.mark.parametrize("variant", ["gelu", "the authors' options"])
 @pytest.mark.parametrize("shared_kv", [True, False])
-def test_token_by_token_equals_one_call(shared_kv):
-    model = make_model(shared_kv, mem_len=5)
+def test_token_by_token_equals_one_call(shared_kv, variant):
+    model = make_model(shared_kv, mem_len=5, **VARIANTS[variant])
     x = torch.randint(0, NUM_TOKENS, (3, 13))
     full = model(x)
     memory, pieces, start = None, [], 0
@@ -120,12 +134,13 @@ def test_windowed_model_equals_chunked_calls_at_window_boundaries():
     assert not torch.allclose(exact(x), full)
 
 
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("window", [1, 3])
 @pytest.mark.checks("labml_nn/transformers/feedback/generation.py")
-def test_long_generation_keeps_a_bounded_cache(window, monkeypatch):
+def test_long_generation_keeps_a_bounded_cache(window, variant, monkeypatch):
     # Far more tokens than the cache holds (2 * mem_len + window - 1): the same tokens as full forwards, in
-    # caches whose buffers never grow.
-    model = make_model(True, window, mem_len=3)
+    # caches whose buffers never grow; with every option of the model.
+    model = make_model(True, window, mem_len=3, **VARIANTS[variant])
     sizes, entries = [], []
     real_append = SlidingKV.append
 
@@ -228,9 +243,10 @@ def test_a_model_file_written_before_window_was_renamed_loads_with_its_window(tm
 
 
 @pytest.mark.checks("labml_nn/transformers/feedback/step.py")
-def test_one_token_step_equals_the_general_layer():
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_one_token_step_equals_the_general_layer(activation):
     torch.manual_seed(0)
-    layer = FeedbackLayer(dim=16, heads=2, dim_head=8, d_ff=32, max_distance=6).double()
+    layer = FeedbackLayer(dim=16, heads=2, dim_head=8, d_ff=32, max_distance=6, activation=activation).double()
     with torch.no_grad():
         layer.attn.u.normal_()
         layer.attn.v.normal_()
@@ -333,9 +349,10 @@ def test_memory_step_gradient_passes_gradcheck(with_kv):
 
 
 @pytest.mark.checks("labml_nn/transformers/feedback/step.py")
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("shared_kv", [True, False])
 @pytest.mark.parametrize("dropout", [0.0, 0.2])
-def test_hand_written_step_equals_the_readable_step(shared_kv, dropout):
+def test_hand_written_step_equals_the_readable_step(shared_kv, dropout, variant):
     # The whole exact model with the hand-written step against the same model with `step="autograd"`, the
     # recurrence of the page through plain autograd: outputs, memory and every parameter's gradient, with a
     # memory passed in and a segment longer than mem_len. (With dropout the masks differ, so only the
@@ -345,7 +362,8 @@ def test_hand_written_step_equals_the_readable_step(shared_kv, dropout):
     memory = torch.randn(2, 3, 16, dtype=torch.double)
     results = []
     for step in ("hand-written", "autograd"):
-        model = make_model(shared_kv, window=1, mem_len=4, step=step, attn_dropout=dropout, ff_dropout=dropout)
+        model = make_model(shared_kv, window=1, mem_len=4, step=step, attn_dropout=dropout, ff_dropout=dropout,
+                           **VARIANTS[variant])
         with torch.no_grad():
             for norm in [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]:
                 norm.weight.normal_()
@@ -359,3 +377,211 @@ def test_hand_written_step_equals_the_readable_step(shared_kv, dropout):
         return
     for a, b in zip(*results):
         torch.testing.assert_close(a, b)
+
+
+# ## The authors' options: ReLU, learned position keys, adaptive span
+
+def _authors_step_inputs(P=5, batch_size=3, heads=2, dim_head=3, dim=5, d_ff=7, max_distance=6):
+    """A step's inputs in float64 with the learned position keys as one table `[max_distance, dim_head]` and
+    span ratios whose ramps hold some of the keys (ends away from any key, where the mask has a corner)."""
+    x, k, v, weights = _small_step_inputs(P, batch_size, heads, dim_head, dim, d_ff, max_distance)
+    g = torch.Generator().manual_seed(1)
+    table = torch.randn(max_distance, dim_head, dtype=torch.double, generator=g, requires_grad=True)
+    z = torch.tensor([0.13, 0.41], dtype=torch.double, requires_grad=True)
+    return x, k, v, weights, table, z
+
+
+@pytest.mark.checks("labml_nn/transformers/feedback/step.py", "labml_nn/transformers/adaptive_span.py")
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_hand_written_step_with_relu_learned_keys_and_a_span_passes_gradcheck(dropout):
+    # ReLU's derivative, the shared table's gradient (through every head and both steps) and the span mask's
+    # gradient with respect to z, all against finite differences, over two steps with the second trimmed.
+    x, k, v, weights, table, z = _authors_step_inputs()
+    span = AdaptiveSpan(mem_len=6, span_ramp=1.5, span_trim_step=1)
+    assert 0 < span.keys_needed(z) < k.shape[2]
+
+    def steps(x, k, v, table, z, *weights):
+        torch.manual_seed(0)
+        heads, max_distance = z.shape[0], table.shape[0]
+        # $p_\delta$ for $\delta$ = max_distance … 1, one table for every head: `[heads, dim_head, max_distance]`
+        r_t = table.flip(0).t().expand(heads, -1, -1)
+        w = LayerWeights(*weights)._replace(r_t=r_t, span_ratio=z)
+        options = StepOptions(1e-5, dropout, dropout, activation=torch.nn.functional.relu, span=span)
+        layer_steps = LayerSteps(w, options, steps=2, batch_size=3, reach=span.keys_needed(z))
+        first = layer_steps(x, (k[:, :, 1:], v[:, :, 1:]))
+        return layer_steps(first.sin(), (k * 0.5, v))
+
+    weights = [t for name, t in zip(LayerWeights._fields, weights) if name not in ("r_t", "span_ratio")]
+    names = [name for name in LayerWeights._fields if name not in ("r_t", "span_ratio")]
+    f = lambda x, k, v, table, z, *rest: steps(x, k, v, table, z, *LayerWeights(
+        **dict(zip(names, rest)), r_t=None, span_ratio=None))
+    assert torch.autograd.gradcheck(f, (x, k, v, table, z, *weights))
+    # The span's gradient is there: the loss moves with z.
+    out = f(x, k, v, table, z, *weights)
+    assert torch.autograd.grad(out.sum(), z)[0].abs().min() > 0
+
+
+@pytest.mark.checks("labml_nn/transformers/feedback/step.py")
+def test_relu_derivative_is_autograds():
+    from labml_nn.transformers.feedback.step import DERIVATIVES
+    e = torch.tensor([-1.5, -1e-9, 0.0, 1e-9, 2.0], dtype=torch.double, requires_grad=True)
+    expected, = torch.autograd.grad(torch.relu(e).sum(), e)
+    torch.testing.assert_close(DERIVATIVES[torch.nn.functional.relu](e.detach()), expected, rtol=0, atol=0)
+
+
+def test_learned_position_keys_are_one_table_for_every_layer_and_head():
+    sinusoid, learned = make_model(mem_len=6), make_model(mem_len=6, position_keys="learned")
+    table = learned.distance_keys
+    # Row δ − 1 holds distance δ, for every distance a query can see.
+    assert table.shape == (learned.layers[0].attn.max_distance, learned.layers[0].attn.dim_head)
+    assert all(layer.attn.distance_keys is table for layer in learned.layers)
+    assert all(layer.attn.to_r is None and layer.attn.u is None and layer.attn.v is None for layer in learned.layers)
+    # One parameter: counted once, named once.
+    assert [name for name, p in learned.named_parameters() if p is table] == ["distance_keys"]
+    count = lambda model: sum(p.numel() for p in model.parameters())
+    attn = sinusoid.layers[0].attn
+    per_layer = attn.to_r.weight.numel() + attn.u.numel() + attn.v.numel()
+    assert count(sinusoid) - count(learned) == sinusoid.depth * per_layer - table.numel()
+
+
+@pytest.mark.parametrize("seq_len", [1, 3])
+def test_learned_scores_are_content_plus_position_over_root_d(seq_len):
+    """$(q_i^\\top k_j + q_i^\\top p_\\delta) / \\sqrt{d_h}$ with $\\delta = P + i - j$, nothing else."""
+    model = make_model(mem_len=8, window=3, position_keys="learned")
+    attn = model.layers[0].attn
+    with torch.no_grad():
+        model.distance_keys.normal_()
+    P = 5
+    q = torch.randn(2, 2, seq_len, attn.dim_head, dtype=torch.double)
+    k = torch.randn(2, 2, P + seq_len - 1, attn.dim_head, dtype=torch.double)
+    scores = attn.scores(q, k) * attn.scale
+    for i in range(seq_len):
+        for j in range(P + i):
+            p = model.distance_keys[P + i - j - 1]
+            expected = (q[:, :, i] * k[:, :, j]).sum(-1) + q[:, :, i] @ p
+            torch.testing.assert_close(scores[:, :, i, j], expected / attn.dim_head ** 0.5)
+
+
+def test_learned_keys_need_clamp_len_for_a_memory_longer_than_their_table():
+    from labml_nn.transformers.lm import evaluation_memory
+    model = make_model(mem_len=4, position_keys="learned")
+    x = torch.randint(0, NUM_TOKENS, (2, 9))
+    with evaluation_memory(model, mem_len=8), pytest.raises(ValueError, match="clamp_len <= 4"):
+        model(x)
+    with evaluation_memory(model, mem_len=8, clamp_len=4):
+        longer = model(x)
+    # Up to the table's length nothing changes; further back every distance reads the last row.
+    torch.testing.assert_close(longer[:, :5], model(x)[:, :5])
+
+
+@pytest.mark.checks("labml_nn/transformers/adaptive_span.py")
+def test_the_span_masks_the_weights_after_the_softmax_and_before_dropout():
+    model = make_model(mem_len=8, window=3, span_ramp=2.0, span_init=0.1, attn_dropout=0.5).train()
+    attn = model.layers[0].attn
+    q = torch.randn(2, 2, 3, attn.dim_head, dtype=torch.double)
+    k, v = (torch.randn(2, 2, 7, attn.dim_head, dtype=torch.double) for _ in range(2))
+    seen = []
+    hook = attn.dropout.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    attn.attend(q, k, v)
+    hook.remove()
+    a = (attn.scores(q, k) * attn.scale).masked_fill(torch.ones(3, 7, dtype=torch.bool).triu(5), float("-inf"))
+    expected = renormalise(a.softmax(-1), attn.span.mask(attn.span_ratio, 7, 3))
+    torch.testing.assert_close(seen[0], expected)
+    # Masked: the keys beyond every span (key 0 from queries 1 and 2, 6 and 7 steps back; the longest span,
+    # z L = 2 in float32, ends at 5) get nothing, and each row still sums to one.
+    assert (seen[0][..., 1:, 0] == 0).all() and torch.allclose(seen[0].sum(-1), torch.ones(2, 2, 3, dtype=torch.double))
+
+
+@pytest.mark.checks("labml_nn/transformers/adaptive_span.py")
+@pytest.mark.parametrize("step", ["hand-written", "autograd"])
+def test_the_span_ratio_learns_only_from_keys_on_its_ramp(step):
+    x = torch.randint(0, NUM_TOKENS, (2, 9))
+    grads = {}
+    for z in (1.0, 0.2):
+        model = make_model(mem_len=6, span_ramp=2.0, span_init=z, step=step)
+        with torch.no_grad():
+            for layer in model.layers:
+                layer.attn.span_ratio.fill_(z)
+        model(x).sin().sum().backward()
+        grads[z] = torch.stack([layer.attn.span_ratio.grad for layer in model.layers])
+    # z = 1: every key of a memory of 6 is inside the span, none on the ramp: the language model's gradient
+    # with respect to z is exactly 0. z = 0.2: keys 2 and 3 behind the newest are on the ramp.
+    assert (grads[1.0] == 0).all()
+    assert (grads[0.2] != 0).all()
+
+
+@pytest.mark.checks("labml_nn/transformers/adaptive_span.py")
+@pytest.mark.parametrize("step", ["hand-written", "autograd"])
+@pytest.mark.parametrize("shared_kv", [True, False])
+@pytest.mark.parametrize("window", [1, 3])
+def test_trimmed_attention_equals_the_untrimmed_masked_attention(step, shared_kv, window, monkeypatch):
+    # Spans far shorter than the memory: trimming keeps 4 of 12 memory entries. The same model with a trim step
+    # as long as the memory keeps them all. Outputs, memory and every gradient agree to float64's rounding. The
+    # renormalisation's epsilon is set to 0 here: it is a share of a sum that the softmax over fewer keys
+    # scales, so with it the two differ by about 1e-8 of a weight (by design: the authors trim the same way).
+    from labml_nn.transformers import adaptive_span
+    for f in (adaptive_span.renormalise, adaptive_span.renormalise_backward, adaptive_span.AdaptiveSpan.__call__):
+        monkeypatch.setattr(f, "__defaults__", (0.0,))
+    x = torch.randint(0, NUM_TOKENS, (2, 21))
+    results = []
+    for trim_step in (2, 12):
+        model = make_model(shared_kv, window, mem_len=12, span_ramp=2.0, span_trim_step=trim_step,
+                           step=step, position_keys="learned")
+        assert model.span_reach() == ([4, 4] if trim_step == 2 else [12, 12])
+        _, memory = model(x[:, :13], return_memory=True)
+        out, memory = model(x[:, 13:], memory=memory, return_memory=True)
+        (out.sin().sum() + memory.cos().sum()).backward()
+        results.append([out, memory] + [p.grad for p in model.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.checks("labml_nn/transformers/feedback/step.py", "labml_nn/transformers/adaptive_span.py")
+def test_trimmed_hand_written_step_equals_the_readable_step():
+    x = torch.randint(0, NUM_TOKENS, (2, 15))
+    memory = torch.randn(2, 10, 16, dtype=torch.double)
+    results = []
+    for step in ("hand-written", "autograd"):
+        model = make_model(False, mem_len=10, step=step, **VARIANTS["the authors' options"])
+        assert max(model.span_reach()) < 10
+        out, new_memory = model(x, memory=memory, return_memory=True)
+        (out.sin().sum() + new_memory.cos().sum()).backward()
+        results.append([out, new_memory] + [p.grad for p in model.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.checks("labml_nn/transformers/adaptive_span.py")
+def test_span_loss_and_clamp():
+    model = make_model(mem_len=6, span_ramp=2.0, span_init=0.5)
+    with torch.no_grad():
+        model.layers[0].attn.span_ratio.copy_(torch.tensor([-0.5, 0.25]))
+        model.layers[1].attn.span_ratio.copy_(torch.tensor([1.5, 0.75]))
+    # $\sum_l L \cdot \operatorname{mean}_h z^l_h$ with L = 6
+    assert model.span_loss().item() == pytest.approx(6 * (-0.125 + 1.125))
+    model.clamp_spans_()
+    assert model.layers[0].attn.span_ratio.tolist() == [0.0, 0.25]
+    assert model.layers[1].attn.span_ratio.tolist() == [1.0, 0.75]
+    assert make_model().span_loss().item() == 0.0
+
+
+@pytest.mark.checks("labml_nn/transformers/feedback/experiment.py", "labml_nn/experiments/trainer.py")
+def test_the_trainer_adds_the_span_loss_to_training_only_and_clamps_after_every_step(tiny_args):
+    from labml_nn.experiments.config import parse_config
+    from labml_nn.experiments.run import Run
+    from labml_nn.experiments.trainer import train
+    from labml_nn.transformers.feedback.experiment import EXPERIMENT, Config
+    # A span loss heavy enough to set every span ratio's direction: Adam moves it by about lr = 0.01 a step, from
+    # 0.005 to below 0 in one step, and only the clamp keeps it at 0.
+    args = tiny_args("--steps", "4", "--curriculum-steps", "0", "--span-ramp", "4", "--span-init", "0.005",
+                     "--span-trim-step", "4", "--span-loss", "100", "--lr", "1e-2", "--warmup-steps", "0")
+    with Run(parse_config(Config, args), EXPERIMENT) as run:
+        span_loss = run.module.span_loss().item()
+        summary = train(run)
+    history = run.state.history["train"]
+    # The span loss of the first step, reported apart; the training loss is the language model's alone.
+    assert history["loss.span"][0] == pytest.approx(span_loss) and span_loss == pytest.approx(2 * 16 * 0.005)
+    assert [round(v, 6) for v in history["loss.span"][1:]] == [0.0] * 3
+    assert all(0 < loss < 6 for loss in history["loss.train"])
+    assert all((layer.attn.span_ratio == 0).all() for layer in run.module.layers)
+    assert summary["valid_bpc"] < 7

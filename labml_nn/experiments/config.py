@@ -228,6 +228,8 @@ class TrainConfig:
     min_lr_ratio: float = option(0.1, "the cosine decay ends at lr * min_lr_ratio", between(0.0, 1.0))
     warmup_steps: int = option(100, "steps of linear warm-up from 0 to lr", at_least(0))
     weight_decay: float = option(0.01, "AdamW's decoupled weight decay", at_least(0.0))
+    adam_beta2: float = option(0.99, "AdamW's beta2, the decay rate of its second-moment estimate (PyTorch's and the "
+                                     "papers' default: 0.999)", strictly_between(0.0, 1.0))
     grad_clip: float = option(1.0, "clip the gradient norm to this (0: no clipping)", at_least(0.0))
 
     # ### Evaluation and samples

@@ -29,7 +29,8 @@ the run; but the memory must be carried from step to step, over the validation t
    cleared if the streams started over.
 2. **The schedule** sets the learning rate $\eta_s$.
 3. **Forward and backward**: the loss of $X_s$ read with $m_{s-1}$, back-propagated.
-4. **Clip and step**: the gradient norm is clipped, AdamW steps.
+4. **Clip and step**: the gradient norm is clipped, AdamW steps, and the experiment's `after_step` hook
+   runs (the [adaptive span](../transformers/adaptive_span.html) clamps its span ratios there).
 5. Every so often, **validate**, sample, and **save a checkpoint**.
 
 ## The loss, over the counted targets
@@ -96,14 +97,15 @@ code is 1.
 ## How an experiment plugs in
 
 An experiment is an [`Experiment`](#Experiment): its configuration, its model and the model's
-constructor arguments, and five hooks, each with the default that trains a character language model:
+constructor arguments, and six hooks, each with the default that trains a character language model:
 
 | hook | default | changed by |
 |---|---|---|
 | `data(config, vocab)` | the `--dataset` (Tiny Shakespeare, enwik8, text8), [read here](corpora.html) | a task with its own tokens and targets |
 | `param_groups(model, config)` | one group, at `--lr` | the [Compressive Transformer](../transformers/compressive/experiment.html): the compression network apart |
-| `loss(model, x, y, memory, config)` | [`token_loss`](#token_loss) of the logits | the Compressive Transformer: plus the attention-reconstruction loss |
+| `loss(model, x, y, memory, config)` | [`token_loss`](#token_loss) of the logits | the Compressive Transformer: plus the attention-reconstruction loss; the Feedback Transformer with an adaptive span: plus `--span-loss` times its span loss |
 | `seq_len_at(step, config)` | `--seq-len` | the [Feedback Transformer](../transformers/feedback/experiment.html): a curriculum |
+| `after_step(model, config)` | nothing | the Feedback Transformer with an adaptive span: its span ratios clamped back into $[0, 1]$ |
 | `find_unused_parameters` | `False` | a model whose parameters may get no gradient in a step (DDP must know) |
 
 The `data` hook returns a [`TokenData`](data.html#TokenData): a vocabulary and the token ids of each
@@ -191,6 +193,10 @@ def constant_seq_len(step: int, config: TrainConfig) -> int:
     return config.seq_len
 
 
+def nothing_after_step(model: nn.Module, config: TrainConfig) -> None:
+    """What runs after every optimiser step, on the model itself (not its wrappers): by default, nothing."""
+
+
 # Builds the keyword arguments of the model's constructor from the configuration and the vocabulary
 # size. Checkpoints store them, so `sample` can rebuild the model without the experiment.
 ModelKwargs = Callable[[Any, int], Dict[str, Any]]
@@ -206,6 +212,7 @@ class Experiment:
     param_groups: Callable[[nn.Module, TrainConfig], List[ParamGroup]] = one_group
     loss: Callable[..., Tuple[torch.Tensor, Any, Dict[str, float]]] = language_model_loss
     seq_len_at: Callable[[int, TrainConfig], int] = constant_seq_len
+    after_step: Callable[[nn.Module, TrainConfig], None] = nothing_after_step
     find_unused_parameters: bool = False
     # The [paper configurations](presets.html) `--preset` may name, and the text `--help` starts with.
     presets: Dict[str, Any] = field(default_factory=dict)
@@ -216,15 +223,17 @@ class Experiment:
         decayed: shrinking them towards zero is not regularisation, it is just a different model."""
         return [(g, torch.optim.AdamW([{"params": [p for p in g.params if p.dim() >= 2], "weight_decay": config.weight_decay},
                                        {"params": [p for p in g.params if p.dim() < 2], "weight_decay": 0.0}],
-                                      lr=g.lr, betas=(0.9, 0.99)))
+                                      lr=g.lr, betas=(0.9, config.adam_beta2)))
                 for g in self.param_groups(model, config)]
 
     def help(self) -> str:
         """What `--help` says before the options: the description, and the presets with the papers' results."""
         text = (self.description or self.config_class.__doc__ or "").strip()
         if self.presets:
-            text += "\n\nPresets (--preset NAME): " + "; ".join(f"{name}: {preset.paper_bpc} bpc in the paper"
-                                                               for name, preset in self.presets.items())
+            text += "\n\nPresets (--preset NAME): " + "; ".join(
+                f"{name}: {preset.paper_bpc} bpc in the paper"
+                + (f", {preset.paper_parameters / 1e6:.2f}M parameters" if preset.paper_parameters else "")
+                for name, preset in self.presets.items())
         return text
 
 
@@ -382,6 +391,7 @@ def train(run: Run) -> dict:
         for _, optimiser in run.optimisers:
             run.scaler.step(optimiser)
         run.scaler.update()
+        experiment.after_step(run.module, c)
         # (Whether float16's scaler skipped this step: it lowers its scale when it does.)
         skipped = run.scaler.is_enabled() and run.scaler.get_scale() < scale
         if c.grad_clip <= 0:

@@ -22,7 +22,10 @@ paper's layers that gives the three models one interface: token ids `[batch_size
 `[batch_size, seq_len, num_tokens]` out, memory passed from call to call, generation, model files. The
 fast forms of the same computations live on pages of their own
 ([one token at a time](one_token.html), each paper's generation page, the Feedback Transformer's
-[hand-written step](feedback/step.html)); the paper pages never import them.
+[hand-written step](feedback/step.html)); the paper pages never import them. One more paper of this
+family has a page of its own, because the Feedback Transformer's authors train with it: the
+[adaptive attention span](adaptive_span.html), with which each head learns how far back it looks, and
+the keys beyond every head's span are never computed.
 
 ## Notation
 

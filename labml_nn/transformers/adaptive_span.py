@@ -55,7 +55,9 @@ over only those, and gives the same weights as masking the full window: the drop
 $a_{i,j} \chi$ are exactly $0$ either way, and the softmax normaliser, the only thing the dropped keys
 change, cancels in the renormalisation (all but its share of $\epsilon$;
 [the tests](../../tests/test_adaptive_span.py) check both). When the spans are short this removes most
-of the attention's work and, for the Feedback Transformer, most of the keys and values of the memory.
+of the attention's work and, for the Feedback Transformer, most of the keys and values of the memory: at
+a memory of 512 with every span at its shortest, its training step runs
+{report:feedback.span_trimmed_vs_untrimmed_512} as fast trimmed as untrimmed (`python -m bench.feedback`).
 
 ## The gradient with respect to the span
 

@@ -104,6 +104,9 @@ class MultiHeadAttention(nn.Module):
         # attention has no positions; [relative attention](xl/relative_mha.html) reads it, and a model's
         # `evaluation_memory` sets it.
         self.clamp_len: Optional[int] = None
+        # [Adaptive span](adaptive_span.html): `None`, or the helper whose mask limits how far back each head
+        # looks, with the heads' span ratios as the parameter `span_ratio` (a model that uses it sets both).
+        self.span = None
 
     def queries(self, x: torch.Tensor) -> torch.Tensor:
         r"""$Q = X W_q$, split into heads: `[batch_size, seq_len, dim]` → `[batch_size, heads, seq_len, dim_head]`."""
@@ -144,7 +147,8 @@ class MultiHeadAttention(nn.Module):
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         r"""
-        $a = \operatorname{softmax}(A / \sqrt{d_h})$, then $\sum_j a_{i,j} v_j$ for all heads, then $W_o$.
+        $a = \operatorname{softmax}(A / \sqrt{d_h})$ (with an [adaptive span](adaptive_span.html), masked and
+        renormalised), then $\sum_j a_{i,j} v_j$ for all heads, then $W_o$.
 
         `q` is `[batch_size, heads, seq_len, dim_head]`, `k` and `v` are
         `[batch_size, heads, key_len, dim_head]` with the last `seq_len` keys belonging to the queries'
@@ -160,8 +164,12 @@ class MultiHeadAttention(nn.Module):
             mask = causal_mask(seq_len, key_len, q.device)
         if mask is not None:
             scores = scores.masked_fill(mask, float('-inf'))
-        a = self.dropout(scores.softmax(dim=-1))
-        out = a @ v
+        a = scores.softmax(dim=-1)
+        # With an adaptive span, each head's weights beyond its span are masked and the rest renormalised,
+        # before dropout (so the dropout's hook sees the weights that are used).
+        if self.span is not None:
+            a = self.span(a, self.span_ratio)
+        out = self.dropout(a) @ v
         # `[batch_size, heads, seq_len, dim_head]` → `[batch_size, seq_len, heads * dim_head]`
         out = rearrange(out, 'b heads n d -> b n (heads d)')
         return self.to_out(out)

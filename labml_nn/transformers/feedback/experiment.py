@@ -45,25 +45,30 @@ curriculum off.
 ## At the paper's scale
 
 ```bash
-python -m labml_nn.transformers.feedback.experiment --preset feedback-enwik8 --data enwik8.zip --dtype bfloat16 \
-    --step autograd --compile --mem-len 512
+python -m labml_nn.transformers.feedback.experiment --preset feedback-enwik8 --data enwik8.zip --dtype bfloat16
 ```
 
-The [preset](../../experiments/presets.html) is the authors' released enwik8 model, whose adaptive
-attention span this implementation does not have, so `--mem-len` trades its reach against time. One GPU,
-as the GPU benchmark (`make bench-gpu`) measures it, at the benchmark's shorter memory:
-{report:gpu.feedback-enwik8_tokens_per_s} training tokens per second; hours to the preset's steps:
-{report:gpu.feedback-enwik8_hours}.
+The [preset](../../experiments/presets.html) is the authors' released enwik8 model as their
+`enwik8.sh` trains it: per-layer keys and values, ReLU, their learned position keys and an
+[adaptive span](../adaptive_span.html) over an attention limit of 8,192 (`--span-ramp 32 --span-loss 5e-7`),
+with Adam as theirs (`--weight-decay 0 --adam-beta2 0.999 --min-lr-ratio 1`). Its
+[differences](index.html#differences) from their code are on the model's page. With the span, each layer
+reads only the memory entries its heads reach, so the cost of a token follows the learned spans rather
+than the attention limit. One GPU, as the GPU benchmark (`make bench-gpu`) measures the preset's size
+with the model's defaults (sinusoid keys, GELU, no span), at the benchmark's memory of 512: {report:gpu.feedback-enwik8_tokens_per_s} training
+tokens per second; hours to the preset's steps: {report:gpu.feedback-enwik8_hours}.
 """
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
-from labml_nn.experiments.config import TrainConfig, at_least, option, probability
+import torch
+
+from labml_nn.experiments.config import TrainConfig, at_least, between, option, probability
 from labml_nn.experiments.presets import presets_of
-from labml_nn.experiments.trainer import Experiment, run_experiment
-from labml_nn.transformers.feedback import STEPS, FeedbackTransformer
+from labml_nn.experiments.trainer import Experiment, run_experiment, token_loss
+from labml_nn.transformers.feedback import POSITION_KEYS, STEPS, FeedbackTransformer
 
 
 @dataclass
@@ -85,6 +90,20 @@ class Config(TrainConfig):
     step: str = option("hand-written", "how the exact model's steps run: 'hand-written' (its gradient written out, "
                                        "feedback/step.py) or 'autograd' (the model page's recurrence through autograd)",
                        lambda value: None if value in STEPS else f"expected one of {', '.join(STEPS)}")
+    activation: str = option("gelu", "the feed-forward activation: 'gelu' or 'relu' (the authors')",
+                             lambda value: None if value in ("gelu", "relu") else "expected gelu or relu")
+    position_keys: str = option("sinusoid", "the position keys: 'sinusoid' (Transformer-XL's, through a projection in "
+                                            "every layer) or 'learned' (the authors': one learned key per distance, "
+                                            "shared by all layers and heads)",
+                                lambda value: None if value in POSITION_KEYS else
+                                f"expected one of {', '.join(POSITION_KEYS)}")
+    span_ramp: float = option(0.0, "adaptive attention span: the length of the mask's ramp, in keys (0: no adaptive "
+                                   "span; the authors' enwik8 model: 32)", at_least(0.0))
+    span_loss: float = option(0.0, "adaptive span: the coefficient of the span loss added to the training loss (the "
+                                   "authors': 5e-7)", at_least(0.0))
+    span_trim_step: int = option(64, "adaptive span: the keys each layer keeps are a multiple of this", at_least(1))
+    span_init: float = option(0.0, "adaptive span: the span ratio z every head starts from, in [0, 1]",
+                              between(0.0, 1.0))
     curriculum_steps: int = option(300, "steps over which segments grow to seq_len (0: no curriculum)", at_least(0))
     curriculum_start_len: int = option(8, "segment length at the start of the curriculum", at_least(1))
 
@@ -93,7 +112,8 @@ def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
     """The constructor arguments of `FeedbackTransformer`; the checkpoint stores them."""
     return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, window=c.window, mem_len=c.mem_len,
                 dim_head=c.dim_head, ff_mult=c.ff_mult, heads=c.heads, attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout,
-                shared_kv=c.shared_kv, step=c.step)
+                shared_kv=c.shared_kv, activation=c.activation, position_keys=c.position_keys,
+                span_ramp=c.span_ramp or None, span_trim_step=c.span_trim_step, span_init=c.span_init, step=c.step)
 
 
 def curriculum_seq_len(step: int, seq_len: int, start_len: int, curriculum_steps: int) -> int:
@@ -110,8 +130,28 @@ def seq_len_at(step: int, c: Config) -> int:
     return curriculum_seq_len(step, c.seq_len, c.curriculum_start_len, c.curriculum_steps)
 
 
-EXPERIMENT = Experiment(Config, FeedbackTransformer, model_kwargs, seq_len_at=seq_len_at,
-                        presets=presets_of("feedback"))
+def loss(model: FeedbackTransformer, x: torch.Tensor, y: torch.Tensor, memory: Any,
+         c: Config) -> Tuple[torch.Tensor, Any, Dict[str, float]]:
+    r"""
+    The training loop's `loss` hook: $\mathcal{L}_\text{LM}$, plus, with an adaptive span, `--span-loss` times
+    the [span loss](../adaptive_span.html) $\mathcal{L}^{span}$ (which validation does not count).
+    """
+    logits, memory = model(x, memory=memory, return_memory=True)
+    lm_loss = token_loss(logits, y)
+    if not c.span_ramp:
+        return lm_loss, memory, {"loss.train": lm_loss.item()}
+    # The model itself: under several processes `model` is its `DistributedDataParallel` wrapper.
+    span = getattr(model, "module", model).span_loss()
+    return lm_loss + c.span_loss * span, memory, {"loss.train": lm_loss.item(), "loss.span": span.item()}
+
+
+def after_step(model: FeedbackTransformer, c: Config) -> None:
+    """The training loop's `after_step` hook: the span ratios back into $[0, 1]$, after every optimiser step."""
+    model.clamp_spans_()
+
+
+EXPERIMENT = Experiment(Config, FeedbackTransformer, model_kwargs, loss=loss, seq_len_at=seq_len_at,
+                        after_step=after_step, presets=presets_of("feedback"))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

@@ -69,7 +69,9 @@ class CachedReader:
             self.histories = [SlidingKV(tokens.shape[0], attn.heads, attn.dim_head, model.mem_len,
                                         model.token_emb.weight, max_append=model.window) for _ in model.memory_kv]
             self.windows = [None] * len(self.histories)
-            self.step = model.exact_steps(None, tokens.shape[0]) if model.window == 1 else None
+            # With an adaptive span, the keys each layer's heads reach: the weights do not change while generating.
+            self.reach = model.span_reach()
+            self.step = model.exact_steps(None, tokens.shape[0], self.reach) if model.window == 1 else None
         top = self.read_exact(tokens) if model.window == 1 else self.read_windowed(tokens)
         # `[batch_size, num_tokens]`
         return model.to_logits(model.norm(top))
@@ -96,9 +98,9 @@ class CachedReader:
         pending = new if pending is None else torch.cat([pending, new], dim=1)
         # The full windows of a long prompt, all but the one the next logits come from.
         while pending.shape[1] > window:
-            _, m = model.run_window(pending[:, :window], self.windows, softmax_w)
+            _, m = model.run_window(pending[:, :window], self.windows, softmax_w, self.reach)
             self.windows = model.commit(self.histories, m)
             pending = pending[:, window:]
-        top, self.m = model.run_window(pending, self.windows, softmax_w)
+        top, self.m = model.run_window(pending, self.windows, softmax_w, self.reach)
         self.pending = pending
         return top[:, -1]

@@ -61,14 +61,14 @@ A_j &= q_u^\top k_j + q_v^\top r_{P-j} &
 a &= \operatorname{softmax}(A), \quad o = \textstyle\sum_j a_j v_j \quad \text{(per head)} \\
 y &= x + o W_o + b_o &
 \hat{y} &= \operatorname{LN}(y), \quad e = \hat{y} W_1' + b_1' \\
-g &= \operatorname{GELU}(e) &
+g &= f(e) &
 x' &= y + g W_2 + b_2
 \end{aligned}$$
 
 Given $\delta_{x'} = \partial \mathcal{L} / \partial x'$, the backward runs the same lines upwards:
 
 $$\begin{aligned}
-\delta_e &= (\delta_{x'} W_2^\top) \odot \operatorname{GELU}'(e) &
+\delta_e &= (\delta_{x'} W_2^\top) \odot f'(e) &
 \delta_y &= \delta_{x'} + \operatorname{LN}^\top(\delta_e W_1'^\top) \\
 \delta_o &= \delta_y W_o^\top, \quad \delta_{a_j} = \delta_o^\top v_j, \quad \delta_{v_j} = a_j \delta_o &
 \delta_A &= a \odot \big(\delta_a - \textstyle\sum_j a_j \delta_{a_j}\big) \\
@@ -78,12 +78,13 @@ $$\begin{aligned}
 \delta_x &= \delta_y + \operatorname{LN}^\top(\delta_{q_u} W_q'^\top)
 \end{aligned}$$
 
-with the derivatives of the normalisation and of GELU written out too, in public tensor operations
-only: for $\hat{x} = (x - \mu)/\sigma$,
+with the derivatives of the normalisation and of the activation $f$ written out too, in public tensor
+operations only: for $\hat{x} = (x - \mu)/\sigma$,
 $\operatorname{LN}^\top(\delta) = \big(\delta - \operatorname{mean}(\delta) - \hat{x}\, \operatorname{mean}(\delta \odot \hat{x})\big)/\sigma$
-([`norm_backward`](#norm_backward)), and $\operatorname{GELU}'(e) = \Phi(e) + e\, \varphi(e)$ with $\Phi$ and
-$\varphi$ the standard normal's distribution and density ([`gelu_derivative`](#gelu_derivative)). The
-feed-forward's activation and its derivative are read from one table, `DERIVATIVES`.
+([`norm_backward`](#norm_backward)); $\operatorname{GELU}'(e) = \Phi(e) + e\, \varphi(e)$ with $\Phi$ and
+$\varphi$ the standard normal's distribution and density ([`gelu_derivative`](#gelu_derivative)), and
+$\operatorname{ReLU}'(e) = [e > 0]$ ([`relu_derivative`](#relu_derivative)). The feed-forward's activation
+and its derivative are read from one table, `DERIVATIVES`.
 The weights' gradients are the products of the stacked rows:
 $\nabla_{W_2} = G^\top \Delta_{x'}$, $\nabla_{W_1'} = \hat{Y}^\top \Delta_e$, $\nabla_{W_o} = O^\top \Delta_y$,
 $\nabla_{W_q'} = \hat{X}^\top \Delta_{q_u}$, $\nabla_{r^\top} = Q_v^\top \Delta_A$ (per head); $\nabla_{\mathbf{u}'}$, the
@@ -91,6 +92,17 @@ biases' gradients and $\nabla_{\mathbf{v}-\mathbf{u}} = \sum_t \delta_{q_{v,t}}$
 autograd code, run once per pass, so autograd carries these to $W_q$, $\mathbf{u}$, $\mathbf{v}$, $\gamma$,
 $\beta$ and the rest. Dropout, where it is active, multiplies $a$ and $g$ by a saved mask and their
 gradients by the same mask.
+
+**The authors' options** change three lines. With the learned position keys
+(`position_keys="learned"`) there is no $\mathbf{u}$ or $\mathbf{v}$: the same equations with both $0$
+($\mathbf{u}' = \beta_a W_q / \sqrt{d_h}$, $q_v = q_u$), and $r_\delta$ is the one table $p_\delta$ for
+every head, so its gradient $\nabla_{r^\top}$ is summed over the heads and the layers by autograd, through
+the folding. With an [adaptive span](../adaptive_span.html) the weights are masked and renormalised,
+$\hat{a} = a \odot \chi / (\sum_j a_j \chi_j + \epsilon)$, and $o = \sum_j \hat{a}_j v_j$: $\chi$ and its
+slope are made once per pass, a step takes their last $P$ columns, and the backward runs
+$\delta_{\hat{a}} \to (\delta_a, \delta_\chi)$ before the softmax's, with $\delta_z$ from the keys on the
+ramp ([its gradient](../adaptive_span.html#the-gradient-with-respect-to-the-span)); the step reads only the
+newest $P_{span}$ keys and values. One more slot collects $\delta_z$, one `[heads]` row per step.
 
 **Checked, and measured.** `tests/test_feedback.py` checks both functions with `gradcheck` in float64
 (dropout included), and the whole model, outputs, memory and every parameter's gradient, against
@@ -111,6 +123,7 @@ every new segment length). [Generation](generation.html) runs it too, without gr
 | $r_\delta$ | position keys, distances `max_distance` … 1 | `r_t` | `[heads, dim_head, max_distance]` |
 | $A$ | attention scores | `scores` | `[batch_size, heads, P]` |
 | $a$ | attention weights | `a` | `[batch_size, heads, P]` |
+| $\hat{a}$, $\chi$ | with an adaptive span: the weights masked and renormalised, and the mask | `a_hat`, `chi` | `[batch_size, heads, P]`, `[heads, max_distance]` |
 | $o$ | attention output before $W_o$ | `o` | `[batch_size, heads * dim_head]` |
 | $e$, $g$ | feed-forward hidden layer before and after the activation | `e`, `g` | `[batch_size, d_ff]` |
 | $\delta_\cdot$ | gradient of the loss with respect to $\cdot$ (`d_x`, `d_e`, … in the code) | | as $\cdot$ |
@@ -123,6 +136,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from labml_nn.transformers.adaptive_span import AdaptiveSpan, renormalise, renormalise_backward, span_ratio_gradient
 from labml_nn.transformers.feedback import FeedbackLayer, FeedbackTransformer
 from labml_nn.transformers.one_token import fold_norm
 
@@ -159,9 +173,15 @@ def gelu_derivative(e: torch.Tensor) -> torch.Tensor:
     return torch.addcmul(cdf, e, torch.exp(e * e * -0.5).mul_(_INV_SQRT_2PI))
 
 
+def relu_derivative(e: torch.Tensor) -> torch.Tensor:
+    r"""$\operatorname{ReLU}'(e) = [e > 0]$ (0 at $e = 0$, as autograd takes it)."""
+    return (e > 0).to(e.dtype)
+
+
 # The feed-forward activations the step knows, with their derivatives: the one place it reads the
 # activation. A layer with another activation is refused (it trains with `step="autograd"`).
-DERIVATIVES: Dict[Callable, Callable[[torch.Tensor], torch.Tensor]] = {F.gelu: gelu_derivative}
+DERIVATIVES: Dict[Callable, Callable[[torch.Tensor], torch.Tensor]] = {F.gelu: gelu_derivative,
+                                                                        F.relu: relu_derivative}
 
 
 def softmax_backward(d_a: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -208,14 +228,18 @@ class LayerWeights(NamedTuple):
     b_1_prime: Optional[torch.Tensor]
     W_2: Optional[torch.Tensor]
     b_2: Optional[torch.Tensor]
+    # The heads' span ratios $z$, `[heads]`, with an [adaptive span](../adaptive_span.html) (else `None`)
+    span_ratio: Optional[torch.Tensor] = None
 
 
 class StepOptions(NamedTuple):
-    """What is not a tensor: the norms' epsilon, the dropout probabilities in force, the activation."""
+    r"""What is not a tensor: the norms' epsilon, the dropout probabilities in force, the activation, and the
+    [adaptive span](../adaptive_span.html)'s $L$, $\rho$, $s$ (`None`: no span)."""
     eps: float
     attn_dropout: float
     ff_dropout: float
     activation: Callable[[torch.Tensor], torch.Tensor] = F.gelu
+    span: Optional[AdaptiveSpan] = None
 
 
 def prepare_layer(layer: FeedbackLayer) -> Tuple[LayerWeights, StepOptions]:
@@ -230,15 +254,22 @@ def prepare_layer(layer: FeedbackLayer) -> Tuple[LayerWeights, StepOptions]:
     if layer.attn_norm.eps != layer.ff_norm.eps:
         raise ValueError("the hand-written step expects both pre-norms to share one eps")
     W_q_prime, u_from_beta = fold_norm(layer.attn_norm, attn.to_q.weight.t() * attn.scale)
-    u_prime = attn.u.reshape(-1) * attn.scale + u_from_beta
-    v_minus_u = (attn.v - attn.u).reshape(-1) * attn.scale
-    r_t = attn.position_keys(attn.max_distance, u_prime.device).transpose(1, 2)
+    if attn.u is None:
+        # The learned position keys: no $\mathbf{u}$, $\mathbf{v}$ (the same equations with both 0), and one
+        # table $p_\delta$ for every head.
+        u_prime, v_minus_u = u_from_beta, torch.zeros_like(u_from_beta)
+    else:
+        u_prime = attn.u.reshape(-1) * attn.scale + u_from_beta
+        v_minus_u = (attn.v - attn.u).reshape(-1) * attn.scale
+    r_t = attn.position_keys(attn.max_distance, u_prime.device).expand(attn.heads, -1, -1).transpose(1, 2)
     W_1_prime, b_1_prime = fold_norm(layer.ff_norm, ff.w1.weight.t(), ff.w1.bias)
     weights = LayerWeights(W_q_prime=W_q_prime, u_prime=u_prime, v_minus_u=v_minus_u, r_t=r_t,
                            W_o=attn.to_out.weight.t(), b_o=attn.to_out.bias, W_1_prime=W_1_prime,
-                           b_1_prime=b_1_prime, W_2=ff.w2.weight.t(), b_2=ff.w2.bias)
+                           b_1_prime=b_1_prime, W_2=ff.w2.weight.t(), b_2=ff.w2.bias,
+                           span_ratio=None if attn.span is None else attn.span_ratio)
     options = StepOptions(eps=layer.attn_norm.eps, attn_dropout=attn.dropout.p if layer.training else 0.0,
-                          ff_dropout=ff.dropout.p if layer.training else 0.0, activation=ff.activation)
+                          ff_dropout=ff.dropout.p if layer.training else 0.0, activation=ff.activation,
+                          span=attn.span)
     return weights, options
 
 
@@ -248,15 +279,17 @@ class LayerSlots(NamedTuple):
     r"""
     One entry per product of a layer step whose weight gradient is summed over the steps, named by the
     $\delta$ its gradient brings: $\delta_{q_u}$ (for $W_q'$, $\mathbf{u}'$), $\delta_y$ ($W_o$, $b_o$),
-    $\delta_e$ ($W_1'$, $b_1'$), $\delta_{x'}$ ($W_2$, $b_2$) and the position part of $\delta_A$
-    ($r$, $\mathbf{v} - \mathbf{u}$). The slots of a pass are `[n, ...]`; one step takes row $t$ of each,
-    and its backward returns that row's gradient.
+    $\delta_e$ ($W_1'$, $b_1'$), $\delta_{x'}$ ($W_2$, $b_2$), the position part of $\delta_A$
+    ($r$, $\mathbf{v} - \mathbf{u}$) and, with an adaptive span, the step's $\delta_z$ ($z$; without a span
+    the slot is empty, `[n, 0]`). The slots of a pass are `[n, ...]`; one step takes row $t$ of each, and its
+    backward returns that row's gradient.
     """
     q_u: Optional[torch.Tensor]
     y: Optional[torch.Tensor]
     e: Optional[torch.Tensor]
     out: Optional[torch.Tensor]
     A: Optional[torch.Tensor]
+    z: Optional[torch.Tensor]
 
 
 class LayerRows:
@@ -277,7 +310,8 @@ class LayerRows:
         self.g: List[torch.Tensor] = []
         self.slot_shapes = LayerSlots(q_u=(steps, batch_size, heads * dim_head), y=(steps, batch_size, dim),
                                       e=(steps, batch_size, d_ff), out=(steps, batch_size, dim),
-                                      A=(steps, heads, batch_size, max_distance))
+                                      A=(steps, heads, batch_size, max_distance),
+                                      z=(steps, 0 if weights.span_ratio is None else heads))
         self.row_shapes = dict(x_hat=(batch_size, dim), o=(batch_size, heads * dim_head),
                                q_v=(heads, batch_size, dim_head))
 
@@ -309,6 +343,9 @@ class LayerRows:
             # $\sum_t \delta_{q_{v,t}} = \sum_{t,j} \delta_{A_j} r_{P-j}$: the sum over steps first, then one product.
             grads.update(r_t=torch.bmm(Q_v.transpose(1, 2), D_A),
                          v_minus_u=torch.bmm(w.r_t, D_A.sum(1)[:, :, None]).reshape(-1))
+        if d.z is not None and w.span_ratio is not None:
+            # $\delta_z = \sum_t \delta_{z,t}$: each step brought its own, already summed over its keys.
+            grads.update(span_ratio=d.z.sum(0))
         return LayerWeights(**grads)
 
 
@@ -383,25 +420,36 @@ class AttentionSaved(NamedTuple):
     k: torch.Tensor
     v: torch.Tensor
     a: torch.Tensor
+    a_hat: torch.Tensor
     a_mask: Optional[torch.Tensor]
     a_used: torch.Tensor
+
+
+class SpanMask(NamedTuple):
+    r"""
+    An [adaptive span](../adaptive_span.html)'s mask $\chi$ and its slope $\partial \chi / \partial z$ for one
+    query and the distances `max_distance` … 1, `[heads, max_distance]` each, made once per pass: the mask of
+    the newest $P$ keys is their last $P$ columns.
+    """
+    chi: torch.Tensor
+    slope: torch.Tensor
 
 
 class LayerStep(torch.autograd.Function):
     r"""
     One layer for one token, `x` `[batch_size, dim]` → `[batch_size, dim]`, against the keys and values
     `k`, `v` of the memory (`[batch_size, heads, P, dim_head]` each; `None` when there is no memory yet,
-    and then the attention adds nothing). The first five inputs are this step's rows of the
-    [slots](#LayerSlots) (`None` without gradients), `rows` what it keeps for them. The forward pass and
-    its backward are the equations above.
+    and then the attention adds nothing). The first six inputs are this step's rows of the
+    [slots](#LayerSlots) (`None` without gradients), `rows` what it keeps for them; `span` the pass's
+    [`SpanMask`](#SpanMask) (`None`: no span). The forward pass and its backward are the equations above.
     """
 
     @staticmethod
-    def forward(ctx, slot_q_u, slot_y, slot_e, slot_out, slot_A, x: torch.Tensor, k: Optional[torch.Tensor],
-                v: Optional[torch.Tensor], w: LayerWeights, options: StepOptions, rows: Optional[LayerRows]
-                ) -> torch.Tensor:
+    def forward(ctx, slot_q_u, slot_y, slot_e, slot_out, slot_A, slot_z, x: torch.Tensor, k: Optional[torch.Tensor],
+                v: Optional[torch.Tensor], w: LayerWeights, options: StepOptions, span: Optional[SpanMask],
+                rows: Optional[LayerRows]) -> torch.Tensor:
         batch_size, dim = x.shape
-        ctx.w, ctx.activation = w, options.activation
+        ctx.w, ctx.activation, ctx.span = w, options.activation, span
         ctx.has_attention = k is not None
         attention: Tuple[torch.Tensor, ...] = ()
         if k is None:
@@ -427,15 +475,17 @@ class LayerStep(torch.autograd.Function):
             content = torch.bmm(q_u, k.transpose(1, 2)).view(batch_size, heads, P)
             position = torch.bmm(q_v, w.r_t[:, :, max_distance - P:])
             scores = content + position.transpose(0, 1)
-            # $a$, `[batch_size, heads, P]`
+            # $a$, `[batch_size, heads, P]`; with an adaptive span $\hat{a}$, masked by the last $P$ columns of
+            # $\chi$ and renormalised (without one, $\hat{a} = a$)
             a = scores.softmax(dim=-1)
-            a_mask = dropout_mask(a, options.attn_dropout)
-            a_used = a if a_mask is None else a * a_mask
+            a_hat = a if span is None else renormalise(a, span.chi[:, max_distance - P:])
+            a_mask = dropout_mask(a_hat, options.attn_dropout)
+            a_used = a_hat if a_mask is None else a_hat * a_mask
             # $o = \sum_j a_j v_j$: `[batch_size * heads, 1, P] @ [batch_size * heads, P, dim_head]`, as
             # `[batch_size, heads * dim_head]`; then $y = x + o W_o + b_o$
             o = torch.bmm(a_used.view(bh, 1, P), v).view(batch_size, heads * dim_head)
             y = torch.addmm(w.b_o, o, w.W_o).add_(x)
-            attention = AttentionSaved(x_hat, rstd_a, q_u, q_v, k, v, a, a_mask, a_used)
+            attention = AttentionSaved(x_hat, rstd_a, q_u, q_v, k, v, a, a_hat, a_mask, a_used)
         y_hat, rstd_f = normalise(y, options.eps, rows is not None)
         # $e = \hat{y} W_1' + b_1'$ and $g$, `[batch_size, d_ff]`; then $x' = y + g W_2 + b_2$
         e = torch.addmm(w.b_1_prime, y_hat, w.W_1_prime)
@@ -472,8 +522,8 @@ class LayerStep(torch.autograd.Function):
         d_y = norm_backward(torch.mm(d_e, w.W_1_prime.t()), ff.y_hat, ff.rstd_f).add_(d_out)
         if not ctx.has_attention:
             # Slots: $\delta_e$ and $\delta_{x'}$ only; then the input $x$.
-            slots = LayerSlots(q_u=None, y=None, e=d_e, out=d_out, A=None)
-            return (*slots, d_y, None, None, None, None, None)
+            slots = LayerSlots(q_u=None, y=None, e=d_e, out=d_out, A=None, z=None)
+            return (*slots, d_y, None, None, None, None, None, None)
         s = AttentionSaved(*saved[len(FeedForwardSaved._fields):])
         heads, dim_head, max_distance = w.r_t.shape
         bh, P, _ = s.k.shape
@@ -485,6 +535,12 @@ class LayerStep(torch.autograd.Function):
         d_v = torch.bmm(s.a_used.view(bh, P, 1), d_o)
         if s.a_mask is not None:
             d_a = d_a * s.a_mask
+        d_z = None
+        if ctx.span is not None:
+            # Through the renormalisation, $\delta_{\hat{a}} \to (\delta_a, \delta_\chi)$, and $\delta_\chi$ on the
+            # ramp gives this step's $\delta_z$, `[heads]`.
+            d_a, d_chi = renormalise_backward(d_a, s.a, ctx.span.chi[:, max_distance - P:], s.a_hat)
+            d_z = span_ratio_gradient(d_chi, ctx.span.slope[:, max_distance - P:])
         # $\delta_A$, `[batch_size, heads, P]`
         d_A = softmax_backward(d_a, s.a)
         # $\delta_{k_j} = \delta_{A_j} q_u$: `[batch_size * heads, P, 1] @ [batch_size * heads, 1, dim_head]`
@@ -497,22 +553,31 @@ class LayerStep(torch.autograd.Function):
         # $\delta_{\hat{x}} = \delta_{q_u} W_q'^\top$, and $\delta_x = \delta_y + \operatorname{LN}^\top(\delta_{\hat{x}})$
         d_x = norm_backward(torch.mm(d_qu, w.W_q_prime.t()), s.x_hat, s.rstd_a).add_(d_y)
         # The position slot covers every distance: this step's $P$ are the last $P$, `[heads, batch_size, max_distance]`.
-        slots = LayerSlots(q_u=d_qu, y=d_y, e=d_e, out=d_out, A=F.pad(d_position, (max_distance - P, 0)))
+        slots = LayerSlots(q_u=d_qu, y=d_y, e=d_e, out=d_out, A=F.pad(d_position, (max_distance - P, 0)), z=d_z)
         # The keys' and values' gradients in the layout they came in, `[batch_size, heads, P, dim_head]`.
         return (*slots, d_x, d_k.view(batch_size, heads, P, dim_head), d_v.view(batch_size, heads, P, dim_head),
-                None, None, None)
+                None, None, None, None)
 
 
 class LayerSteps:
     r"""
     The steps of one layer in one forward pass of `steps` tokens: `layer_steps(x, kv)` runs the layer for
     one token. With gradients enabled, the weights go through [`SharedWeights`](#SharedWeights) and each
-    call takes the next row of its slots.
+    call takes the next row of its slots. With an adaptive span, the mask and its slope are made here, once,
+    and each step reads only the newest `reach` keys and values ($P_{span}$, the model's
+    [`span_reach`](index.html#FeedbackTransformer.span_reach)): the others would all get $\chi = 0$.
     """
 
-    def __init__(self, weights: LayerWeights, options: StepOptions, steps: int, batch_size: int):
-        self.options = options
-        self.weights = LayerWeights(*(t.detach() for t in weights))
+    def __init__(self, weights: LayerWeights, options: StepOptions, steps: int, batch_size: int,
+                 reach: Optional[int] = None):
+        self.options, self.reach = options, reach
+        self.weights = LayerWeights(*(None if t is None else t.detach() for t in weights))
+        self.span = None
+        if options.span is not None:
+            max_distance = self.weights.r_t.shape[2]
+            z = self.weights.span_ratio
+            self.span = SpanMask(chi=options.span.mask(z, max_distance)[:, 0],
+                                 slope=options.span.slope(z, max_distance)[:, 0])
         self.rows = self.slots = None
         if torch.is_grad_enabled():
             self.rows = LayerRows(steps, batch_size, self.weights)
@@ -522,12 +587,14 @@ class LayerSteps:
 
     def __call__(self, x: torch.Tensor, kv: Optional[Tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         k, v = (None, None) if kv is None else kv
-        slots = LayerSlots(None, None, None, None, None) if self.slots is None else self.slots[self.t]
+        if k is not None and self.reach is not None and k.shape[2] > self.reach:
+            k, v = k[:, :, -self.reach:], v[:, :, -self.reach:]
+        slots = LayerSlots(None, None, None, None, None, None) if self.slots is None else self.slots[self.t]
         self.t += 1
         # The step computes in the weights' precision whatever `torch.autocast` says: its backward is
         # written for one dtype.
         with full_precision(x.device.type):
-            return LayerStep.apply(*slots, x, k, v, self.weights, self.options, self.rows)
+            return LayerStep.apply(*slots, x, k, v, self.weights, self.options, self.span, self.rows)
 
 
 # ## The memory vector of one token
@@ -631,14 +698,16 @@ class HandWrittenSteps:
     here, once.
     """
 
-    def __init__(self, model: FeedbackTransformer, steps: Optional[int], batch_size: int):
+    def __init__(self, model: FeedbackTransformer, steps: Optional[int], batch_size: int,
+                 reach: Optional[List[Optional[int]]] = None):
         self.model = model
         self.layers = []
+        reach = model.span_reach() if reach is None else reach
         # In the weights' precision, like the steps (see `LayerSteps`).
         with full_precision(model.token_emb.weight.device.type):
-            for layer in model.layers:
+            for layer, layer_reach in zip(model.layers, reach):
                 weights, options = prepare_layer(layer)
-                self.layers.append(LayerSteps(weights, options, steps or 1, batch_size))
+                self.layers.append(LayerSteps(weights, options, steps or 1, batch_size, layer_reach))
             norm = model.memory_kv[0].norm
             projections = [fold_norm(project.norm, project.to_kv.weight.t()) for project in model.memory_kv]
             self.memory = MemorySteps(model.layer_weights.softmax(dim=0), projections, model.layers[0].attn.heads,
