@@ -101,3 +101,23 @@ def test_the_build_warns_and_the_function_finds_the_same(tmp_path):
                  "notation: $L$ is `depth` here, but the site's $L$ is memory length (`mem_len`)")]
     assert [w for w in stats["warnings"] if w[2].startswith("notation:")] == expected
     assert conflicts(root) == expected
+
+
+def test_a_symbol_the_site_gives_to_two_modules_of_one_meaning_names_either():
+    """The site may write one symbol for two modules with the same meaning (the key projection $W_k$: the
+    attention's `to_kv`, the Feedback Transformer's `memory_kv`); a page may name either, not a third."""
+    site = rows_of("| symbol | meaning | in code |\n|---|---|---|\n| $W_k$ | key projection | `to_kv` |\n"
+                   "| $W_k$ | key projection of the memory | `memory_kv` |\n", SITE_TITLES)
+    assert ambiguities(site, "s.py") == []
+    for name in ("to_kv", "memory_kv"):
+        assert compare(site, rows_of(f"| symbol | meaning | code |\n|---|---|---|\n| $W_k$ | keys | `{name}` |\n"),
+                       "p.py") == []
+    [(_, _, problem)] = compare(site, rows_of("| symbol | meaning | code |\n|---|---|---|\n| $W_k$ | keys | `w` |\n"),
+                                "p.py")
+    assert problem.startswith("notation: $W_k$ is `w` here")
+
+
+def test_the_site_has_one_notation():
+    """The real site: every page's notation table agrees with the site's table of symbols."""
+    from conftest_site import REPO
+    assert conflicts(REPO) == []

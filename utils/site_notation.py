@@ -60,14 +60,17 @@ def entries(rows: list[Row]) -> list[Entry]:
 def compare(site_rows: list[Row], page_rows: list[Row], path: str) -> list[tuple[str, int, str]]:
     """Where a page's table (at `path`) disagrees with the site's table."""
     site = entries(site_rows)
-    by_key = {e.key: e for e in site}
+    by_key: dict[str, list[Entry]] = {}
+    for s in site:  # a symbol may name several modules of one meaning (W_k: `to_kv`, the Feedback `memory_kv`)
+        by_key.setdefault(s.key, []).append(s)
     problems = []
     for e in entries(page_rows):
         row_keys = {" ".join(a.key for a in symbol_atoms(t)) for t in e.row.symbols}
         if not e.names or any(s.key in row_keys and s.names & e.names for s in site):
             continue  # no code to compare, or the row also writes the site's symbol: an alias
         names = "`, `".join(sorted(e.names))
-        same = by_key.get(e.key)
+        same_all = by_key.get(e.key, [])
+        same = next((s for s in same_all if s.names & e.names), same_all[0] if same_all else None)
         letter = [s for s in site if s.base == e.key != s.key and s.names]  # h, where the site has h^l
         sharing = [s for s in site if s.names & e.names]
         if same is not None:

@@ -61,7 +61,8 @@ the site's symbol.
 | $q_i$, $k_j$, $v_j$ | a head's query, key and value vectors ($Q$, $K$, $V$: stacked) | `q`, `k`, `v` |
 | $A_{i,j}$ | attention score, before the softmax | `scores` |
 | $a_{i,j}$ | attention weight, after the softmax | `a` |
-| $W_q$, $W_k$, $W_v$, $W_o$ | the query, key, value and output projections | `to_q`, `to_kv`, `to_out` |
+| $W_q$, $W_k$, $W_v$, $W_o$ | the query, key, value and output projections | `to_q`, `to_kv`, `to_kv`, `to_out` |
+| $W_k$, $W_v$ | the Feedback Transformer's key and value projections of its memory | `memory_kv` |
 | $\mathbf{u}$, $\mathbf{v}$ | Transformer-XL's global content and position biases (attributes of a layer's attention) | `attn.u`, `attn.v` |
 | $R_\delta$ | the sinusoidal encoding of distance $\delta$ | `R` |
 | $W_{k,R}$ | the projection of $R_\delta$ to a position key | `to_r` |

@@ -120,7 +120,7 @@ every new segment length). [Generation](generation.html) runs it too, without gr
 | $W_1'$, $b_1'$ | the feed-forward's first weight and bias, folded | `W_1_prime`, `b_1_prime` | `[dim, d_ff]`, `[d_ff]` |
 | $q_u, q_v$ | content and position queries, scaled | `q_u`, `q_v` | `[batch_size * heads, 1, dim_head]`, `[heads, batch_size, dim_head]` |
 | $k_j, v_j$ | keys and values of the $P$ memory entries | `k`, `v` | `[batch_size * heads, P, dim_head]` |
-| $r_\delta$ | position keys, distances `max_distance` … 1 | `r_t` | `[heads, dim_head, max_distance]` |
+| $r_\delta^\top$ | the position keys, transposed, distances `max_distance` … 1 | `r_t` | `[heads, dim_head, max_distance]` |
 | $A$ | attention scores | `scores` | `[batch_size, heads, P]` |
 | $a$ | attention weights | `a` | `[batch_size, heads, P]` |
 | $\hat{a}$, $\chi$ | with an adaptive span: the weights masked and renormalised, and the mask | `a_hat`, `chi` | `[batch_size, heads, P]`, `[heads, max_distance]` |
