@@ -10,8 +10,10 @@ BENCH_VENV := .venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
 
 # Tests and experiments read Tiny Shakespeare from a local copy when there is one beside the checkout.
-SHARED_DATA := $(abspath ../shared/data/tiny_shakespeare.txt)
-ifneq ($(wildcard $(SHARED_DATA)),)
+# (Found by the shell, quoted: make's $(wildcard) and $(abspath) split a path with a space in it.)
+SHARED_DATA := $(shell cd "$(CURDIR)/../shared/data" 2>/dev/null && test -f tiny_shakespeare.txt \
+                 && echo "$$PWD/tiny_shakespeare.txt")
+ifneq ($(SHARED_DATA),)
 export TINY_SHAKESPEARE_PATH ?= $(SHARED_DATA)
 endif
 

@@ -33,8 +33,15 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
+# The 1-minute load average when the benchmark started (`setup_threads` records it): the machine is shared,
+# and other work slows every model, those with many small operations most.
+LOAD_AT_START: Optional[float] = None
+
+
 def setup_threads(n: int = 2) -> None:
+    global LOAD_AT_START
     torch.set_num_threads(n)
+    LOAD_AT_START = os.getloadavg()[0]
 
 
 def machine() -> str:
@@ -140,13 +147,14 @@ def write_report(name: str, title: str, rows: List[dict], columns: List[str], no
     site build takes them from the JSON, so a page never carries a number typed by hand.
     """
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    meta = dict(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), config=CONFIG)
+    meta = dict(machine=machine(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), config=CONFIG,
+                load_at_start=LOAD_AT_START, load_at_end=os.getloadavg()[0])
     (RESULTS_DIR / f"{name}.json").write_text(json.dumps(dict(meta=meta, rows=rows, extra=extra or {},
                                                               figures=figures or {}), indent=2))
-    meta["load_average"] = os.getloadavg()[0]
-    lines = [f"### {title}", "", f"Measured {meta['date']} on {meta['machine']}; load average "
-                                 f"{meta['load_average']:.1f} when the report was written (other work on the "
-                                 f"machine slows every model, and makes the ratios noisier).", ""]
+    start = f"{LOAD_AT_START:.1f} when it started, " if LOAD_AT_START is not None else ""
+    lines = [f"### {title}", "", f"Measured {meta['date']} on {meta['machine']}; 1-minute load average "
+                                 f"{start}{meta['load_at_end']:.1f} when the report was written (the machine is "
+                                 f"shared: other work slows every model, and makes the ratios noisier).", ""]
     lines.append("| " + " | ".join(columns) + " |")
     lines.append("|" + "---|" * len(columns))
     for row in rows:

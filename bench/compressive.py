@@ -10,8 +10,9 @@ segments of 32, memory 32, batch 8, no dropout) with a compressed memory of 16 a
 * **Training step**: forward, the language-model loss plus the attention-reconstruction loss,
   backward and an AdamW step, carrying the memory from one segment to the next, as each library's
   own training loop does.
-* **Generation**: a 32-token prompt continued by 64 tokens, so that positions are evicted and
-  compressed along the way. Ours uses `generate` (the cached generation page, `compressive/generation.py`),
+* **Generation**: a 32-token prompt continued by 64 tokens, batch 8, so that positions are evicted and
+  compressed along the way; and at batch 1, one 32-token prompt continued by 128 tokens, which is how a
+  reader samples. Ours uses `generate` (the cached generation page, `compressive/generation.py`),
   and, as a row of its own, the model's forward pass token by token (`generate(..., cached=False)`);
   compressive-transformer-pytorch
   uses its `AutoregressiveWrapper.generate`, which reruns the current segment for every token;
@@ -22,7 +23,6 @@ site-packages (in `.venv-bench/peers`, or `$LABML_NN_RELEASE_DIR`) and imported 
 `bench.common.import_labml_nn_release`.
 """
 import argparse
-import os
 from typing import Dict, List, NamedTuple, Optional
 
 import torch
@@ -34,7 +34,7 @@ from bench.common import (CONFIG, compile_model, first_call_seconds,
 from labml_nn.transformers.compressive import CompressiveTransformer
 
 CMEM_LEN, CMEM_RATIO = 16, 4
-PROMPT_LEN, GEN_LEN = 32, 64
+PROMPT_LEN, GEN_LEN, GEN_LEN_BATCH_1 = 32, 64, 128
 # ---------------------------------------------------------------------------------------------
 # The three models behind one small interface: `train_step()` and `generate(prompt)`.
 # ---------------------------------------------------------------------------------------------
@@ -75,8 +75,8 @@ class Ours:
         self.opt.step()
         self.compression_opt.step()
 
-    def generate(self, prompt):
-        return self.model.generate(prompt, GEN_LEN, top_k=1, cached=self.cached)
+    def generate(self, prompt, n: int = GEN_LEN):
+        return self.model.generate(prompt, n, top_k=1, cached=self.cached)
 
 
 class LucidrainsPeer:
@@ -103,8 +103,8 @@ class LucidrainsPeer:
         (loss + aux.sum()).backward()
         self.opt.step()
 
-    def generate(self, prompt):
-        return self.wrapper.generate(prompt, GEN_LEN)
+    def generate(self, prompt, n: int = GEN_LEN):
+        return self.wrapper.generate(prompt, n)
 
 
 class LabmlMemory(NamedTuple):
@@ -178,9 +178,9 @@ class LabmlPeer:
         self.opt.step()
 
     @torch.no_grad()
-    def generate(self, prompt):
+    def generate(self, prompt, n: int = GEN_LEN):
         tokens, memory, out = prompt.t(), None, [prompt]
-        for _ in range(GEN_LEN):
+        for _ in range(n):
             logits, memory, _, _ = self.forward(tokens, memory)
             tokens = logits[-1:].argmax(-1)  # [1, batch_size]
             out.append(tokens.t())
@@ -208,22 +208,30 @@ def main(argv: Optional[List[str]] = None) -> None:
             if hasattr(m, attr):
                 getattr(m, attr).eval()
     gen = interleaved({m.name: (lambda m=m: m.generate(prompt)) for m in generators}, rounds=5, warmup=1)
+    # Batch 1: one prompt, ours (cached) against compressive-transformer-pytorch.
+    gen_1 = interleaved({m.name: (lambda m=m: m.generate(prompt[:1], GEN_LEN_BATCH_1)) for m in models[:2]},
+                        rounds=5, warmup=1)
 
     ours_train = tokens_per_step / median(train['ours'])
     ours_gen = CONFIG['batch_size'] * GEN_LEN / median(gen['ours'])
+    ours_gen_1 = GEN_LEN_BATCH_1 / median(gen_1['ours'])
     rows = []
     for m in models + [compiled, readable]:
         train_tps = tokens_per_step / median(train[m.name]) if m.name in train else None
         gen_tps = CONFIG['batch_size'] * GEN_LEN / median(gen[m.name]) if m.name in gen else None
+        gen_1_tps = GEN_LEN_BATCH_1 / median(gen_1[m.name]) if m.name in gen_1 else None
         rows.append({'model': m.name, 'train tokens/s': train_tps or 'n/a',
                      'train: ours ×': ours_train / train_tps if train_tps else 'n/a',
-                     'generate tokens/s': gen_tps or 'n/a', 'generate: ours ×': ours_gen / gen_tps if gen_tps else 'n/a'})
+                     'generate tokens/s': gen_tps or 'n/a', 'generate: ours ×': ours_gen / gen_tps if gen_tps else 'n/a',
+                     'generate tokens/s, batch 1': gen_1_tps or 'n/a',
+                     'generate, batch 1: ours ×': ours_gen_1 / gen_1_tps if gen_1_tps else 'n/a'})
     for row in rows:
         print(row)
     by_name = {row['model']: row for row in rows}
     figures = dict(train_vs_ctp=times(by_name[models[1].name]['train: ours ×']),
                    train_vs_labml_nn=times(by_name[models[2].name]['train: ours ×']),
                    generate_vs_ctp=times(by_name[models[1].name]['generate: ours ×']),
+                   generate_vs_ctp_batch_1=times(by_name[models[1].name]['generate, batch 1: ours ×']),
                    generate_cached_vs_forward_calls=times(by_name[readable.name]['generate: ours ×']),
                    compiled_vs_eager=times(1 / by_name[compiled.name]['train: ours ×']),
                    compile_seconds=f"{compile_seconds:.0f} s")
@@ -235,18 +243,18 @@ def main(argv: Optional[List[str]] = None) -> None:
              f"Compressed memory {CMEM_LEN}, compression rate {CMEM_RATIO}. Training step: forward, LM loss + "
              f"attention-reconstruction loss, backward, AdamW step, memory carried (medians of 9 interleaved "
              f"rounds of 3 steps). Generation: prompt {PROMPT_LEN}, {GEN_LEN} new tokens, batch "
-             f"{CONFIG['batch_size']} (medians of 5 interleaved rounds). 'ours ×' is our throughput over the "
+             f"{CONFIG['batch_size']}; at batch 1, {GEN_LEN_BATCH_1} new tokens after one prompt (medians of 5 "
+             f"interleaved rounds); ours greedy, compressive-transformer-pytorch with its wrapper's default top-k "
+             f"sampling. 'ours ×' is our throughput over the "
              f"row's. compressive-transformer-pytorch reruns the current segment for every generated token; "
              f"labml-nn is run token by token with its memory (no key/value cache); ours caches keys and values. "
              f"compressive-transformer-pytorch detaches its key/value projection weights in place when it first "
              f"computes its reconstruction loss, so from then on its training step skips their gradients. "
              f"labml-nn's feed-forward is given GELU, like ours (its default is ReLU). Floors: training ≥ 1.3× "
-             f"both peers, generation ≥ 3× compressive-transformer-pytorch.")
-    # The machine is shared: say how busy it was, since a loaded 2-core machine slows every model, and
-    # models with many small operations most.
-    notes += f" Load average during the run: {os.getloadavg()[0]:.1f} (1 min)."
+             f"both peers, generation ≥ 3× compressive-transformer-pytorch at batch 8 and at batch 1.")
     path = write_report('compressive', 'Compressive Transformer throughput', rows,
-                        ['model', 'train tokens/s', 'train: ours ×', 'generate tokens/s', 'generate: ours ×'],
+                        ['model', 'train tokens/s', 'train: ours ×', 'generate tokens/s', 'generate: ours ×',
+                         'generate tokens/s, batch 1', 'generate, batch 1: ours ×'],
                         notes=notes, extra=dict(compile_seconds=compile_seconds), figures=figures)
     print(f"{machine()}\nwrote {path}")
 

@@ -5,11 +5,11 @@ At CONFIG (vocab 65, dim 128, heads 4, depth 4, feed-forward 512, segment 32, me
 dropout 0) this measures, interleaved in one process with 2 threads:
 
 * training-step tokens/s: forward, backward and an AdamW step on a 32-token segment, token by token
-  (`seq_len=1`, the paper's model) for every model; ours with its default, hand-written step
+  (`window=1`, the paper's model) for every model; ours with its default, hand-written step
   (`feedback/step.py`), with `step="autograd"` (the readable recurrence of the model's page through
   autograd), and with that under `torch.compile`;
-* generation tokens/s: 32 new tokens after a 32-token prompt, batch 8, greedy. feedback-transformer-pytorch
-  has no generator; it is driven token by token with its key/value memory, which is its cached path.
+* generation tokens/s: 32 new tokens after a 32-token prompt, batch 8, greedy, and at batch 1 128 new
+  tokens after one 32-token prompt. feedback-transformer-pytorch has no generator; it is driven token by token with its key/value memory, which is its cached path.
   labml-nn 0.5.1 has no memory across calls and no generator, so it is not timed for generation;
 * peak memory of a training run of each model, each in a fresh process;
 * the key/value buffer (`AppendKV`) against plain concatenation, in our shared-KV model with the
@@ -29,12 +29,7 @@ from bench.common import (CONFIG, compile_model, first_call_seconds,
                           import_labml_nn_release, interleaved, lm_loss, median,
                           run_isolated, setup_threads, times, training_memory_mb, write_report)
 from labml_nn.transformers.feedback import FeedbackTransformer
-from labml_nn.transformers.feedback.kv_buffer import ConcatHistory
-
-
-class ConcatFeedbackTransformer(FeedbackTransformer):
-    """Our model with the key/value history of `torch.cat`, which the custom function replaces."""
-    History = ConcatHistory
+from labml_nn.transformers.feedback.kv_buffer import ConcatHistory, KVHistory
 
 C = CONFIG
 TOKENS_PER_STEP = C["batch_size"] * C["seq_len"]
@@ -74,15 +69,16 @@ class Ours(Runner):
         if step != "hand-written":
             self.name += f", step={step}" + (", torch.compile" if compiled else "")
         torch.manual_seed(0)
-        model_class = FeedbackTransformer if kv_buffer else ConcatFeedbackTransformer
-        self.model = model_class(num_tokens=C["num_tokens"], dim=C["dim"], depth=C["depth"],
-                                 heads=C["heads"], dim_head=DIM_HEAD, ff_mult=C["ff"] // C["dim"],
-                                 mem_len=mem_len, seq_len=1, shared_kv=shared_kv, step=step)
+        self.model = FeedbackTransformer(num_tokens=C["num_tokens"], dim=C["dim"], depth=C["depth"],
+                                         heads=C["heads"], dim_head=DIM_HEAD, ff_mult=C["ff"] // C["dim"],
+                                         mem_len=mem_len, window=1, shared_kv=shared_kv, step=step)
+        # The key/value history: the buffer (the default) or the `torch.cat` it replaces.
+        self.history = KVHistory if kv_buffer else ConcatHistory
         self.forward = compile_model(self.model) if compiled else self.model
         self.setup(length)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward(x)
+        return self.forward(x, history=self.history)
 
     def generate(self, prompt, n):
         return self.model.generate(prompt, n, top_k=1)
@@ -197,7 +193,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
     samples = interleaved({r.name: (lambda r=r: r.generate(prompt, new_tokens)) for r in generators},
                           rounds=args.rounds, warmup=1)
     gen = {name: C["batch_size"] * new_tokens / median(s) for name, s in samples.items()}
-    print(gen, flush=True)
+    # Batch 1: one prompt, 128 new tokens, ours against feedback-transformer-pytorch.
+    samples = interleaved({r.name: (lambda r=r: r.generate(prompt[:1], 128)) for r in (runners[0], runners[2])},
+                          rounds=args.rounds, warmup=1)
+    gen_1 = {name: 128 / median(s) for name, s in samples.items()}
+    print(gen, gen_1, flush=True)
     memory = {r.name: run_isolated("bench.feedback", "--memory-child", r.name) for r in runners}
     buffer_rows = measure_buffer()
 
@@ -209,12 +209,15 @@ def main(argv: Optional[List[str]] = None) -> dict:
             "ours ÷ this (train)": train["ours"] / train[r.name],
             "generate tokens/s": gen.get(r.name, "n/a"),
             "ours ÷ this (generate)": gen["ours"] / gen[r.name] if r.name in gen else "n/a",
+            "generate tokens/s, batch 1": gen_1.get(r.name, "n/a"),
+            "ours ÷ this (generate, batch 1)": gen_1["ours"] / gen_1[r.name] if r.name in gen_1 else "n/a",
             "training memory MiB": memory[r.name]["train_mb"] if r.name in memory else "n/a",
         })
     by_length = {b["length"]: b for b in buffer_rows}
     figures = dict(train_vs_feedback_transformer_pytorch=times(train["ours"] / train[runners[2].name]),
                    train_vs_labml_nn_shared_kv=times(train["ours"] / train[runners[3].name]),
                    generate_vs_feedback_transformer_pytorch=times(gen["ours"] / gen[runners[2].name]),
+                   generate_vs_feedback_transformer_pytorch_batch_1=times(gen_1["ours"] / gen_1[runners[2].name]),
                    hand_written_vs_autograd=times(train["ours"] / train[readable.name]),
                    hand_written_vs_compiled=times(train["ours"] / train[compiled.name]),
                    compile_seconds=f"{compile_seconds:.0f} s",
@@ -231,20 +234,23 @@ def main(argv: Optional[List[str]] = None) -> dict:
              f"(`feedback/step.py`, the default); 'step=autograd' is the readable recurrence of the model's page "
              f"through autograd, and 'torch.compile' that model compiled (its first step took "
              f"{compile_seconds:.0f} s, compiling, not in the rate).\n\n"
-             "All models run token by token (`seq_len=1`). Training: forward, backward and AdamW on a fresh "
-             "32-token segment. Generation: 32 new tokens after a 32-token prompt, batch 8, greedy; "
+             "All models run token by token (`window=1`). Training: forward, backward and AdamW on a fresh "
+             "32-token segment. Generation: 32 new tokens after a 32-token prompt, batch 8, greedy, and 128 new "
+             "tokens after one prompt at batch 1; "
              "feedback-transformer-pytorch is driven token by token with its key/value memory; labml-nn 0.5.1 "
              "has neither memory across calls nor a generator. Feed-forward: GELU in ours and in labml-nn (set; its "
              "default is ReLU), GEGLU (fixed) in feedback-transformer-pytorch. Floors: training ≥ 1.5× "
              "feedback-transformer-pytorch and ≥ 2× labml-nn's shared-KV model; generation ≥ 2× "
-             "feedback-transformer-pytorch.\n\n"
+             "feedback-transformer-pytorch at batch 8 and at batch 1; the hand-written step stays the default "
+             "while it trains faster than `step=autograd`, eager and compiled.\n\n"
              "Key/value accumulation, our shared-KV model, training step (forward, backward, AdamW), batch 8, "
              "memory as long as the segment (so every step attends to the whole history). Memory: the peak "
              "resident memory of one training step above that of the built model, in a fresh process. Floor: the buffer ≥ 1.5× `torch.cat` at 128, growing "
              "with length.\n\n" + "\n".join(buffer_table))
     path = write_report("feedback", "Feedback Transformer: training and generation throughput", rows,
                         ["model", "train tokens/s", "ours ÷ this (train)", "generate tokens/s",
-                         "ours ÷ this (generate)", "training memory MiB"], notes,
+                         "ours ÷ this (generate)", "generate tokens/s, batch 1", "ours ÷ this (generate, batch 1)",
+                         "training memory MiB"], notes,
                         extra=dict(buffer=buffer_rows, compile_seconds=compile_seconds), figures=figures)
     print(path.read_text())
     return dict(rows=rows, buffer=buffer_rows)

@@ -149,8 +149,8 @@ def model_specs(task: RecallTask, dim: int, depth: int, heads: int, mem_len: int
         elif name == "feedback":
             specs.append(ModelSpec(
                 "feedback",
-                # `seq_len=1`: the exact model, one token at a time.
-                lambda: FeedbackTransformer(**common, seq_len=1, mem_len=xl_mem),
+                # `window=1`: the exact model, one token at a time.
+                lambda: FeedbackTransformer(**common, window=1, mem_len=xl_mem),
                 attention_len=xl_mem, reach=None,
                 note=f"mem_len={xl_mem}, token by token; the recurrence has no fixed reach"))
         else:

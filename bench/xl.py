@@ -5,10 +5,12 @@ At CONFIG (vocab 65, dim 128, heads 4, depth 4, feed-forward 512, segment 32, me
 dropout 0) this measures, interleaved in one process with 2 threads:
 
 * training-step tokens/s: forward, backward and an AdamW step on a segment, carrying memory; ours is the
-  readable model of the page, eager and under `torch.compile` (its compile time reported apart);
+  readable model of the page, eager and under `torch.compile` (its compile time reported apart). The
+  training comparison is three interleaved runs; each ratio is the median of the three runs' ratios;
 * generation tokens/s: 64 new tokens after a 32-token prompt, batch 8, top-k sampling; ours through the
   fast generation page (`generate`, the default) and through the model's own forward pass, token by
-  token (`generate(..., cached=False)`);
+  token (`generate(..., cached=False)`); and at batch 1, one 32-token prompt continued by 128 tokens,
+  greedily, which is how a reader samples;
 * cached evaluation at attention length 512: the per-token cost of our cached generation with a
   512-position memory against recomputing a full forward over the last 512 tokens for every token;
 * peak memory of a training run of each model, each in a fresh process.
@@ -92,8 +94,8 @@ class Ours(Runner):
         lm_loss(logits, y).backward()
         self.opt.step()
 
-    def generate(self, prompt, n):
-        return self.model.generate(prompt, n, top_k=8, cached=self.cached)
+    def generate(self, prompt, n, greedy: bool = False):
+        return self.model.generate(prompt, n, top_k=1 if greedy else 8, cached=self.cached)
 
 
 class XTransformers(Runner):
@@ -119,10 +121,13 @@ class XTransformers(Runner):
         lm_loss(logits, y).backward()
         self.opt.step()
 
-    def generate(self, prompt, n):
-        # The wrapper samples with top-k filtering and caches keys/values by default.
+    def generate(self, prompt, n, greedy: bool = False):
+        # The wrapper samples with top-k filtering (greedily at temperature 0) and caches keys/values by default.
         self.model.eval()
-        out = self.wrapper.generate(prompt, n, filter_kwargs=dict(k=8))
+        if greedy:
+            out = self.wrapper.generate(prompt, n, temperature=0.0)
+        else:
+            out = self.wrapper.generate(prompt, n, filter_kwargs=dict(k=8))
         self.model.train()
         return out
 
@@ -173,17 +178,22 @@ class LabmlNN(Runner):
 
 # ---------------------------------------------------------------------------------------------------
 
-def measure_training(runners: List[Runner], rounds: int) -> Dict[str, float]:
+def measure_training(runners: List[Runner], rounds: int, runs: int = 3) -> List[Dict[str, float]]:
+    """Tokens per second of each runner's training step, in `runs` interleaved runs of `rounds` rounds each."""
     fns = {r.name: r.train_step for r in runners}
-    samples = interleaved(fns, rounds=rounds, warmup=3, calls=4)
-    return {name: TOKENS_PER_STEP / median(s) for name, s in samples.items()}
+    results = []
+    for _ in range(runs):
+        samples = interleaved(fns, rounds=rounds, warmup=3, calls=4)
+        results.append({name: TOKENS_PER_STEP / median(s) for name, s in samples.items()})
+    return results
 
 
-def measure_generation(runners: List[Runner], rounds: int, new_tokens: int = 64) -> Dict[str, float]:
-    prompt = _data()[:, :C["seq_len"]]
-    fns = {r.name: (lambda r=r: r.generate(prompt, new_tokens)) for r in runners}
+def measure_generation(runners: List[Runner], rounds: int, batch_size: int = C["batch_size"], new_tokens: int = 64,
+                       greedy: bool = False) -> Dict[str, float]:
+    prompt = _data()[:batch_size, :C["seq_len"]]
+    fns = {r.name: (lambda r=r: r.generate(prompt, new_tokens, greedy)) for r in runners}
     samples = interleaved(fns, rounds=rounds, warmup=1)
-    return {name: C["batch_size"] * new_tokens / median(s) for name, s in samples.items()}
+    return {name: batch_size * new_tokens / median(s) for name, s in samples.items()}
 
 
 def measure_cached_eval(rounds: int, context: int = 512, new_tokens: int = 32) -> Dict[str, float]:
@@ -239,9 +249,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
     # full over the first two, which compiles twice); that time is reported apart.
     compiled = Ours(compiled=True)
     compile_seconds = sum(first_call_seconds(compiled.train_step) for _ in range(3))
-    train = measure_training(runners + [compiled], args.rounds)
+    runs = measure_training(runners + [compiled], args.rounds)
+    # Each model's rate is the median over the runs; each ratio the median of the runs' ratios.
+    train = {name: median([run[name] for run in runs]) for name in runs[0]}
+    ratio = lambda name: median([run["ours"] / run[name] for run in runs])
     readable = Ours(cached=False)
     gen = measure_generation([runners[0], runners[1], readable], args.rounds)
+    gen_1 = measure_generation([runners[0], runners[1]], args.rounds, batch_size=1, new_tokens=128, greedy=True)
     cached = measure_cached_eval(max(3, args.rounds // 2))
     memory = {r.name: run_isolated("bench.xl", "--memory-child", r.name) for r in runners}
 
@@ -250,19 +264,26 @@ def main(argv: Optional[List[str]] = None) -> dict:
         rows.append({
             "model": r.name,
             "train tokens/s": train.get(r.name, "n/a"),
-            "ours ÷ this (train)": train["ours"] / train[r.name] if r.name in train else "n/a",
+            "ours ÷ this (train)": ratio(r.name) if r.name in train else "n/a",
             "generate tokens/s": gen.get(r.name, "n/a"),
             "ours ÷ this (generate)": gen["ours"] / gen[r.name] if r.name in gen else "n/a",
+            "generate tokens/s, batch 1": gen_1.get(r.name, "n/a"),
+            "ours ÷ this (generate, batch 1)": gen_1["ours"] / gen_1[r.name] if r.name in gen_1 else "n/a",
             "training memory MiB": memory[r.name]["train_mb"] if r.name in memory else "n/a",
         })
-    figures = dict(train_vs_x_transformers=times(train["ours"] / train["x-transformers"]),
-                   train_vs_labml_nn=times(train["ours"] / train["labml-nn 0.5.1"]),
+    figures = dict(train_vs_x_transformers=times(ratio("x-transformers")),
+                   train_vs_labml_nn=times(ratio("labml-nn 0.5.1")),
                    generate_vs_x_transformers=times(gen["ours"] / gen["x-transformers"]),
+                   generate_vs_x_transformers_batch_1=times(gen_1["ours"] / gen_1["x-transformers"]),
                    generate_fast_vs_forward_calls=times(gen["ours"] / gen[readable.name]),
                    cached_eval_speedup=times(cached["speedup"]),
-                   compiled_vs_eager=times(train[compiled.name] / train["ours"]),
+                   compiled_vs_eager=times(1 / ratio(compiled.name)),
                    compile_seconds=f"{compile_seconds:.0f} s")
-    notes = (f"Which path: 'ours' trains the readable model of the page, eagerly, and generates through the fast "
+    per_run = "; ".join(f"{name}: " + ", ".join(f"{run['ours'] / run[name]:.2f}×" for run in runs)
+                        for name in ("x-transformers", "labml-nn 0.5.1"))
+    notes = (f"Training: {len(runs)} interleaved runs of {args.rounds} rounds, ours ÷ peer in each ({per_run}); "
+             f"the table gives the median rate and the median ratio.\n\n"
+             f"Which path: 'ours' trains the readable model of the page, eagerly, and generates through the fast "
              f"generation page (`xl/generation.py`, the default of `generate`); 'ours, torch.compile' is the same "
              f"model under `torch.compile` (inductor), whose first three steps took {compile_seconds:.0f} s "
              f"(compiling, not in the rate); 'ours, generation by forward calls' generates with the model's own "
@@ -270,16 +291,19 @@ def main(argv: Optional[List[str]] = None) -> dict:
              f"Cached evaluation at attention length 512 (batch 1): {cached['cached_ms']:.2f} ms per token "
              f"with the key/value cache against {cached['recompute_ms']:.2f} ms recomputing the 512-token context "
              f"for every token: **{cached['speedup']:.1f}× faster**.\n\n"
-             "Generation: 64 new tokens after a 32-token prompt, batch 8, top-k 8; x-transformers through its "
-             "AutoregressiveWrapper with its key/value cache. labml-nn 0.5.1 has no cached generation of its own "
-             "and is not timed for it. Floors: training ≥ 1.2× both peers, generation ≥ 3× x-transformers, "
+             "Generation: 64 new tokens after a 32-token prompt, batch 8, top-k 8; at batch 1, 128 new tokens "
+             "after one 32-token prompt, greedy; x-transformers through its AutoregressiveWrapper with its "
+             "key/value cache. labml-nn 0.5.1 has no cached generation of its own and is not timed for it. Floors: "
+             "training ≥ 1.2× both peers, generation ≥ 3× x-transformers at batch 8 and at batch 1, "
              "cached evaluation ≥ 20×. Training memory: the peak resident memory of 20 training steps above "
              "that of the built model and optimiser, each model in a fresh process. Every model has a GELU "
              "feed-forward (labml-nn's is set to GELU; its default is ReLU).")
     path = write_report("xl", "Transformer-XL: training and generation throughput", rows,
                         ["model", "train tokens/s", "ours ÷ this (train)", "generate tokens/s",
-                         "ours ÷ this (generate)", "training memory MiB"], notes,
-                        extra=dict(cached_eval=cached, compile_seconds=compile_seconds), figures=figures)
+                         "ours ÷ this (generate)", "generate tokens/s, batch 1", "ours ÷ this (generate, batch 1)",
+                         "training memory MiB"], notes,
+                        extra=dict(cached_eval=cached, compile_seconds=compile_seconds, training_runs=runs),
+                        figures=figures)
     print(path.read_text())
     return dict(rows=rows, cached=cached)
 

@@ -128,6 +128,47 @@ def shakespeare() -> str:
     return path
 
 
+# ## Helpers the model tests share (test modules never import each other)
+
+def greedy_by_full_forwards(model, prompt, length: int):
+    """Greedy continuation of `prompt` by running the model on the whole growing sequence for every token."""
+    import torch
+    seq = prompt
+    with torch.no_grad():
+        for _ in range(length):
+            seq = torch.cat([seq, model(seq)[:, -1].argmax(-1, keepdim=True)], 1)
+    return seq
+
+
+def greedy_with_memory(model, prompt, length: int, segment=None):
+    """Greedy continuation by calling the model with `memory=`: the prompt in segments of `segment` tokens
+    (all of it when `None`), then each new token on its own. Returns the tokens and the last memory."""
+    import torch
+    memory, seq = None, prompt
+    with torch.no_grad():
+        for part in prompt.split(segment or prompt.shape[1], dim=1):
+            logits, memory = model(part, memory=memory, return_memory=True)
+        for _ in range(length):
+            nxt = logits[:, -1].argmax(-1, keepdim=True)
+            seq = torch.cat([seq, nxt], 1)
+            logits, memory = model(nxt, memory=memory, return_memory=True)
+    return seq, memory
+
+
+def randomise_biases(model) -> None:
+    """Non-zero relative-attention biases u, v and layer norms, so that every term of a model is exercised."""
+    import torch
+    from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, RelativeMultiHeadAttention):
+                module.u.normal_()
+                module.v.normal_()
+            elif isinstance(module, torch.nn.LayerNorm):
+                module.weight.normal_()
+                module.bias.normal_()
+
+
 # ## The training tests' helpers (labml_nn/experiments): tiny runs of the experiments
 
 @pytest.fixture

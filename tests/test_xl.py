@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from conftest import greedy_with_memory, randomise_biases
 from labml_nn.transformers.mha import MultiHeadAttention, causal_mask
 from labml_nn.transformers.xl import TransformerXL
 from labml_nn.transformers.xl.relative_mha import (RelativeMultiHeadAttention, relative_shift,
@@ -116,78 +117,24 @@ def test_memory_keeps_last_mem_len_positions_of_every_layer():
     assert all(not m.requires_grad for m in memory)
 
 
-def test_causality():
-    model = make_model(mem_len=4)
-    x = torch.randint(0, 23, (2, 12))
-    y = x.clone()
-    y[:, 7:] = (y[:, 7:] + 5) % 23
-    a, b = model(x), model(y)
-    torch.testing.assert_close(a[:, :7], b[:, :7])
-    assert not torch.allclose(a[:, 7:], b[:, 7:])
-
-
-def test_memory_is_detached_and_every_parameter_trains():
-    torch.manual_seed(0)
-    model = TransformerXL(num_tokens=11, dim=16, depth=2, heads=2, mem_len=8)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    data = torch.randint(0, 11, (2, 40))
-    memory = None
-    for s in range(4):
-        x, y = data[:, s * 8:(s + 1) * 8], data[:, s * 8 + 1:(s + 1) * 8 + 1]
-        logits, memory = model(x, memory=memory, return_memory=True)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 11), y.reshape(-1))
-        opt.zero_grad()
-        loss.backward()  # would fail with "backward through the graph a second time" if memory kept its graph
-        for name, p in model.named_parameters():
-            assert p.requires_grad, name
-            assert p.grad is not None and p.grad.abs().sum() > 0, name
-        opt.step()
-
-
-def test_greedy_generate_equals_argmax_of_full_forwards():
-    model = make_model(mem_len=16)
-    prompt = torch.randint(0, 23, (2, 5))
-    out = model.generate(prompt, length=10, top_k=1)
-    assert out.shape == (2, 15)
-    seq = prompt
-    for _ in range(10):
-        nxt = model(seq)[:, -1].argmax(-1, keepdim=True)
-        seq = torch.cat([seq, nxt], 1)
-    assert torch.equal(out, seq)
-
-
-# Generation beyond the memory, long enough to go round the key/value window several times.
+# Generation beyond the memory, long enough to go round the key/value window several times; the prompt is
+# read in segments as long as the memory (all at once without memory).
 @pytest.mark.parametrize("mem_len,batch_size,prompt_len,length", [(4, 1, 3, 8), (0, 2, 6, 25), (3, 2, 6, 25)])
 def test_generate_beyond_memory_equals_token_by_token_with_memory(mem_len, batch_size, prompt_len, length):
     model = make_model(mem_len=mem_len)
     prompt = torch.randint(0, 23, (batch_size, prompt_len))
     out = model.generate(prompt, length=length, top_k=1)
-    logits, memory = model(prompt, return_memory=True)
-    seq = prompt
-    for _ in range(length):
-        nxt = logits[:, -1].argmax(-1, keepdim=True)
-        seq = torch.cat([seq, nxt], 1)
-        logits, memory = model(nxt, memory=memory, return_memory=True)
-    assert torch.equal(out, seq)
+    assert torch.equal(out, greedy_with_memory(model, prompt, length, segment=mem_len or None)[0])
 
 
 def test_bad_memory_gets_clear_errors():
     model = make_model()
     x = torch.randint(0, 23, (2, 4))
     _, memory = model(x, return_memory=True)
-    with pytest.raises(ValueError, match="batch_size=3"):
-        model(torch.randint(0, 23, (3, 4)), memory=memory)
     with pytest.raises(ValueError, match="3 layers"):
         model(x, memory=memory[:2])
     with pytest.raises(TypeError, match="list of per-layer tensors"):
         model(x, memory=torch.stack(memory))
-
-
-def test_constructor_errors():
-    with pytest.raises(ValueError, match="divisible"):
-        TransformerXL(num_tokens=5, dim=10, depth=1, heads=3, mem_len=2)
-    with pytest.raises(ValueError, match="mem_len"):
-        TransformerXL(num_tokens=5, dim=8, depth=1, heads=2, mem_len=-1)
 
 
 def test_eval_without_grad_equals_eval_with_grad():
@@ -209,42 +156,30 @@ def test_sampling_follows_the_softmax_and_top_k():
     torch.testing.assert_close(top2[:2], torch.tensor([0.625, 0.375], dtype=torch.double), atol=0.015, rtol=0)
 
 
-@pytest.mark.checks("labml_nn/transformers/xl/generation.py")
+@pytest.mark.checks("labml_nn/transformers/xl/generation.py", "labml_nn/transformers/one_token.py")
 @pytest.mark.parametrize("ff_glu", [False, True])
 @pytest.mark.parametrize("prompt_len", [1, 6])
-def test_layer_step_equals_the_layer(ff_glu, prompt_len):
-    from labml_nn.transformers.xl.generation import LayerStep
+def test_cached_layer_equals_the_layer(ff_glu, prompt_len):
+    from labml_nn.transformers.one_token import SlidingKV
+    from labml_nn.transformers.xl.generation import CachedLayer
     model = make_model(mem_len=4, ff_glu=ff_glu)
     layer = model.layers[1]
+    randomise_biases(layer)
     with torch.no_grad():
-        layer.attn.u.normal_(), layer.attn.v.normal_()
-        for norm in (layer.attn_norm, layer.ff_norm):
-            norm.weight.normal_(), norm.bias.normal_()
         h = torch.randn(2, prompt_len, 32, dtype=torch.double)
         _, cache = layer.forward_cached(h, None)
-        step = LayerStep(layer, *cache, mem_len=4)
+        sliding = SlidingKV(2, 4, 8, 5, h)
+        sliding.append(torch.cat(cache, dim=-1))
+        step = CachedLayer(layer, sliding, max_keys=5)
         for _ in range(11):  # round the sliding cache several times
             x = torch.randn(2, 1, 32, dtype=torch.double)
             # The reference: the layer itself, over the newest 4 positions and the new one.
             expected, cache = layer.forward_cached(x, tuple(t[:, :, -4:] for t in cache))
             torch.testing.assert_close(step(x[:, 0]), expected[:, 0])
         with pytest.raises(RuntimeError, match="eval"):
-            LayerStep(layer.train(), *cache, mem_len=4)
+            CachedLayer(layer.train(), sliding, max_keys=5)
     with pytest.raises(RuntimeError, match="no_grad"):
         step(torch.randn(2, 32, dtype=torch.double))
-
-
-@pytest.mark.checks("labml_nn/transformers/xl/generation.py")
-@pytest.mark.parametrize("mem_len", [0, 3, 8])
-def test_cached_generation_equals_generation_by_forward_calls(mem_len):
-    # The fast page and the model's own forward pass, token by token, sampling with the same seed: the same
-    # tokens (each layer's step is compared with the layer itself above).
-    model = make_model(mem_len=mem_len)
-    prompt = torch.randint(0, 23, (3, 5))
-    torch.manual_seed(1)
-    cached = model.generate(prompt, length=20, temperature=0.8, top_k=6)
-    torch.manual_seed(1)
-    assert torch.equal(cached, model.generate(prompt, length=20, temperature=0.8, top_k=6, cached=False))
 
 
 def test_the_absolute_position_ablation_encodes_positions_within_each_segment():

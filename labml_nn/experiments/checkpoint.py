@@ -43,7 +43,9 @@ removes them. After a save all but the newest `keep` checkpoints are deleted.
 
 A checkpoint can still be damaged after it was written (a full disk, a copy cut short). Loading
 tries the newest checkpoint and, if any of its files cannot be read, says so in one line and tries
-the one before: a run resumes from the newest checkpoint that is whole.
+the one before: a run resumes from the newest checkpoint that is whole. A `trainer.pt` that reads as
+plain data but is not a trainer's state (a key missing, a random state of the wrong size) is skipped
+the same way: [the run](run.html) checks its form before it uses it.
 
 A run directory belongs to one run at a time. A run holds an exclusive lock on its `.lock`
 file while it runs (an `flock`, which the operating system releases if the process dies), so a second
@@ -71,7 +73,7 @@ except ImportError:
     fcntl = None
 
 from labml_nn.experiments.data import Vocabulary
-from labml_nn.transformers.hub import WEIGHTS_FILE, ModelFileError, model_class, read_config
+from labml_nn.transformers.hub import WEIGHTS_FILE, ModelFileError, model_class, read_config, shareable
 
 TRAINER_FILE = "trainer.pt"
 # Zero-padded step numbers keep the names in step order when listed.
@@ -130,6 +132,8 @@ def save_checkpoint(directory: Path, step: int, model: nn.Module, trainer_state:
         model.save_pretrained(tmp, **(vocab.to_config() if vocab is not None else {}))
         with open(tmp / TRAINER_FILE, "wb") as f:
             torch.save(trainer_state, f)
+        # A checkpoint is also a model directory to share: not the 0700 of a temporary directory.
+        shareable(tmp)
         for file in tmp.iterdir():
             _fsync(file)
         _fsync(tmp)
@@ -200,9 +204,11 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> Checkpoint:
     return Checkpoint(path, config, weights, trainer)
 
 
-def newest_readable(directory: Path, report: Callable[[str], None], map_location: Any = "cpu") -> Checkpoint:
+def newest_readable(directory: Path, report: Callable[[str], None], map_location: Any = "cpu",
+                    check: Optional[Callable[[Checkpoint], None]] = None) -> Checkpoint:
     r"""
-    The newest checkpoint in `directory` that reads whole. Each one skipped is reported in one line
+    The newest checkpoint in `directory` that reads whole (and passes `check`, which raises a `CheckpointError`
+    for one that reads but is not what the caller needs). Each one skipped is reported in one line
     (`report`), and so is the one used instead. Raises a `CheckpointError` when there is none.
     """
     found = list_checkpoints(directory)
@@ -212,6 +218,8 @@ def newest_readable(directory: Path, report: Callable[[str], None], map_location
     for path in reversed(found):
         try:
             checkpoint = load_checkpoint(path, map_location)
+            if check is not None:
+                check(checkpoint)
         except CheckpointError as error:
             skipped.append((path, str(error)))
             report(f"warning: {path.name} is unreadable: {error}")

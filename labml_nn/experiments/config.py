@@ -34,16 +34,20 @@ and `parse_config` runs them all before it returns: the first failure is one lin
 error: --temperature 0.0: expected a finite number > 0
 ```
 
-and exit code 2. Every float must be finite, whatever its check. What depends on the data (the
-prompt's characters against the vocabulary) is checked by [the run](run.html) as soon as the data is read,
-still before the first step.
+and exit code 2. Every float must be finite, whatever its check. The paths the run will write to
+(`--checkpoint-dir`, `--summary`, `--export`) are checked too: a directory where a file goes, a file
+where a directory goes, or a parent that cannot be written is found now, not after training. What
+depends on the data (the prompt's characters against the vocabulary) is checked by [the run](run.html)
+as soon as the data is read, still before the first step.
 """
 
 import argparse
 import dataclasses
 import math
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Type, TypeVar
 
 import torch
@@ -118,6 +122,37 @@ def run_name_check(value: str) -> Optional[str]:
     return "expected a name of letters, digits, '_', '-' and '.' (one directory, not starting with '.')"
 
 
+def threads_check(value: int) -> Optional[str]:
+    """0 (torch's default) up to the number of CPUs: more threads than CPUs only wait for each other (and
+    a hundred thousand of them crash the process)."""
+    cpus = os.cpu_count() or 1
+    return None if 0 <= value <= cpus else f"expected a number in [0, {cpus}] (this machine has {cpus} CPUs)"
+
+
+def check_output_path(name: str, value: str, kind: str) -> None:
+    r"""
+    `--name PATH`, where the run will write a file (`kind="file"`) or a directory (`"directory"`): a
+    `UsageError` now, before any training, if it cannot: a directory where a file goes or the other way
+    round, a parent that is a file, or one this process cannot write into. (Empty: nothing is written.)
+    """
+    if not value:
+        return
+    option = f"--{name.replace('_', '-')} {value}"
+    path = Path(value).expanduser()
+    if kind == "file" and path.is_dir():
+        raise UsageError(f"{option}: is a directory; expected the path of a file to write")
+    if kind == "directory" and path.exists() and not path.is_dir():
+        raise UsageError(f"{option}: is a file; expected a directory")
+    # The nearest part of the path that exists must be a directory this process may create files in.
+    parent = path if path.is_dir() else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{option}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{option}: {parent} is not writable")
+
+
 def check_option(name: str, value: Any, check: Optional[Check]) -> None:
     """Raise a `UsageError` naming `--name`, the value and what is allowed, unless the value passes."""
     problem = None
@@ -135,6 +170,10 @@ def validate_config(config: "TrainConfig") -> None:
     shared = {f.name: f.metadata.get("check") for f in dataclasses.fields(TrainConfig)}
     for f in dataclasses.fields(config):
         check_option(f.name, getattr(config, f.name), f.metadata.get("check") or shared.get(f.name))
+    # Where the run writes: checked now, not after the training.
+    check_output_path("checkpoint_dir", config.checkpoint_dir, "directory")
+    check_output_path("summary", config.summary, "file")
+    check_output_path("export", config.export, "directory")
 
 
 @dataclass
@@ -146,7 +185,8 @@ class TrainConfig:
     seed: int = option(0, "seed for torch, numpy and random; the same seed gives the same run",
                        between(0, 2 ** 32 - 1))
     device: str = option("auto", "'cpu', 'cuda', 'cuda:N', or 'auto' (the GPU when there is one)", device_check)
-    threads: int = option(0, "CPU threads per process for torch (0: torch's default)", at_least(0))
+    threads: int = option(0, "CPU threads per process for torch (0: torch's default), at most the machine's CPUs",
+                          threads_check)
     labml: bool = option(True, "report through labml's tracker and monitor (writes ./logs)")
     compile: bool = option(False, "train the model compiled by torch.compile (inductor): the first steps compile, "
                                   "the later ones run faster")

@@ -60,14 +60,22 @@ An experiment brings its own data through the loop's `data` hook (see [the train
 which returns a `TokenData`: the vocabulary and, for each split, the ids and (optionally) the targets.
 """
 
+import contextlib
 import os
+import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
+
+try:
+    import fcntl  # the lock of the cache; not on every operating system
+except ImportError:
+    fcntl = None
 
 # The usual public copy of Tiny Shakespeare, from Andrej Karpathy's char-rnn repository.
 TINY_SHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
@@ -88,30 +96,70 @@ def cache_dir() -> Path:
     return Path(base) / "labml_nn"
 
 
-def download(url: str, target: Path, what: str = "Tiny Shakespeare",
-             local: str = f"--data PATH, or set the environment variable {DATA_PATH_ENV}=PATH") -> None:
-    """Download `url` to `target`, atomically.
-
-    The file is written under a temporary name and renamed into place, so an interrupted download
-    never leaves a truncated file that a later run would take for the whole text. Offline, one
-    `DataError` names the URL and the ways around it (`local`).
+@contextlib.contextmanager
+def cache_lock(target: Path) -> Iterator[None]:
+    r"""
+    An exclusive lock on `target.lock` for the block. Several processes that need the same file of the
+    cache at once (the processes of one `torchrun`, or two runs) then write it one at a time: the first
+    downloads or extracts it, the others wait and find it there. (An `flock`, released by the operating
+    system if the process dies; without `fcntl`, no lock, and each process writes its own temporary file.)
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(target.with_name(target.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        with urllib.request.urlopen(url, timeout=30) as response, open(partial, "wb") as out:
-            while True:
-                chunk = response.read(1 << 16)
-                if not chunk:
-                    break
-                out.write(chunk)
-    except (urllib.error.URLError, OSError, ValueError) as error:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the file releases the lock
+
+
+@contextlib.contextmanager
+def written_atomically(target: Path) -> Iterator[Path]:
+    r"""
+    A temporary file of this process's own beside `target`, for the block to write; renamed onto `target`
+    when the block ends without an error, deleted when it raises. No other process ever writes the same
+    temporary file, and a file cut short never gets the final name.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(fd)
+    partial = Path(name)
+    try:
+        yield partial
+        os.chmod(partial, 0o644)  # (mkstemp makes it 0600)
+        os.replace(partial, target)
+    finally:
         partial.unlink(missing_ok=True)
-        # One message that names the URL, the reason and both ways around it.
-        raise DataError(
-            f"Could not download {what} from {url} ({getattr(error, 'reason', error)}).\n"
-            f"Download it yourself and pass it with {local}.") from None
-    os.replace(partial, target)
+
+
+def download(url: str, target: Path, what: str = "Tiny Shakespeare",
+             local: str = f"--data PATH, or set the environment variable {DATA_PATH_ENV}=PATH") -> None:
+    """Download `url` to `target`, atomically, unless another process has just done it.
+
+    The file is written under a temporary name of this process's own and renamed into place, so an
+    interrupted download never leaves a truncated file that a later run would take for the whole text,
+    and one whose length is not the `Content-Length` the server announced is refused. The processes that
+    start at once take turns (`cache_lock`): the first downloads, the others find the file. Offline, one
+    `DataError` names the URL and the ways around it (`local`).
+    """
+    with cache_lock(target):
+        if target.is_file():
+            return
+        try:
+            with written_atomically(target) as partial:
+                with urllib.request.urlopen(url, timeout=30) as response, open(partial, "wb") as out:
+                    expected = response.headers.get("Content-Length")
+                    while chunk := response.read(1 << 16):
+                        out.write(chunk)
+                    if expected is not None and out.tell() != int(expected):
+                        raise OSError(f"the download stopped after {out.tell():,} of {int(expected):,} bytes")
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            # One message that names the URL, the reason and both ways around it.
+            raise DataError(
+                f"Could not download {what} from {url} ({getattr(error, 'reason', error)}).\n"
+                f"Download it yourself and pass it with {local}.") from None
 
 
 def read_text(path: Path) -> str:
@@ -129,14 +177,17 @@ def read_text(path: Path) -> str:
     raw = path.read_bytes()
     if not raw.strip():
         raise DataError(f"The data file {path} is empty.")
+    # The usual way to get here with a binary file: a byte corpus's archive without its --dataset.
+    corpus = "; a byte corpus is read with --dataset enwik8 or --dataset text8"
+    if zipfile.is_zipfile(path):
+        raise DataError(f"The data file {path} is a zip archive, not text{corpus}.")
     if b"\x00" in raw:
-        raise DataError(f"The data file {path} looks binary (it contains NUL bytes); "
-                        f"expected UTF-8 text.")
+        raise DataError(f"The data file {path} looks binary (it contains NUL bytes); expected UTF-8 text{corpus}.")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise DataError(f"The data file {path} is not UTF-8 text: byte {error.start} "
-                        f"({raw[error.start:error.start + 1]!r}) cannot be decoded.") from None
+                        f"({raw[error.start:error.start + 1]!r}) cannot be decoded{corpus}.") from None
 
 
 def load_text(path: Optional[str] = None, url: str = TINY_SHAKESPEARE_URL,

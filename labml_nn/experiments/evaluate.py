@@ -20,9 +20,13 @@ first character does; with one stream, `--batch-size 1`, that is one character.)
 
 Evaluation may use a longer memory than training: Transformer-XL's enwik8 model trains with
 $L = 512$ and evaluates with 2,100, and encodes every distance beyond 820 as 820 (`--clamp-len`), so
-that no distance is one it never saw in training (see [`evaluation_memory`](../transformers/lm.html#evaluation_memory)).
+that no distance is one it never saw in training (see the model's
+[`evaluation_memory`](../transformers/lm.html#MemoryLM.evaluation_memory)).
 The settings come from the run's options (`--eval-seq-len`, `--eval-mem-len`, `--clamp-len` of
-training, which a [preset](presets.html) sets to the paper's) and can be given here.
+training, which a [preset](presets.html) sets to the paper's) and can be given here. An option the model
+cannot use (`--cmem-len` for a model without a compressed memory, `--clamp-len` for one without relative
+attention) is an error, not ignored, and so is a `--summary` that cannot be written: found before the
+evaluation, not after it.
 """
 
 import argparse
@@ -34,12 +38,13 @@ from typing import Optional, Sequence
 import torch
 
 from labml_nn.experiments.checkpoint import CheckpointError, load_checkpoint
-from labml_nn.experiments.config import DTYPES, UsageError, at_least, check_option, device_check
+from labml_nn.experiments.config import DTYPES, UsageError, at_least, check_option, check_output_path, device_check
 from labml_nn.experiments.corpora import DATASETS, load_dataset
 from labml_nn.experiments.data import DataError
 from labml_nn.experiments.sample import add_checkpoint_option, load_model, model_directory
+from labml_nn.experiments.run import finite_or_none
 from labml_nn.experiments.trainer import evaluate_streams
-from labml_nn.transformers.lm import evaluation_memory
+from labml_nn.transformers.hub import ModelFileError
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
@@ -54,27 +59,31 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                                                               "else its --seq-len)")
     parser.add_argument("--mem-len", type=int, default=0, help="memory length (default: the run's --eval-mem-len, else "
                                                               "the model's)")
-    parser.add_argument("--cmem-len", type=int, default=-1, help="compressed-memory length (compressive; default: the "
-                                                                "run's --eval-cmem-len, else the model's)")
-    parser.add_argument("--clamp-len", type=int, default=-1, help="clamp distances beyond this one (default: the run's "
-                                                                 "--clamp-len; 0: none)")
+    parser.add_argument("--cmem-len", type=int, default=None,
+                        help="compressed-memory length (the Compressive Transformer only; default: the run's "
+                             "--eval-cmem-len, else the model's)")
+    parser.add_argument("--clamp-len", type=int, default=None, help="clamp distances beyond this one (default: the "
+                                                                   "run's --clamp-len; 0: none)")
     parser.add_argument("--batch-size", type=int, default=1, help="streams the split is cut into")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="the precision of the forward pass")
     parser.add_argument("--summary", default="", help="write the result as JSON to this path")
     args = parser.parse_args(argv)
     try:
-        for name in ("seq_len", "mem_len", "batch_size"):
-            check_option(name, getattr(args, name), at_least(0 if name != "batch_size" else 1))
+        for name in ("seq_len", "mem_len", "batch_size", "cmem_len", "clamp_len"):
+            if getattr(args, name) is not None:
+                check_option(name, getattr(args, name), at_least(0 if name != "batch_size" else 1))
         check_option("device", args.device, lambda d: "expected cpu, cuda or cuda:N" if d == "auto" else device_check(d))
+        # Checked now, not after the whole evaluation.
+        check_output_path("summary", args.summary, "file")
         result = evaluate(args)
-    except (DataError, UsageError, CheckpointError) as error:
+    except (DataError, UsageError, CheckpointError, ModelFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2)
     print(f"{result['split']} bits per character: {result['bpc']:.4f} ({result['characters']:,} characters, "
           f"segments of {result['seq_len']}, memory {result['mem_len']})")
     if args.summary:
-        Path(args.summary).write_text(json.dumps(result, indent=2))
+        Path(args.summary).write_text(json.dumps(finite_or_none(result), indent=2, allow_nan=False))
     return result
 
 
@@ -91,17 +100,26 @@ def evaluate(args: argparse.Namespace) -> dict:
         raise UsageError(f"--split test: {dataset} has no test split (it is split into training and validation)")
     seq_len = args.seq_len or run.get("eval_seq_len") or run.get("seq_len") or 64
     mem_len = args.mem_len or run.get("eval_mem_len") or None
-    cmem_len = args.cmem_len if args.cmem_len >= 0 else (run.get("eval_cmem_len") or None)
-    clamp_len = args.clamp_len if args.clamp_len >= 0 else (run.get("clamp_len") or None)
+    if args.cmem_len is not None and "cmem_len" not in model.memory_lengths:
+        raise UsageError(f"--cmem-len {args.cmem_len}: a {type(model).__name__} has no compressed memory")
+    cmem_len = args.cmem_len if args.cmem_len is not None else (run.get("eval_cmem_len") or None)
+    # Relative attention is the attention that has position keys to clamp.
+    if args.clamp_len and not any(hasattr(m, "position_keys") for m in model.modules()):
+        raise UsageError(f"--clamp-len {args.clamp_len}: a {type(model).__name__} with these options has no relative "
+                         f"attention whose distances it would clamp")
+    clamp_len = args.clamp_len if args.clamp_len is not None else (run.get("clamp_len") or None)
     batches = data.streams(args.split, args.batch_size)
     device = torch.device(args.device)
     autocast = lambda: torch.autocast(device.type, dtype=DTYPES[args.dtype], enabled=args.dtype != "float32")
-    with evaluation_memory(model, mem_len=mem_len, cmem_len=cmem_len, clamp_len=clamp_len or None):
+    # Only the lengths given (the model has them: checked above).
+    lengths = {name: value for name, value in (("mem_len", mem_len), ("cmem_len", cmem_len)) if value is not None}
+    with model.evaluation_memory(clamp_len=clamp_len or None, **lengths):
         windows = batches.num_windows(seq_len, tail=True)
         metrics = evaluate_streams(model, batches, seq_len, windows, device, autocast, tail=True)
-        used_mem = getattr(model, "mem_len", None)
+        used_mem = model.mem_len
     return dict(checkpoint=str(directory), dataset=dataset, split=args.split, bpc=metrics.bits,
-                accuracy=metrics.accuracy, characters=batches.stream_len * args.batch_size, seq_len=seq_len, mem_len=used_mem,
+                accuracy=metrics.accuracy, characters=batches.stream_len * args.batch_size, seq_len=seq_len,
+                mem_len=used_mem,
                 clamp_len=clamp_len, batch_size=args.batch_size, dtype=args.dtype)
 
 

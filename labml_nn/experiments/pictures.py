@@ -409,7 +409,7 @@ def plot_memory_attention_mass(attn: List[torch.Tensor], cmem_len: int, mem_len:
 
 def feedback_layer_weights(model: nn.Module) -> np.ndarray:
     r"""$\operatorname{softmax}(w)$, the share of each layer (embedding first) in the memory vector."""
-    return model.layer_weights.detach().softmax(dim=-1).numpy()
+    return model.layer_weights.detach().softmax(dim=0).numpy()
 
 
 def plot_layer_weights(weights: np.ndarray, title: str) -> plt.Figure:
@@ -451,8 +451,8 @@ def feedback_timing(lengths: Sequence[int], dim: int = 64, depth: int = 2, heads
     for L in lengths:
         torch.manual_seed(0)
         x = torch.randint(0, num_tokens, (batch_size, L))
-        # `seq_len=1`: the exact model, one token after the other.
-        fb = FeedbackTransformer(num_tokens=num_tokens, dim=dim, depth=depth, heads=heads, seq_len=1, mem_len=L)
+        # `window=1`: the exact model, one token after the other.
+        fb = FeedbackTransformer(num_tokens=num_tokens, dim=dim, depth=depth, heads=heads, window=1, mem_len=L)
         xl_train = TransformerXL(num_tokens=num_tokens, dim=dim, depth=depth, heads=heads, mem_len=0)
         xl_gen = TransformerXL(num_tokens=num_tokens, dim=dim, depth=depth, heads=heads, mem_len=L)
         for name, model in (("feedback", fb), ("xl", xl_train)):

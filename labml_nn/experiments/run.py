@@ -11,7 +11,8 @@ it, built in this order before the first step, so that a mistake costs a second,
 
 1. **the processes**: this process's place among the ones `torchrun` started, its device and threads;
 2. **the run directory**: locked, and refused if it holds another run's checkpoints;
-3. **the checkpoint to resume from**, with `--resume`: the newest one that reads whole;
+3. **the checkpoint to resume from**, with `--resume`: the newest one that reads whole and holds a
+   trainer's state, trained with the same data options;
 4. **the data**, through the experiment's `data` hook (with the checkpoint's vocabulary when resuming),
    cut into this process's streams, and checked: the `--prompt` against the vocabulary, the streams
    against the segment length;
@@ -58,9 +59,28 @@ so that the checkpoint loads with `weights_only=True` and nothing in it can run 
 the random states differ between processes, so each process's are gathered into `per_process`; a run
 resumed with another number of processes starts the streams over with an empty memory, and says so.
 
+A checkpoint is resumed only with the options that decide which text the streams hold and how they
+are cut: `--batch-size`, `--grad-accum` (each micro-batch has its own memory and its own block of
+streams), `--dataset`, `--data` and `--valid-fraction`. A run resumed with another value of one of them
+stops at once and names the old and the new value; the model's own options are compared the same way.
+And a `trainer.pt` must have the form `state_dict` gives it (every key, one `per_process` entry per
+process, random states the generators accept): one that does not is skipped for the checkpoint
+before it, like an unreadable one.
+
 The **history** is the loss curve: every step's training losses (`loss.train`, and any other loss an
 experiment reports) and every validation's step, bits per token and accuracy. The summary carries it
 in at most 500 points.
+
+## Stopping on a signal
+
+A scheduler that preempts a job sends it `SIGTERM` (and a person at the keyboard `SIGINT`, Ctrl-C).
+Either one asks the run to stop after the step it is in: it saves a checkpoint there, writes its
+summary (`"stopped_by": "SIGTERM"`, `"finished": false`), says where it saved, and exits with
+128 plus the signal's number (143 for `SIGTERM`), as a process killed by the signal would; `--resume`
+continues it exactly. A second Ctrl-C interrupts at once. The processes of a multi-process run must
+stop after the same step, even when only one of them got the signal: each step starts a non-blocking
+reduction of their requests and reads the one started the step before
+([`stop_requested`](#Run.stop_requested)), so that no step waits for it.
 
 ## Reporting
 
@@ -77,6 +97,7 @@ import math
 import os
 import random
 import re
+import signal
 import statistics
 import sys
 import time
@@ -91,11 +112,13 @@ from labml import experiment as labml_experiment
 from labml import logger, monit, tracker
 from torch import nn
 
-from labml_nn.experiments.checkpoint import (Checkpoint, CheckpointError, RunLock, clear_run, describe,
+from labml_nn.experiments.checkpoint import (TRAINER_FILE, Checkpoint, CheckpointError, RunLock, clear_run, describe,
                                              latest_checkpoint, list_checkpoints, newest_readable, save_checkpoint)
 from labml_nn.experiments.config import DTYPES, TrainConfig, UsageError, config_to_dict
-from labml_nn.experiments.data import IGNORE, DataError, Vocabulary
+from labml_nn.experiments.corpora import CORPORA
+from labml_nn.experiments.data import DATA_PATH_ENV, IGNORE, DataError, Vocabulary
 from labml_nn.experiments.sample import sample
+from labml_nn.transformers.hub import ModelFileError
 
 
 # ## Random states, memories, curves
@@ -193,6 +216,54 @@ def finite_or_none(value: Any) -> Any:
     return value
 
 
+# ## A trainer state that is the trainer's
+
+def check_trainer_state(checkpoint: Checkpoint) -> None:
+    r"""
+    Raise a `CheckpointError` unless `checkpoint.trainer` has the form `Run.state_dict` gives it: every key,
+    of its type, one entry of `per_process` per process, and random states that the generators accept. A
+    file that is plain data but not this (a key missing, a random state of the wrong size, an empty
+    `per_process`) is then skipped for the checkpoint before it, as an unreadable one is.
+    """
+    saved, path = checkpoint.trainer, checkpoint.path / TRAINER_FILE
+
+    def need(condition: bool, what: str) -> None:
+        if not condition:
+            raise CheckpointError(f"{path} is not a trainer state of this package: {what}")
+
+    kinds = {"model_kwargs": dict, "config": dict, "optimisers": list, "step": int, "tokens": int,
+             "train_time": (int, float), "world_size": int, "per_process": list}
+    for key, kind in kinds.items():
+        need(key in saved, f"it has no {key!r}")
+        need(isinstance(saved[key], kind) and not isinstance(saved[key], bool),
+             f"{key!r} is a {type(saved[key]).__name__}")
+    need(saved["step"] >= 0 and saved["tokens"] >= 0 and saved["train_time"] >= 0, "a negative step, count or time")
+    need(saved["world_size"] >= 1 and len(saved["per_process"]) == saved["world_size"],
+         f"'per_process' holds {len(saved['per_process'])} entries for {saved['world_size']} process(es)")
+    need(isinstance(saved["config"].get("batch_size"), int), "its 'config' has no batch_size")
+    need(all(isinstance(o, dict) and isinstance(o.get("state"), dict) and isinstance(o.get("param_groups"), list)
+             for o in saved["optimisers"]), "an optimiser's state is not an optimiser's")
+    need(isinstance(saved.get("scaler") or {}, dict), "'scaler' is not a gradient scaler's state")
+    for own in saved["per_process"]:
+        need(isinstance(own, dict) and isinstance(own.get("memory"), list) and isinstance(own.get("rng"), dict)
+             and isinstance(own.get("data"), dict), "an entry of 'per_process' lacks its memory, rng or data")
+        position = own["data"].get("position")
+        need(isinstance(position, int) and position >= 0, "a stream position is not a non-negative integer")
+        # The random states, given to generators of their own: the ones training uses are left alone.
+        try:
+            version, internal, gauss = own["rng"]["python"]
+            random.Random().setstate((version, tuple(internal), gauss))
+            kind, keys, pos, has_gauss, cached = own["rng"]["numpy"]
+            np.random.RandomState().set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+            torch.Generator().set_state(own["rng"]["torch"])
+        except Exception as error:
+            need(False, f"a random state is not one ({type(error).__name__}: {error})")
+    try:
+        read_history(saved.get("history"))
+    except Exception as error:
+        need(False, f"its history is not one ({type(error).__name__}: {error})")
+
+
 # ## Processes
 
 @dataclass
@@ -243,6 +314,18 @@ _PEER_LOST = re.compile(r"timed out|timeout|connection (closed|reset)|broken pip
 
 class PeerLost(Exception):
     """Another process of the run stopped answering within `--ddp-timeout`, or ended."""
+
+
+class Diverged(Exception):
+    """The loss stopped being a number: the run stopped, its last checkpoint kept."""
+
+
+class Stopped(Exception):
+    """A SIGTERM or SIGINT stopped the run after it saved a checkpoint; `signal` is which."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.signal = signal_number
 
 
 # ## Reporting
@@ -333,12 +416,20 @@ class Run:
         self.threads_before = torch.get_num_threads()
         self.compile_seconds = 0.0
         self._running = contextlib.ExitStack()
+        # The signal that asked the run to stop (`None`: none), the handlers it replaced, and the pending vote
+        # of the processes on stopping (see `stop_requested`).
+        self.signal: Optional[int] = None
+        self._handlers: Dict[int, Any] = {}
+        self._stop_vote: Optional[Any] = None
+        self.diverged: Optional[str] = None
         try:
             self._start_processes(init_method)
             self.run_dir = Path(config.checkpoint_dir) / config.name
             if self.dist.is_main:
                 self._claim_directory()
             resume_from = self._checkpoint_to_resume()
+            if resume_from is not None:
+                self._check_same_options(resume_from)
             self._read_data(resume_from)
             self._build_model(resume_from)
             self.state = TrainState(memory=[None] * config.grad_accum)
@@ -384,7 +475,7 @@ class Run:
         if not self.config.resume:
             return None
         try:
-            return newest_readable(self.run_dir, self.log, map_location=self.device)
+            return newest_readable(self.run_dir, self.log, map_location=self.device, check=check_trainer_state)
         except CheckpointError as error:
             raise UsageError(f"--resume: {error}. Start without --resume, or pass the --name and "
                              f"--checkpoint-dir of the run to continue.") from None
@@ -406,13 +497,20 @@ class Run:
                              f"of the data")
         # Each process reads `grad_accum` micro-batches of `batch_size` streams per step.
         rank, world = self.dist.rank, self.dist.world_size
-        self.train_batches = data.streams("train", c.batch_size * c.grad_accum, rank, world)
-        self.valid_batches = data.streams("valid", c.batch_size, rank, world)
-        for batches, part in [(self.train_batches, "training"), (self.valid_batches, "validation")]:
-            if batches.num_windows(c.seq_len) == 0:
-                raise DataError(f"The {part} text is too short for {c.batch_size * world} streams of "
-                                f"{c.seq_len} tokens; use a smaller --batch-size or --seq-len"
-                                + (", or a larger --valid-fraction." if part == "validation" else "."))
+        for part, name, streams in [("train", "training", c.batch_size * c.grad_accum),
+                                    ("valid", "validation", c.batch_size)]:
+            try:
+                batches = data.streams(part, streams, rank, world)
+            except DataError:
+                if len(getattr(data, part)) > 2 * streams * world:
+                    raise  # not a matter of length
+                batches = None
+            if batches is None or batches.num_windows(c.seq_len) == 0:
+                tokens = len(getattr(data, part))
+                raise DataError(f"{self.data_source()}: its {name} part ({tokens:,} {self.vocab.unit}s) is too short "
+                                f"for {streams * world} streams of {c.seq_len}; use a smaller --batch-size or --seq-len"
+                                + (", or a larger --valid-fraction." if part == "valid" else ", or more text."))
+            setattr(self, f"{part}_batches", batches)
         windows = self.valid_batches.num_windows(c.seq_len)
         if c.valid_windows > 0:
             windows = min(windows, c.valid_windows)
@@ -421,6 +519,16 @@ class Run:
         if targets.dtype.is_signed and not (targets != IGNORE).any():
             raise DataError(f"the {windows} validation windows of {c.seq_len} tokens hold no target (every one is "
                             f"IGNORE); validate on more windows (--valid-windows)")
+
+    def data_source(self) -> str:
+        """Where the data comes from, for messages: `--data PATH`, an environment variable, or the dataset."""
+        c = self.config
+        if self.experiment.data.__name__ != "dataset":
+            return f"the data of {self.experiment.model_class.__name__}'s experiment ({self.experiment.data.__name__})"
+        if c.data:
+            return f"--data {c.data}"
+        env = CORPORA[c.dataset].env if c.dataset in CORPORA else DATA_PATH_ENV
+        return f"{env}={os.environ[env]}" if os.environ.get(env) else f"the downloaded {c.dataset}"
 
     def _build_model(self, resume_from: Optional[Checkpoint]) -> None:
         c = self.config
@@ -454,11 +562,27 @@ class Run:
         # (`GradScaler` does nothing when it is not enabled).
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=c.dtype == "float16")
 
+    # The options a resumed run must share with the run it continues: they cut the streams (the memory and
+    # the stream positions only fit the same cut) or choose the text.
+    SAME_ON_RESUME = ("batch_size", "grad_accum", "dataset", "data", "valid_fraction")
+
+    def _check_same_options(self, checkpoint: Checkpoint) -> None:
+        """`--resume` with other options that decide the data and its streams is refused, naming the old and
+        the new value (paths compared as absolute paths)."""
+        saved = checkpoint.trainer["config"]
+        defaults = TrainConfig()
+        for name in self.SAME_ON_RESUME:
+            old, new = saved.get(name, getattr(defaults, name)), getattr(self.config, name)
+            if name == "data":
+                old, new = (os.path.abspath(os.path.expanduser(v)) if v else "" for v in (old, new))
+            if old != new:
+                option = "--" + name.replace("_", "-")
+                raise UsageError(f"--resume: {checkpoint.path} was trained with {option} {old!r}, this run has "
+                                 f"{option} {new!r}; the memory and the stream positions only fit the same data cut "
+                                 f"the same way. Resume with {option} {old!r}, or start a new run.")
+
     def _check_same_model(self, checkpoint: Checkpoint) -> None:
         saved, path = checkpoint.trainer, checkpoint.path
-        if saved["config"]["batch_size"] != self.config.batch_size:
-            raise UsageError(f"--resume: {path} was trained with --batch-size {saved['config']['batch_size']}; its "
-                             f"memory and stream positions only fit that batch size.")
         name = checkpoint.config.get("model_class")
         if name != self.experiment.model_class.__name__ or saved["model_kwargs"] != self.model_kwargs:
             raise UsageError(f"--resume: {path} holds a {name} with {saved['model_kwargs']}, but this run builds a "
@@ -491,6 +615,15 @@ class Run:
         }
 
     def _restore(self, checkpoint: Checkpoint) -> None:
+        try:
+            self._restore_state(checkpoint)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
+            # What `check_trainer_state` cannot see without the model (an optimiser's state of another shape).
+            first = str(error).splitlines()[0] if str(error) else ""
+            raise CheckpointError(f"--resume: {checkpoint.path / TRAINER_FILE} does not fit this run "
+                                  f"({type(error).__name__}: {first})") from None
+
+    def _restore_state(self, checkpoint: Checkpoint) -> None:
         saved, s = checkpoint.trainer, self.state
         for (_, optimiser), optimiser_state in zip(self.optimisers, saved["optimisers"]):
             optimiser.load_state_dict(optimiser_state)
@@ -541,6 +674,47 @@ class Run:
 
     def loop(self, steps: range) -> Iterable[int]:
         return self.out.loop(steps)
+
+    def stop_requested(self) -> bool:
+        r"""
+        Whether a SIGTERM or SIGINT asked the run to stop; the loop asks after every step. The processes of a
+        run must all stop after the same step, or the others would wait for the stopped one's gradients. So
+        each step starts a non-blocking reduction of the processes' requests (the largest signal number, 0
+        for none) and reads the one started the step before, which has long arrived: all processes read the
+        same answer, and no step waits for it.
+        """
+        if self.dist.world_size == 1:
+            return self.signal is not None
+        stop = False
+        if self._stop_vote is not None:
+            work, votes = self._stop_vote
+            work.wait()
+            # The processes that got no signal stop for the one another got.
+            number = int(votes.item())
+            if number:
+                self.signal, stop = self.signal or number, True
+        votes = torch.tensor([self.signal or 0], device=self.device)
+        self._stop_vote = (dist.all_reduce(votes, op=dist.ReduceOp.MAX, async_op=True), votes)
+        return stop
+
+    def _on_signal(self, number: int, frame: Any) -> None:
+        """The first SIGTERM or SIGINT asks the loop to save and stop after this step; a second SIGINT (a
+        person pressing Ctrl-C again) interrupts at once."""
+        if self.signal is not None and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = number
+
+    def _catch_signals(self) -> None:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._handlers[number] = signal.signal(number, self._on_signal)
+            except ValueError:
+                return  # not the main thread: signals are the main thread's to handle
+
+    def _release_signals(self) -> None:
+        for number, handler in self._handlers.items():
+            signal.signal(number, handler)
+        self._handlers = {}
 
     def seconds_since(self, started: float) -> float:
         """Seconds since `started`. In a multi-process run every process must agree on when the time
@@ -614,6 +788,10 @@ class Run:
                 summary["mfu"] = self.mfu(s.tokens / self.dist.world_size / s.train_time, c.seq_len)
         if c.compile:
             summary["compile_seconds"] = round(self.compile_seconds, 2)
+        if self.diverged:
+            summary["diverged"] = self.diverged
+        if self.signal is not None:
+            summary["stopped_by"] = signal.Signals(self.signal).name
         if c.summary and self.dist.is_main:
             Path(c.summary).parent.mkdir(parents=True, exist_ok=True)
             Path(c.summary).write_text(json.dumps(finite_or_none(summary), indent=2, allow_nan=False))
@@ -623,6 +801,8 @@ class Run:
 
     def __enter__(self) -> "Run":
         self._running.enter_context(self.out.running())
+        # Before the first message: a scheduler that reads it may signal from then on.
+        self._catch_signals()
         self.log(f"{self.config.name}: {type(self.module).__name__} with "
                  f"{sum(p.numel() for p in self.module.parameters()):,} parameters, {self.dist.world_size} "
                  f"process(es), {len(self.vocab)} {self.vocab.unit}s, starting at step {self.state.step} of "
@@ -644,6 +824,10 @@ class Run:
         return False
 
     def close(self) -> None:
+        self._release_signals()
+        if self._stop_vote is not None:
+            self._stop_vote[0].wait()
+            self._stop_vote = None
         if self.dist.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
         if self.lock is not None:
@@ -656,13 +840,18 @@ class Run:
 
 @contextlib.contextmanager
 def one_line_errors():
-    """Inside the block, a mistake a person must fix (a bad option, bad data, an unusable checkpoint) ends
-    the program with one line, `error: ...`, and exit code 2; a lost peer with exit code 1."""
+    """Inside the block, a mistake a person must fix (a bad option, bad data, an unusable checkpoint or model
+    file) ends the program with one line, `error: ...`, and exit code 2; a lost peer or a diverged run with
+    exit code 1; a run stopped by a signal says where it saved, and exits with 128 plus the signal's number,
+    as a process killed by it would."""
     try:
         yield
-    except (DataError, UsageError, CheckpointError) as error:
+    except (DataError, UsageError, CheckpointError, ModelFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2)
-    except PeerLost as error:
+    except (PeerLost, Diverged) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1)
+    except Stopped as stopped:
+        print(f"stopped: {stopped}", file=sys.stderr)
+        raise SystemExit(128 + stopped.signal)

@@ -20,8 +20,11 @@ the package's fixed table of models, so a file can name one of the three models 
 and nothing is unpickled: loading a file someone sent you cannot run their code.
 
 Every option is checked first: a `--prompt` with characters (or words) outside the model's vocabulary, a
-`--temperature` that is not positive, a negative `--length` or a `--device` this torch cannot use is
-one line, `error: ...`, and exit code 2.
+`--temperature` that is not positive, a negative `--length`, a `--seed` outside $[0, 2^{32})$ or a
+`--device` this torch cannot use is one line, `error: ...`, and exit code 2; so is a model directory
+that does not hold what it says (see [model files](../transformers/hub.html)), checked before the model is
+built. A `--temperature` below $10^{-6}$ is greedy decoding: at such a temperature sampling is the
+argmax, and dividing the logits by it would overflow them.
 """
 
 import argparse
@@ -33,7 +36,7 @@ import torch
 from torch import nn
 
 from labml_nn.experiments.checkpoint import CheckpointError, newest_readable
-from labml_nn.experiments.config import UsageError, above, at_least, check_option, device_check
+from labml_nn.experiments.config import UsageError, above, at_least, between, check_option, device_check
 from labml_nn.experiments.data import DataError, Vocabulary
 from labml_nn.transformers.hub import CONFIG_FILE, ModelFileError, load_pretrained, read_config
 
@@ -41,7 +44,7 @@ from labml_nn.transformers.hub import CONFIG_FILE, ModelFileError, load_pretrain
 def model_directory(path: str, report=print) -> Path:
     """The directory to load: `path` itself when it holds a `config.json`, else its newest readable checkpoint."""
     directory = Path(path)
-    if (directory / CONFIG_FILE).is_file():
+    if (directory / CONFIG_FILE).exists():  # (not only a regular file: a FIFO is refused when it is read)
         return directory
     if directory.is_file():
         raise DataError(f"{directory} is a file: pass a run directory, a checkpoint directory or a model directory "
@@ -62,12 +65,10 @@ def load_model(path: str, device: str = "cpu") -> Tuple[nn.Module, Vocabulary]:
         if "vocab" not in config:
             raise DataError(f"{directory / CONFIG_FILE} has no vocabulary: sampling text needs a model trained by an "
                             f"experiment, or saved with save_pretrained(directory, vocab=...)")
-        try:
-            vocab = Vocabulary.from_config(config)
-        except (TypeError, ValueError) as error:
-            raise DataError(f"{directory / CONFIG_FILE}: the vocabulary is not usable ({error})") from None
+        # The model file's checks include its vocabulary's: one distinct token per id, `num_tokens` of them.
         model = load_pretrained(directory, device)
-    except ModelFileError as error:
+        vocab = Vocabulary.from_config(config)
+    except (ModelFileError, TypeError, ValueError) as error:
         raise DataError(str(error)) from None
     return model, vocab
 
@@ -80,11 +81,18 @@ def prompt_ids(vocab: Vocabulary, prompt: str) -> torch.Tensor:
     return ids
 
 
+# Below this temperature sampling is the argmax (the Gumbel noise cannot change which logit is largest but for
+# ties), and dividing the logits by it can overflow them to infinities and NaN (at 1e-300, float32's 0).
+GREEDY_BELOW = 1e-6
+
+
 @torch.no_grad()
 def sample(model: nn.Module, vocab: Vocabulary, prompt: str, length: int,
            temperature: float = 1.0, top_k: Optional[int] = None) -> str:
     """The prompt followed by `length` sampled tokens (an empty prompt: a character model starts from a new
-    line, a word model from its first token)."""
+    line, a word model from its first token). A temperature below `GREEDY_BELOW` is greedy decoding."""
+    if temperature < GREEDY_BELOW:
+        temperature, top_k = 1.0, 1
     ids = prompt_ids(vocab, prompt)[None, :].to(next(model.parameters()).device)
     out = model.generate(ids, length, temperature=temperature, top_k=top_k)
     return vocab.decode(out[0].tolist())
@@ -105,13 +113,14 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     parser.add_argument("--length", type=int, default=200, help="tokens (characters, for a character model) to generate")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature")
     parser.add_argument("--top-k", type=int, default=0, help="sample only among the k likeliest tokens (0: all)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (0 to 2**32 - 1)")
     parser.add_argument("--device", default="cpu", help="device to run on: cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
     try:
         check_option("length", args.length, at_least(0))
         check_option("temperature", args.temperature, above(0.0))
         check_option("top_k", args.top_k, at_least(0))
+        check_option("seed", args.seed, between(0, 2 ** 32 - 1))
         check_option("device", args.device, lambda d: "expected cpu, cuda or cuda:N" if d == "auto" else device_check(d))
         torch.manual_seed(args.seed)
         model, vocab = load_model(args.checkpoint, args.device)

@@ -77,6 +77,22 @@ of `--batch-size` streams keeps its own memory. With $G$ processes, each reads i
 `DistributedDataParallel` averages the gradients at the last micro-batch (the ones before skip the
 all-reduce), so every process holds the same weights after every step; see [the run](run.html).
 
+## A diverged run stops
+
+A learning rate too high, or a float16 forward pass that overflows, can turn the loss into NaN; from
+then on every weight a step touches is NaN, and a run that trains on would end "finished" with a model
+that computes nothing. So the loop checks every step and **stops** with a clear message: in float32
+and bfloat16 when the gradient norm (measured for clipping anyway, one reduction more with
+`--grad-clip 0`, and the same in every process once `DistributedDataParallel` has averaged the
+gradients) is NaN or infinite, before the optimiser takes that step; in float16, where an overflowing
+gradient is the scaler's ordinary business (it skips the step and halves its scale), when the scale has
+fallen below 1, where even the unscaled gradients overflow. The run saves no checkpoint of that state
+and exports no model: its last checkpoint, the last good one, stays the newest, and the message names
+it. (A float16 checkpoint also waits for a step the scaler did not skip, so that the skipped steps of
+a diverging run leave none.) The summary says `"finished": false` and at which step it `"diverged"`,
+and, like every summary, it is valid JSON (a loss that is not a number is written as `null`). The exit
+code is 1.
+
 ## How an experiment plugs in
 
 An experiment is an [`Experiment`](#Experiment): its configuration, its model and the model's
@@ -112,6 +128,7 @@ summary and history carry the validation accuracy.
 
 import contextlib
 import math
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
@@ -124,7 +141,8 @@ from torch import nn
 from labml_nn.experiments.config import TrainConfig, parse_config
 from labml_nn.experiments.corpora import load_dataset
 from labml_nn.experiments.data import IGNORE, DataError, StreamBatcher, TokenData, Vocabulary
-from labml_nn.experiments.run import Run, one_line_errors
+from labml_nn.experiments.checkpoint import checkpoint_path, latest_checkpoint
+from labml_nn.experiments.run import Diverged, Run, Stopped, one_line_errors
 
 
 # ## The hooks and their defaults
@@ -310,6 +328,7 @@ def train(run: Run) -> dict:
     c, experiment, s = run.config, run.experiment, run.state
     M = c.grad_accum
     last = min(c.steps, c.stop_at) if c.stop_at > 0 else c.steps
+    save_due = False
     for _ in run.loop(range(s.step, last)):
         if out_of_time(c, s.train_time):
             break
@@ -345,14 +364,28 @@ def train(run: Run) -> dict:
                 losses[name] = losses.get(name, 0.0) + value * weight
 
         # **Clip and step**, each parameter group on its own. Clipping needs the true gradients: float16's
-        # scaled ones are unscaled first (the scaler then skips a step whose gradients overflowed).
+        # scaled ones are unscaled first (the scaler then skips a step whose gradients overflowed). The norm
+        # is measured even without clipping, for the check below.
         norms: Dict[str, float] = {}
         for group, optimiser in run.optimisers:
             run.scaler.unscale_(optimiser)
-            if c.grad_clip > 0:
-                norms[f"grad_norm.{group.name}"] = torch.nn.utils.clip_grad_norm_(group.params, c.grad_clip).item()
+            grads = [p.grad for p in group.params if p.grad is not None]
+            norm = (torch.nn.utils.clip_grad_norm_(group.params, c.grad_clip) if c.grad_clip > 0
+                    else torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(()))
+            norms[f"grad_norm.{group.name}"] = norm.item()
+        # **A diverged run stops** before its weights take a step that is not a number: see above.
+        scale = run.scaler.get_scale() if run.scaler.is_enabled() else 1.0
+        diverged = diverged_because(c, norms, scale)
+        if diverged:
+            run.diverged = f"step {s.step}: {diverged}"
+            break
+        for _, optimiser in run.optimisers:
             run.scaler.step(optimiser)
         run.scaler.update()
+        # (Whether float16's scaler skipped this step: it lowers its scale when it does.)
+        skipped = run.scaler.is_enabled() and run.scaler.get_scale() < scale
+        if c.grad_clip <= 0:
+            norms = {}
 
         # **Count** the step, every process's tokens and the seconds, and keep the losses for the curve.
         s.step += 1
@@ -368,11 +401,26 @@ def train(run: Run) -> dict:
             validate(run)
         if c.sample_interval > 0 and s.step % c.sample_interval == 0 and s.step < c.steps:
             run.sample(f"sample at step {s.step}")
-        if c.checkpoint_interval > 0 and s.step % c.checkpoint_interval == 0:
+        # A checkpoint waits for a step the scaler did not skip: in a float16 run that diverges, every step
+        # from then on is skipped, and the checkpoints stay the good ones before it.
+        save_due = save_due or (c.checkpoint_interval > 0 and s.step % c.checkpoint_interval == 0)
+        if save_due and not skipped:
             run.save()
+            save_due = False
+        # **A signal** (a scheduler's SIGTERM, a Ctrl-C) stops the run here, with a checkpoint.
+        if run.stop_requested():
+            break
 
-    # A finished run validates and samples once more; one stopped by `--stop-at` saves where it is and
-    # leaves the rest to `--resume`.
+    if run.diverged:
+        # The weights are those before the step that was not a number, but the memory is not: no checkpoint
+        # of this state, and no model to export. The last checkpoint is the last good one.
+        run.summary(finished=False)
+        last = latest_checkpoint(run.run_dir)
+        raise Diverged(f"the run diverged at {run.diverged}; it stopped without a checkpoint of this state. "
+                       + (f"The last good checkpoint is {last}: resume from it with a lower --lr or a smaller "
+                          f"--grad-clip." if last else "No checkpoint was saved before it."))
+    # A finished run validates and samples once more; one stopped by `--stop-at` or a signal saves where it
+    # is and leaves the rest to `--resume`.
     finished = s.step >= c.steps or out_of_time(c, s.train_time)
     if finished:
         validate(run)
@@ -380,7 +428,28 @@ def train(run: Run) -> dict:
     run.save()
     if finished and c.export:
         run.export(c.export)
-    return run.summary(finished)
+    summary = run.summary(finished)
+    if run.signal is not None and not finished:
+        raise Stopped(f"{signal.Signals(run.signal).name} at step {s.step}: saved "
+                      f"{checkpoint_path(run.run_dir, s.step)}; continue with --resume", run.signal)
+    return summary
+
+
+def diverged_because(config: TrainConfig, norms: Dict[str, float], scale: float) -> Optional[str]:
+    r"""
+    Why this step, with the gradient `norms` of its parameter groups and float16's loss `scale` (1 in the
+    other precisions), shows the run has diverged; `None` when it does not. The answer must be the same in
+    every process, or one would stop and the others wait for it: the gradients after `backward` are
+    averaged across processes, so they are the same everywhere, and a loss that is not a number makes them
+    not numbers too. In float32 and bfloat16, then, a gradient norm that is NaN or infinite means
+    divergence. In float16 it is the scaler's usual overflow, which skips the step and halves the scale;
+    the run has diverged when the scale has fallen below 1, where even unscaled gradients overflow.
+    """
+    if config.dtype == "float16":
+        return f"the gradient scaler's scale fell to {scale:g}: the gradients overflow unscaled" if scale < 1 else None
+    bad = [f"the gradient norm of {name.removeprefix('grad_norm.')} is {value}" for name, value in norms.items()
+           if not math.isfinite(value)]
+    return ", ".join(bad) or None
 
 
 # ## The command line
@@ -388,9 +457,10 @@ def train(run: Run) -> dict:
 def run_experiment(experiment: Experiment, argv: Optional[Sequence[str]] = None,
                    init_method: Optional[str] = None) -> dict:
     """Parse and check the options (`--help` lists them), build the run and train it. A mistake a person must
-    fix ends as one line, `error: ...`, with exit code 2; a process of the run that stopped answering, with
-    exit code 1. `init_method` is how the processes of a run find each other (`torchrun`'s environment
-    variables by default; see [the run](run.html#processes))."""
+    fix ends as one line, `error: ...`, with exit code 2; a process of the run that stopped answering, or a
+    run that diverged, with exit code 1; a run stopped by a signal, with 128 plus its number. `init_method`
+    is how the processes of a run find each other (`torchrun`'s environment variables by default; see
+    [the run](run.html#processes))."""
     with one_line_errors():
         config = parse_config(experiment.config_class, argv, experiment.help(), experiment.presets)
         with Run(config, experiment, init_method) as run:

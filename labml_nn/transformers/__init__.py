@@ -17,9 +17,12 @@ read further back without attending over an ever longer window:
   layers of the past, which makes the model recurrent.
 
 They share the pieces in this folder: [multi-head attention](mha.html), the
-[feed-forward network](feed_forward.html), and the [language-model contract](lm.html) that gives the
-three models one interface: token ids `[batch_size, seq_len]` in, logits `[batch_size, seq_len, num_tokens]`
-out, memory passed from call to call.
+[feed-forward network](feed_forward.html), and the [memory language model](lm.html), the shell around each
+paper's layers that gives the three models one interface: token ids `[batch_size, seq_len]` in, logits
+`[batch_size, seq_len, num_tokens]` out, memory passed from call to call, generation, model files. The
+fast forms of the same computations live on pages of their own
+([one token at a time](one_token.html), each paper's generation page, the Feedback Transformer's
+[hand-written step](feedback/step.html)); the paper pages never import them.
 
 ## Notation
 

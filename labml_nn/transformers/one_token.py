@@ -24,8 +24,9 @@ buffer is full moves those back to its start: one copy of the window every `wind
 instead of one per token.
 
 The buffer holds the keys and then the values, `[2, batch_size, heads, capacity, dim_head]`, so one copy
-moves both, and the window comes out as keys and values of `[batch_size * heads, P, dim_head]` each,
-every row contiguous: the layout of a batched matrix product, which is what one query's attention is.
+moves both, and the window comes out as keys and values of `[batch_size, heads, P, dim_head]` each, every
+head's rows contiguous, so batch and heads merge into the one dimension of a batched matrix product
+with a view.
 New positions arrive as each head's key and value side by side, `[batch_size, heads, n, 2 * dim_head]`,
 the layout the Feedback Transformer's [key/value buffer](feedback/kv_buffer.html) uses in training.
 
@@ -56,7 +57,7 @@ def fold_norm(norm: nn.LayerNorm, W: torch.Tensor, b: Optional[torch.Tensor] = N
     and $b$.
     """
     # Scaled as `[out, in]` and handed back transposed: a product of a few rows by the transpose of a
-    # contiguous weight is what `nn.Linear` computes, and the fastest form of it on a CPU.
+    # contiguous weight is what `nn.Linear` computes.
     W_folded = (W.t() * norm.weight).t()
     b_folded = norm.bias @ W
     return W_folded, b_folded if b is None else b_folded + b
@@ -67,7 +68,7 @@ class SlidingKV:
     The keys and values of the newest `window` positions of one attention, for generation (no
     gradients). `append(kv)` adds the positions `kv`, `[batch_size, heads, n, 2 * dim_head]` (each
     head's key and value side by side, any strides), and returns the keys and the values of the newest
-    `min(length, window)` positions, each `[batch_size * heads, P, dim_head]`.
+    `min(length, window)` positions, each `[batch_size, heads, P, dim_head]`.
 
     The buffer holds `2 * window + max_append - 1` positions: the window, as many again, and room for
     the largest single append (`max_append`), so the move to the front never overlaps its source. Only
@@ -115,9 +116,7 @@ class SlidingKV:
         return self.view()
 
     def view(self) -> Tuple[torch.Tensor, torch.Tensor]:
-        r"""The newest `min(length, window)` positions' keys and values, `[batch_size * heads, P, dim_head]` each."""
-        _, batch_size, heads, capacity, dim_head = self.buffer.shape
+        r"""The newest `min(length, window)` positions' keys and values, `[batch_size, heads, P, dim_head]` each."""
         P = min(self.length, self.window)
-        # Batch and heads merge into one dimension: a view, since each half of the buffer is contiguous.
-        keys, values = self.buffer.view(2, batch_size * heads, capacity, dim_head).narrow(2, self.length - P, P)
+        keys, values = self.buffer.narrow(3, self.length - P, P)
         return keys, values

@@ -30,13 +30,15 @@ $$\mathcal{L}^{attn} = \sum_{l} \frac{1}{N_l} \big\| \operatorname{attn}(h^{l}, 
 
 where $N_l$ is the number of elements of the attention output, so that the loss does not grow with the
 batch or the segment (the paper writes the plain norm; the mean of squares is what its released code and
-this page compute), $\operatorname{attn}(h, m) = \operatorname{softmax}\big((h W_q)(m W_k)^\top / \sqrt{d_k}\big)(m W_v)$
+this page compute), $\operatorname{attn}(h, m) = \operatorname{softmax}\big((h W_q)(m W_k)^\top / \sqrt{d_h}\big)(m W_v)$
 is *content-based* attention with no position terms, and gradients are stopped everywhere except into
 $f_c$. The loss is lossy on purpose: what no query attends to may be forgotten.
 
 This page shows what compression adds to Transformer-XL, in reading order: the compression function,
 the memory bookkeeping, the reconstruction loss, the layer (a Transformer-XL layer given
-$[cm \circ m]$ as its memory) and the language model. The [paper page](readme.html) has the results.
+$[cm \circ m]$ as its memory) and the model's pass through its layers; the embedding, read-out, checks,
+generation and model files are the [memory language model](../lm.html) every model here shares. The
+[paper page](readme.html) has the results.
 
 ```python
 import torch
@@ -57,8 +59,8 @@ logits, memory, aux_loss = model(x, memory=memory, return_memory=True, return_au
 | $L_c$ | compressed-memory length | `cmem_len` | |
 | $c$ | compression rate | `compression_rate` | |
 | $h^{l-1}$ | input of layer $l$ for the segment | `h` | `[batch_size, seq_len, dim]` |
-| $m^{l-1}$ | memory of layer $l$ | `memory.mem[l]` | `[batch_size, mem_len, dim]` |
-| $cm^{l-1}$ | compressed memory of layer $l$ | `memory.cmem[l]` | `[batch_size, cmem_len, dim]` |
+| $m^{l-1}$ | memory of layer $l$ (layers count from 1, lists from 0) | `memory.mem[l - 1]` | `[batch_size, mem_len, dim]` |
+| $cm^{l-1}$ | compressed memory of layer $l$ | `memory.cmem[l - 1]` | `[batch_size, cmem_len, dim]` |
 | $old\_mem$ | the positions pushed out of the memory by this segment | `evicted` | `[batch_size, n_evicted, dim]` |
 | $f_c$ | compression function of a layer | `layer.compress` | `[batch_size, n, dim]` → `[batch_size, n / c, dim]` |
 
@@ -71,16 +73,14 @@ distance of a compressed slot means. The paper's Algorithm 1 likewise attends ov
 concatenation $[cm \circ m]$ as the layer's memory.
 """
 
-import warnings
-from typing import Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from labml_nn.transformers.hub import Pretrained
-from labml_nn.transformers.lm import check_layer_memory, check_tokens, generate_with_memory, head_size
+from labml_nn.transformers.lm import MemoryLM, check_layer_memory
 from labml_nn.transformers.xl import TransformerXLLayer
 
 
@@ -113,8 +113,8 @@ class ConvCompression(nn.Module):
 
     Because the windows do not overlap, the convolution is one linear layer applied to each group of
     $c$ memories laid side by side, $[m_{gc} \circ \dots \circ m_{gc+c-1}] \in \mathbb{R}^{cd}$, with
-    weight $[W_0 \dots W_{c-1}]$. That is how it is computed here: one matrix multiplication, which
-    on a CPU takes about half the time of `nn.Conv1d` at these sizes.
+    weight $[W_0 \dots W_{c-1}]$. That is how it is computed here: one matrix multiplication over the
+    groups, with no sliding window to set up.
     """
 
     def __init__(self, dim: int, compression_rate: int):
@@ -131,6 +131,15 @@ class ConvCompression(nn.Module):
         # `[batch_size, n / c, c * dim]`: each row is one window of $c$ memories, oldest first.
         windows = rearrange(mem, 'b (g c) d -> b g (c d)', c=self.compression_rate)
         return self.proj(windows)
+
+
+def evicted_count(length: int, mem_len: int, compression_rate: int, compress: bool) -> int:
+    r"""
+    How many of `length` positions (the memory, then the segment) the memory evicts: those beyond the newest
+    `mem_len`, in whole groups of $c$ when they are to be compressed (see [`evict`](#evict)).
+    """
+    n_over = max(length - mem_len, 0)
+    return (n_over // compression_rate) * compression_rate if compress else n_over
 
 
 def evict(mem: Optional[torch.Tensor], h: torch.Tensor, mem_len: int, compression_rate: int,
@@ -156,9 +165,7 @@ def evict(mem: Optional[torch.Tensor], h: torch.Tensor, mem_len: int, compressio
     Transformer-XL, and the memory keeps exactly `mem_len`.
     """
     full = h if mem is None else torch.cat([mem, h], dim=1)
-    n_over = max(full.shape[1] - mem_len, 0)
-    # Whole groups of $c$ only: the remainder waits in the memory.
-    n_evicted = (n_over // compression_rate) * compression_rate if compress else n_over
+    n_evicted = evicted_count(full.shape[1], mem_len, compression_rate, compress)
     return full[:, n_evicted:].detach(), full[:, :n_evicted].detach()
 
 
@@ -188,7 +195,7 @@ class CompressiveLayer(TransformerXLLayer):
     this class adds is $f_c$ and the layer's term of the attention reconstruction loss.
     """
 
-    def __init__(self, dim: int, heads: int, dim_head: int, d_ff: int, compression_rate: int,
+    def __init__(self, dim: int, heads: int, dim_head: Optional[int], d_ff: int, compression_rate: int,
                  attn_dropout: float = 0.0, ff_dropout: float = 0.0):
         super().__init__(dim, heads, dim_head, d_ff, attn_dropout, ff_dropout)
         self.compress = ConvCompression(dim, compression_rate)
@@ -207,7 +214,7 @@ class CompressiveLayer(TransformerXLLayer):
 
     def content_attention(self, q: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
         r"""
-        $\operatorname{softmax}\big(q (\operatorname{LN}(m) W_k)^\top / \sqrt{d_k}\big)(\operatorname{LN}(m) W_v)$:
+        $\operatorname{softmax}\big(q (\operatorname{LN}(m) W_k)^\top / \sqrt{d_h}\big)(\operatorname{LN}(m) W_v)$:
         the layer's attention of the queries `q`, `[batch_size, heads, seq_len, dim_head]`, over the
         memories `mem`, `[batch_size, n, dim]`, with no position terms, no mask (every memory is in the
         past of every query) and no output projection. All of the layer's weights are frozen, so
@@ -216,10 +223,10 @@ class CompressiveLayer(TransformerXLLayer):
         Returns `[batch_size, heads, seq_len, dim_head]`.
         """
         z = frozen_layer_norm(self.attn_norm, mem)
-        k, v = rearrange(frozen_linear(self.attn.to_kv, z), 'b n (two h d) -> two b h n d',
-                         two=2, h=self.attn.heads)
-        attn = (q @ k.transpose(-2, -1) * self.attn.scale).softmax(dim=-1)
-        return attn @ v
+        k, v = rearrange(frozen_linear(self.attn.to_kv, z), 'b n (two heads d) -> two b heads n d',
+                         two=2, heads=self.attn.heads)
+        a = (q @ k.transpose(-2, -1) * self.attn.scale).softmax(dim=-1)
+        return a @ v
 
     def reconstruction_loss(self, h: torch.Tensor, evicted: torch.Tensor,
                             compressed: torch.Tensor) -> torch.Tensor:
@@ -237,18 +244,17 @@ class CompressiveLayer(TransformerXLLayer):
         """
         h, evicted = h.detach(), evicted.detach()
         q = rearrange(frozen_linear(self.attn.to_q, frozen_layer_norm(self.attn_norm, h)),
-                      'b n (h d) -> b h n d', h=self.attn.heads)
+                      'b n (heads d) -> b heads n d', heads=self.attn.heads)
         target = self.content_attention(q, evicted)
         return F.mse_loss(self.content_attention(q, compressed), target)
 
 
-class CompressiveTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/1911.05507"):
+class CompressiveTransformer(MemoryLM, paper_url="https://arxiv.org/abs/1911.05507"):
     r"""
-    The Compressive Transformer language model: token embedding, `depth`
-    [compressive layers](#CompressiveLayer), a final layer norm and the output projection, in the same
-    contract as [Transformer-XL](../xl/index.html#TransformerXL):
+    The Compressive Transformer language model: `depth` [compressive layers](#CompressiveLayer) in the
+    [memory language model](../lm.html#MemoryLM) shell, with the same contract as
+    [Transformer-XL](../xl/index.html#TransformerXL):
 
-    * `model(x)` → logits `[batch_size, seq_len, num_tokens]` for token ids `x`, `[batch_size, seq_len]`;
     * `model(x, memory=m, return_memory=True)` → `(logits, new_memory)`, a detached
       [`CompressiveMemory`](#CompressiveMemory); `memory=None` starts with both memories empty;
     * `model(x, memory=m, return_memory=True, return_aux_loss=True)` → `(logits, new_memory, aux_loss)`
@@ -257,35 +263,22 @@ class CompressiveTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org
       nothing, and its gradient reaches only `compression_parameters()`.
 
     `cmem_len=0` gives back Transformer-XL with the same weights (nothing is compressed).
-    `cmem_ratio` is the old name of `compression_rate`, still accepted (with a `DeprecationWarning`).
     """
+
+    memory_lengths = ("mem_len", "cmem_len")
+    generation_page = "labml_nn.transformers.compressive.generation"
 
     def __init__(self, *, num_tokens: int, dim: int, depth: int, heads: int, dim_head: Optional[int] = None,
                  mem_len: int, cmem_len: int, compression_rate: int = 4, ff_mult: int = 4,
-                 attn_dropout: float = 0.0, ff_dropout: float = 0.0, cmem_ratio: Optional[int] = None):
-        super().__init__()
-        if cmem_ratio is not None:
-            warnings.warn("cmem_ratio is deprecated: it is called compression_rate, the $c$ of the page",
-                          DeprecationWarning, stacklevel=2)
-            compression_rate = cmem_ratio
-            # What `save_pretrained` writes: the current name only.
-            self._hub_mixin_config = {**(self._hub_mixin_config or {}), "compression_rate": cmem_ratio}
-            self._hub_mixin_config.pop("cmem_ratio", None)
-        dim_head = head_size(dim, heads, dim_head)
-        if mem_len < 0:
-            raise ValueError(f"mem_len must be >= 0, got {mem_len}")
+                 attn_dropout: float = 0.0, ff_dropout: float = 0.0):
         if cmem_len < 0:
             raise ValueError(f"cmem_len must be >= 0, got {cmem_len}")
         if not isinstance(compression_rate, int) or compression_rate < 1:
             raise ValueError(f"compression_rate (c) must be a positive int, got {compression_rate!r}")
-        self.num_tokens, self.dim, self.depth = num_tokens, dim, depth
-        self.mem_len, self.cmem_len, self.compression_rate = mem_len, cmem_len, compression_rate
-        self.token_emb = nn.Embedding(num_tokens, dim)
-        self.layers = nn.ModuleList([
-            CompressiveLayer(dim, heads, dim_head, dim * ff_mult, compression_rate, attn_dropout, ff_dropout)
-            for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim)
-        self.to_logits = nn.Linear(dim, num_tokens)
+        layers = [CompressiveLayer(dim, heads, dim_head, dim * ff_mult, compression_rate, attn_dropout, ff_dropout)
+                  for _ in range(depth)]
+        super().__init__(num_tokens, dim, mem_len, layers)
+        self.cmem_len, self.compression_rate = cmem_len, compression_rate
 
     def compression_parameters(self) -> Iterator[nn.Parameter]:
         r"""The parameters of every layer's $f_c$: trained by $\mathcal{L}^{attn}$ alone, with their own optimiser."""
@@ -297,26 +290,17 @@ class CompressiveTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org
         compression = {id(p) for p in self.compression_parameters()}
         return (p for p in self.parameters() if id(p) not in compression)
 
-    def check_memory(self, memory: CompressiveMemory, batch_size: int
-                     ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-        r"""Raise a clear error unless `memory` is a `CompressiveMemory` for this model and batch size."""
-        if not isinstance(memory, CompressiveMemory):
-            raise TypeError(f"memory must be the CompressiveMemory(mem, cmem) returned with return_memory=True, "
-                            f"got {type(memory).__name__}")
-        mem = check_layer_memory(memory.mem, self.depth, batch_size, self.token_emb.weight, 'memory.mem')
-        cmem = check_layer_memory(memory.cmem, self.depth, batch_size, self.token_emb.weight, 'memory.cmem')
-        return mem, cmem
-
-    def forward(self, x: torch.Tensor, memory: Optional[CompressiveMemory] = None,
-                return_memory: bool = False, return_aux_loss: bool = False):
-        x = check_tokens(x, self.num_tokens)
-        if memory is not None:
-            mems, cmems = self.check_memory(memory, x.shape[0])
-        else:
-            mems, cmems = [None] * self.depth, [None] * self.depth
+    def forward_layers(self, h: torch.Tensor, memory: Optional[CompressiveMemory], return_memory: bool,
+                       return_aux_loss: bool = False) -> tuple:
+        r"""
+        $h^0$, `[batch_size, seq_len, dim]`, through the layers, each attending over
+        $[cm^{l-1} \circ m^{l-1} \circ h^{l-1}]$; then, as the paper's Algorithm 1, the memory takes in the
+        segment's layer inputs and pushes its oldest positions out, and they are compressed and appended to
+        the compressed memory. Returns the last layer's output, the new [`CompressiveMemory`](#CompressiveMemory)
+        and, with `return_aux_loss`, $\mathcal{L}^{attn}$.
+        """
+        mems, cmems = memory if memory is not None else ([None] * self.depth, [None] * self.depth)
         compress = self.cmem_len > 0
-        # $h^0$, `[batch_size, seq_len, dim]`; positions enter only as distances, inside attention.
-        h = self.token_emb(x)
         new_mem, new_cmem, aux_losses = [], [], []
         for l, layer in enumerate(self.layers):
             mem, cmem = mems[l], cmems[l]
@@ -326,8 +310,6 @@ class CompressiveTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org
             h = layer(h, mem, cmem)
             if not (return_memory or return_aux_loss):
                 continue
-            # Algorithm 1 of the paper: the memory takes in the segment and pushes its oldest
-            # positions out; they are compressed and appended to the compressed memory.
             # `evicted` is `[batch_size, n_evicted, dim]`, a multiple of $c$ positions.
             kept, evicted = evict(mem, h_in, self.mem_len, self.compression_rate, compress)
             if compress and evicted.shape[1] > 0:
@@ -342,18 +324,22 @@ class CompressiveTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org
                 cmem = append_compressed(cmem, compressed.detach().to(h_in.dtype), self.cmem_len)
             new_mem.append(kept)
             new_cmem.append(cmem if cmem is not None else h_in.new_zeros(h_in.shape[0], 0, self.dim))
-        logits = self.to_logits(self.norm(h))
-        outputs = (logits,)
-        if return_memory:
-            outputs += (CompressiveMemory(new_mem, new_cmem),)
+        outputs = (h, CompressiveMemory(new_mem, new_cmem) if return_memory else None)
         if return_aux_loss:
             # Before the first eviction the loss is a zero that still accepts `.backward()`, so a
             # training loop needs no special case.
-            aux_loss = (torch.stack(aux_losses).sum() if aux_losses else
-                        torch.zeros((), dtype=logits.dtype, device=x.device,
-                                    requires_grad=torch.is_grad_enabled()))
-            outputs += (aux_loss,)
-        return outputs[0] if len(outputs) == 1 else outputs
+            outputs += (torch.stack(aux_losses).sum() if aux_losses else
+                        torch.zeros((), dtype=h.dtype, device=h.device, requires_grad=torch.is_grad_enabled()),)
+        return outputs
+
+    def check_memory(self, memory: CompressiveMemory, batch_size: int) -> CompressiveMemory:
+        r"""Raise a clear error unless `memory` is a `CompressiveMemory` for this model and batch size."""
+        if not isinstance(memory, CompressiveMemory):
+            raise TypeError(f"memory must be the CompressiveMemory(mem, cmem) returned with return_memory=True, "
+                            f"got {type(memory).__name__}")
+        like = self.token_emb.weight
+        return CompressiveMemory(check_layer_memory(memory.mem, self.depth, batch_size, like, 'memory.mem'),
+                                 check_layer_memory(memory.cmem, self.depth, batch_size, like, 'memory.cmem'))
 
     def memory_state(self, memory: Optional[CompressiveMemory]) -> Optional[dict]:
         """The memory as plain lists of tensors, `{"mem": [...], "cmem": [...]}` (what a checkpoint stores)."""
@@ -363,40 +349,6 @@ class CompressiveTransformer(nn.Module, Pretrained, paper_url="https://arxiv.org
         """The memory `memory_state` gave."""
         return None if state is None else CompressiveMemory(state["mem"], state["cmem"])
 
-    def flops_per_token(self, seq_len: int) -> float:
-        r"""
-        The training FLOPs per token, counted as for [Transformer-XL](../xl/index.html#TransformerXL.flops_per_token)
-        with both memories full: the layer attends over $L_c + L + (n + 1) / 2$ keys on average and projects
-        the $L_c + L$ remembered positions again every segment, and every token is compressed once, $c$ to
-        one ($2 \cdot c d^2 / c$). The reconstruction loss, a few content attentions over the evicted
-        positions, is left out.
-        """
-        n, remembered = seq_len, self.mem_len + self.cmem_len
-        layer = self.layers[0]
-        attn, ff = layer.attn, layer.ff
-        width = attn.heads * attn.dim_head
-        matmuls = (attn.to_q.weight.numel() + attn.to_out.weight.numel()
-                   + attn.to_kv.weight.numel() * (1 + remembered / n)
-                   + attn.to_r.weight.numel() * (remembered + n) / n
-                   + sum(m.weight.numel() for m in (ff.w1, ff.v, ff.w2) if m is not None)
-                   + layer.compress.proj.weight.numel() / self.compression_rate)
-        attention = 3 * (remembered + (n + 1) / 2) * width
-        return 3 * 2 * (self.depth * (matmuls + attention) + self.to_logits.weight.numel())
-
-    @torch.no_grad()
-    def generate(self, prompt: torch.Tensor, length: int, temperature: float = 1.0,
-                 top_k: Optional[int] = None, cached: bool = True) -> torch.Tensor:
-        r"""
-        Continue `prompt`, `[batch_size, prompt_len]`, by `length` tokens; returns
-        `[batch_size, prompt_len + length]`.
-
-        `cached=False` runs the prompt as one segment and then each new token as a segment of one, with
-        `memory=`, evictions and compressions included: this model's forward pass, token by token
-        ([`generate_with_memory`](../lm.html#generate_with_memory)). By default the
-        [cached generator](generation.html) computes the same while keeping the keys and values of both
-        memories, so that a new token costs one position's work in every layer.
-        """
-        if cached:
-            from labml_nn.transformers.compressive.generation import generate_cached
-            return generate_cached(self, prompt, length, temperature, top_k)
-        return generate_with_memory(self, prompt, length, temperature, top_k)
+    def weight_uses_per_token(self, seq_len: int) -> Dict[str, float]:
+        r"""As the shell counts, and $f_c$ once per $c$ tokens: every token is compressed once, $c$ to one."""
+        return {**super().weight_uses_per_token(seq_len), "proj": 1 / self.compression_rate}

@@ -20,7 +20,7 @@ pass. On a CPU that makes this model several times slower per character than
 [Transformer-XL](../xl/experiment.html), which is why its defaults are smaller.
 
 Two lengths are easy to confuse here. The experiment's `seq_len` is how many characters one training
-segment holds; the model's own `seq_len`, set by `--window`, is how many of them it processes in
+segment holds; the model's `window`, set by `--window`, is how many of them it processes in
 parallel. The default window of 1 trains the paper's exact token-by-token model; a larger one trains
 the faster [windowed approximation](index.html). `--step autograd` trains the exact model with the
 recurrence written on the [model's page](index.html#FeedbackTransformer.step) instead of the
@@ -80,7 +80,7 @@ class Config(TrainConfig):
     shared_kv: bool = option(True, "compute keys and values of the memory once, shared by all layers")
     attn_dropout: float = option(0.0, "dropout on the attention weights", probability)
     ff_dropout: float = option(0.0, "dropout in the feed-forward blocks", probability)
-    window: int = option(1, "tokens the model processes in parallel, its seq_len (1: the paper's exact "
+    window: int = option(1, "tokens the model processes in parallel, its window (1: the paper's exact "
                             "token-by-token model; larger trades exactness for speed)", at_least(1))
     step: str = option("hand-written", "how the exact model's steps run: 'hand-written' (its gradient written out, "
                                        "feedback/step.py) or 'autograd' (the model page's recurrence through autograd)",
@@ -91,7 +91,7 @@ class Config(TrainConfig):
 
 def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
     """The constructor arguments of `FeedbackTransformer`; the checkpoint stores them."""
-    return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, seq_len=c.window, mem_len=c.mem_len,
+    return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, window=c.window, mem_len=c.mem_len,
                 dim_head=c.dim_head, ff_mult=c.ff_mult, heads=c.heads, attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout,
                 shared_kv=c.shared_kv, step=c.step)
 

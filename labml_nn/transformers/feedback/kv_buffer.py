@@ -53,20 +53,19 @@ drop from $O(n^2)$ entries to $O(n)$.
 | $L$ | memory length: entries a step attends to | `mem_len` | |
 | | keys and values of all steps so far | `buffer` | `[batch_size, heads, capacity, 2 * dim_head]` |
 | | the new step(s) | `kv` | `[batch_size, heads, n, 2 * dim_head]` |
-| | keys and values of the entries the next step attends to | `k`, `v` | `[batch_size * heads, min(length, mem_len), dim_head]` each |
+| | keys and values of the entries the next step attends to | `k`, `v` | `[batch_size, heads, min(length, mem_len), dim_head]` each |
 
-**What it buys, measured.** The benchmark (`python -m bench.feedback`) times a whole training step
-of the shared-KV model with each accumulation, memory as long as the segment. The saving is mostly in
-memory: one step at $n = 512$ needed {report:feedback.buffer_memory_512} less memory above the model with
-the buffer than with `torch.cat`, and {report:feedback.buffer_memory_128} less at $n = 128$. In time the
+**What it buys.** The benchmark (`python -m bench.feedback`) times a whole training step of the
+shared-KV model with each accumulation, memory as long as the segment. The saving is mostly in memory:
+one step at $n = 512$ needs {report:feedback.buffer_memory_512} less memory above the model with the
+buffer than with `torch.cat`, and {report:feedback.buffer_memory_128} less at $n = 128$. In time the
 buffer gains less ({report:feedback.buffer_speed_128} the speed of `torch.cat` at $n = 128$,
 {report:feedback.buffer_speed_512} at 512): the step is dominated by the per-step attention and
 feed-forward work, which both versions share, and the backward pass still adds each window's gradient,
 $O(n^2)$ in total, in both: the gradient of a window is as large as the window, whoever stores it.
-(Adding those gradients into the buffer's gradient inside the step, without the window-sized tensor in
-between, was tried: the in-place product into the interleaved key/value layout was slower.)
-[`ConcatHistory`](#ConcatHistory), at the end of the page, is the obvious code, kept as the reference the
-tests compare the buffer with and the benchmark times it against.
+[`ConcatHistory`](#ConcatHistory), at the end of the page, is the obvious code, kept as the reference:
+a model's forward pass takes the history class as an argument (`model(x, history=ConcatHistory)`), which
+is how the tests compare the two and the benchmark times them.
 """
 
 from typing import Optional, Tuple
@@ -95,24 +94,23 @@ class BufferGradient:
 def alias(buffer: torch.Tensor, start: int, end: int, first: int, last: int) -> torch.Tensor:
     r"""
     Slots `start:end`, features `first:last`, of `buffer`, `[batch_size, heads, capacity, width]`, as a
-    tensor `[batch_size * heads, end - start, last - first]` that shares the buffer's memory but not its
+    tensor `[batch_size, heads, end - start, last - first]` that shares the buffer's memory but not its
     version counter. (A plain slice would share the counter, and the next write would make autograd
     reject the slice's saved copies.)
     """
     batch_size, heads, _, _ = buffer.shape
     stride = buffer.stride()
-    # The offset of element `[0, 0, start, first]`. Batch and heads merge into one dimension (the buffer
-    # is contiguous), giving the `[batch_size * heads, n, width]` layout of a batched matrix product.
+    # The offset of element `[0, 0, start, first]`.
     offset = buffer.storage_offset() + start * stride[2] + first * stride[3]
     return buffer.new_empty(0).set_(buffer.untyped_storage(), offset,
-                                    (batch_size * heads, end - start, last - first), stride[1:])
+                                    (batch_size, heads, end - start, last - first), stride)
 
 
 class AppendKV(torch.autograd.Function):
     r"""
     Write `kv`, `[batch_size, heads, n, 2 * dim_head]` (each head's key and value side by side), into the
     next `n` slots of `history`'s buffer and return the newest `mem_len` slots as two tensors, the keys
-    and the values, each `[batch_size * heads, min(length, mem_len), dim_head]`. Returning them apart
+    and the values, each `[batch_size, heads, min(length, mem_len), dim_head]`. Returning them apart
     saves the attention a split, whose backward would join the two gradients again with a copy.
     `previous_window` is the keys the last append returned (or `None`): it is not read, it only
     orders the backward passes as explained above.
@@ -139,13 +137,11 @@ class AppendKV(torch.autograd.Function):
             raise RuntimeError("AppendKV has no second derivative (backward with create_graph=True)")
         grad = ctx.gradient.get()
         lo, hi = ctx.window
-        # Every window that contains a slot adds its share; the later ones have already done so. (The
-        # window gradients are `[batch_size * heads, P, dim_head]`, the layout the windows were given in.)
-        batch_size, heads, capacity, width = grad.shape
-        flat = grad.view(batch_size * heads, capacity, width)
-        window = flat.narrow(1, lo, hi - lo)
-        window[:, :, :ctx.half].add_(grad_k)
-        window[:, :, ctx.half:].add_(grad_v)
+        # Every window that contains a slot adds its share; the later ones have already done so. The
+        # window gradients are `[batch_size, heads, P, dim_head]`, the layout the windows were given in.
+        window = grad.narrow(2, lo, hi - lo)
+        window[..., :ctx.half].add_(grad_k)
+        window[..., ctx.half:].add_(grad_v)
         start, end = ctx.written
         # The slots written here are now complete: hand their gradient on and clear them for the
         # next backward pass.
@@ -161,9 +157,8 @@ class KVHistory:
     first variant of the paper, one for all layers in the second), during a forward pass.
 
     `append(kv)` adds the entries `kv`, `[batch_size, heads, n, 2 * dim_head]`, and returns the keys and
-    the values of the newest `mem_len` entries, each `[batch_size * heads, min(length, mem_len), dim_head]`:
-    the layout of the batched matrix products of attention. `capacity` is the number of entries the pass
-    will append.
+    the values of the newest `mem_len` entries, each `[batch_size, heads, min(length, mem_len), dim_head]`.
+    `capacity` is the number of entries the pass will append.
     """
 
     def __init__(self, batch_size: int, heads: int, width: int, capacity: int, mem_len: int, like: torch.Tensor):
@@ -187,7 +182,7 @@ class ConcatHistory:
     r"""
     What the custom function replaces: the same `append(kv)`, by concatenating the history at every append
     (the code at the top of the page). The tests check that both give the same numbers and gradients, and
-    the benchmark times them; `FeedbackTransformer.History` chooses which one a model uses.
+    the benchmark times them, each passing it to the model's forward pass as `history=ConcatHistory`.
     """
 
     def __init__(self, batch_size: int, heads: int, width: int, capacity: int, mem_len: int, like: torch.Tensor):
@@ -197,5 +192,5 @@ class ConcatHistory:
     def append(self, kv: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         history = kv if self.window is None else torch.cat([self.window, kv], dim=2)
         self.window = history[:, :, max(0, history.shape[2] - self.mem_len):]
-        batch_size, heads, n, width = self.window.shape
-        return tuple(t.reshape(batch_size * heads, n, width // 2) for t in self.window.split(width // 2, dim=-1))
+        k, v = self.window.split(self.window.shape[-1] // 2, dim=-1)
+        return k, v

@@ -19,11 +19,14 @@ where $m^{l-1}_\tau$ is the memory of layer $l$'s input, the last `mem_len` posi
 concatenates along the sequence and $\operatorname{SG}$ stops the gradient. The queries come from
 the segment alone; keys and values come from memory and segment. Since layer $l$'s memory was itself
 computed by attending to older memory, the reach grows with depth: up to about
-$\text{depth} \times \text{mem\_len}$ positions back.
+$N \times L$ positions back, with $N$ layers and memory length $L$.
 
 Reusing states makes absolute positions meaningless, so the layers use
-[relative multi-head attention](relative_mha.html). This page puts the pieces together:
-a layer, the stack with a memory per layer, and the language model readers use:
+[relative multi-head attention](relative_mha.html). This page holds what the paper adds: the memory
+update, a layer, and the model's pass through its layers. Everything around them (the embedding, the
+read-out, the checks, generation, the FLOP count and the model files) is the
+[memory language model](../lm.html) every model here shares; the model readers use is
+`TransformerXL`:
 
 ```python
 from labml_nn.transformers.xl import TransformerXL
@@ -37,23 +40,32 @@ text = model.generate(prompt, length=100, top_k=1)
 | symbol | meaning | code | shape |
 |---|---|---|---|
 | $h^{l-1}_{\tau+1}$ | input of layer $l$ for the current segment | `h` | `[batch_size, seq_len, dim]` |
-| $m^{l-1}_\tau$ | memory of layer $l$ | `memory[l]` | `[batch_size, mem_len, dim]` |
+| $m^{l-1}_\tau$ | memory of layer $l$ (layers count from 1, lists from 0) | `memory[l - 1]` | `[batch_size, mem_len, dim]` |
 | $L$ | memory length | `mem_len` | |
 """
 
-from typing import List, Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
 
 from labml_nn.transformers.feed_forward import FeedForward
-from labml_nn.transformers.hub import Pretrained
-from labml_nn.transformers.lm import append_memory, check_layer_memory, check_tokens, generate_with_memory, head_size
+from labml_nn.transformers.lm import MemoryLM
 from labml_nn.transformers.mha import MultiHeadAttention
 from labml_nn.transformers.xl.relative_mha import RelativeMultiHeadAttention, sinusoidal_embeddings
 
-# A key/value cache for one layer: keys and values, each `[batch_size, heads, cached_len, dim_head]`.
-KVCache = Tuple[torch.Tensor, torch.Tensor]
+
+def append_memory(mem: Optional[torch.Tensor], new: torch.Tensor, mem_len: int) -> torch.Tensor:
+    r"""
+    The memory update: append the positions `new`, `[batch_size, seq_len, dim]`, to `mem`,
+    `[batch_size, m, dim]`, keep the newest `mem_len` and cut them from the graph. The result is
+    `[batch_size, min(m + seq_len, mem_len), dim]`.
+
+    Detaching is what makes the memory a *stop-gradient* $\operatorname{SG}(\cdot)$ in the equation above:
+    gradients never flow into the previous segment.
+    """
+    full = new if mem is None else torch.cat([mem, new], dim=1)
+    return full[:, full.shape[1] - min(mem_len, full.shape[1]):].detach()
 
 
 class TransformerXLLayer(nn.Module):
@@ -62,7 +74,7 @@ class TransformerXLLayer(nn.Module):
     each as a pre-norm residual block. Maps `[batch_size, seq_len, dim]` to the same shape.
     """
 
-    def __init__(self, dim: int, heads: int, dim_head: int, d_ff: int, attn_dropout: float = 0.0,
+    def __init__(self, dim: int, heads: int, dim_head: Optional[int], d_ff: int, attn_dropout: float = 0.0,
                  ff_dropout: float = 0.0, ff_glu: bool = False, relative: bool = True):
         super().__init__()
         self.attn_norm = nn.LayerNorm(dim)
@@ -79,7 +91,7 @@ class TransformerXLLayer(nn.Module):
         """
         return self.forward_cached(h, None if mem is None else self.memory_keys_values(mem))[0]
 
-    def memory_keys_values(self, mem: torch.Tensor) -> KVCache:
+    def memory_keys_values(self, mem: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         r"""
         Keys and values of the memory $m$, `[batch_size, mem_len, dim]`, each as
         `[batch_size, heads, mem_len, dim_head]`.
@@ -92,9 +104,10 @@ class TransformerXLLayer(nn.Module):
         """
         return self.attn.keys_values(self.attn_norm(mem))
 
-    def forward_cached(self, h: torch.Tensor, cache: Optional[KVCache]) -> Tuple[torch.Tensor, KVCache]:
+    def forward_cached(self, h: torch.Tensor, cache: Optional[Tuple[torch.Tensor, torch.Tensor]]
+                       ) -> Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         r"""
-        The layer given the keys and values of its memory rather than the memory itself: attention
+        The layer given the keys and values of its memory, `cache`, rather than the memory itself: attention
         over `[cache, h]`, then the feed-forward network. Returns the new `h`, `[batch_size, seq_len, dim]`,
         and the cache extended by the segment's keys and values, which the
         [fast generator](generation.html) keeps for the prompt.
@@ -109,12 +122,12 @@ class TransformerXLLayer(nn.Module):
         return h, (k, v)
 
 
-class TransformerXL(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/1901.02860"):
+class TransformerXL(MemoryLM, paper_url="https://arxiv.org/abs/1901.02860"):
     r"""
-    The Transformer-XL language model: token embedding, `depth` [layers](#TransformerXLLayer) each with
-    its own memory, a final layer norm and the output projection.
+    The Transformer-XL language model: `depth` [layers](#TransformerXLLayer), each with its own memory, in
+    the [memory language model](../lm.html#MemoryLM) shell (embedding, final norm, logits, checks,
+    generation).
 
-    * `model(x)` → logits `[batch_size, seq_len, num_tokens]` for token ids `x`, `[batch_size, seq_len]`;
     * `model(x, memory=m, return_memory=True)` → `(logits, new_memory)`, where `new_memory` is a list of
       `depth` detached tensors `[batch_size, mem_len, dim]` (fewer positions until `mem_len` have
       been seen). `memory=None` starts from an empty memory.
@@ -129,92 +142,30 @@ class TransformerXL(nn.Module, Pretrained, paper_url="https://arxiv.org/abs/1901
     def __init__(self, *, num_tokens: int, dim: int, depth: int, heads: int, dim_head: Optional[int] = None,
                  mem_len: int, ff_mult: int = 4, attn_dropout: float = 0.0, ff_dropout: float = 0.0,
                  ff_glu: bool = False, positions: str = "relative"):
-        super().__init__()
-        dim_head = head_size(dim, heads, dim_head)
-        if mem_len < 0:
-            raise ValueError(f"mem_len must be >= 0, got {mem_len}")
         if positions not in ("relative", "absolute"):
             raise ValueError(f"positions must be 'relative' or 'absolute', got {positions!r}")
         if positions == "absolute" and dim % 2 != 0:
             raise ValueError(f"the sinusoidal encoding of positions needs an even dim, got {dim}")
-        self.num_tokens, self.dim, self.depth, self.mem_len = num_tokens, dim, depth, mem_len
+        relative = positions == "relative"
+        layers = [TransformerXLLayer(dim, heads, dim_head, dim * ff_mult, attn_dropout, ff_dropout, ff_glu, relative)
+                  for _ in range(depth)]
+        super().__init__(num_tokens, dim, mem_len, layers)
         self.positions = positions
-        self.token_emb = nn.Embedding(num_tokens, dim)
-        self.layers = nn.ModuleList([
-            TransformerXLLayer(dim, heads, dim_head, dim * ff_mult, attn_dropout, ff_dropout, ff_glu,
-                               relative=positions == "relative")
-            for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim)
-        self.to_logits = nn.Linear(dim, num_tokens)
+        self.generation_page = "labml_nn.transformers.xl.generation" if relative else None
 
-    def forward(self, x: torch.Tensor, memory: Optional[List[torch.Tensor]] = None,
-                return_memory: bool = False
-                ) -> Union[torch.Tensor, Tuple[torch.Tensor, List[torch.Tensor]]]:
-        x = check_tokens(x, self.num_tokens)
-        if memory is not None:
-            memory = check_layer_memory(memory, self.depth, x.shape[0], self.token_emb.weight)
-        # $h^0$, `[batch_size, seq_len, dim]`. No position embedding: positions enter only as distances,
-        # inside attention (except in the absolute-position ablation).
-        h = self.token_emb(x)
+    def forward_layers(self, h: torch.Tensor, memory: Optional[list], return_memory: bool) -> tuple:
+        r"""
+        $h^0$, `[batch_size, seq_len, dim]`, through the layers. Layer `layers[l]` (the paper's layer
+        $l + 1$) attends over its memory `memory[l]`, $m^l$, and the segment; its new memory is its input
+        $h^l$: the old memory followed by this segment's $h^l$, cut to the newest `mem_len` positions and
+        detached.
+        """
         if self.positions == "absolute":
-            h = h + sinusoidal_embeddings(torch.arange(x.shape[1], device=x.device), self.dim).to(h.dtype)
+            h = h + sinusoidal_embeddings(torch.arange(h.shape[1], device=h.device), self.dim).to(h.dtype)
         new_memory = []
         for l, layer in enumerate(self.layers):
-            mem = memory[l] if memory is not None else None
-            # The new memory of layer $l$ is its input: the old memory followed by this segment's
-            # $h^{l-1}$, cut to the newest `mem_len` positions and detached.
+            mem = None if memory is None else memory[l]
             if return_memory:
                 new_memory.append(append_memory(mem, h, self.mem_len))
             h = layer(h, mem)
-        logits = self.to_logits(self.norm(h))
-        return (logits, new_memory) if return_memory else logits
-
-    def memory_state(self, memory):
-        """The memory as tensors in plain lists (what a checkpoint stores); it already is one."""
-        return memory
-
-    def load_memory_state(self, state):
-        """The memory `memory_state` gave."""
-        return state
-
-    def flops_per_token(self, seq_len: int) -> float:
-        r"""
-        The training FLOPs per token of segments of $n$ = `seq_len` with a full memory of $L$: three times
-        the forward pass (the backward pass costs about twice the forward), which counts 2 FLOPs per
-        multiply-add. Per layer: the query and output projections and the feed-forward network once per
-        token; the keys and values of the segment, and of the memory, which is projected again every
-        segment ($L / n$ positions per token); the content scores, the position scores and the weighted
-        values over $L + (n + 1) / 2$ keys on average; the position keys $W_{k,R} R$ of $L + n$ distances
-        once per segment. Then the output layer. Used for the trainer's model FLOP utilisation.
-        """
-        n, L = seq_len, self.mem_len
-        layer = self.layers[0]
-        attn, ff = layer.attn, layer.ff
-        width = attn.heads * attn.dim_head
-        relative = self.positions == "relative"
-        matmuls = (attn.to_q.weight.numel() + attn.to_out.weight.numel() + attn.to_kv.weight.numel() * (1 + L / n)
-                   + (attn.to_r.weight.numel() * (L + n) / n if relative else 0)
-                   + sum(m.weight.numel() for m in (ff.w1, ff.v, ff.w2) if m is not None))
-        attention = (3 if relative else 2) * (L + (n + 1) / 2) * width
-        forward = 2 * (self.depth * (matmuls + attention) + self.to_logits.weight.numel())
-        return 3 * forward
-
-    @torch.no_grad()
-    def generate(self, prompt: torch.Tensor, length: int, temperature: float = 1.0,
-                 top_k: Optional[int] = None, cached: bool = True) -> torch.Tensor:
-        r"""
-        Continue `prompt`, `[batch_size, prompt_len]`, by `length` tokens; returns
-        `[batch_size, prompt_len + length]`.
-
-        The prompt is run as one segment, then each new token as a segment of one with the memory of
-        the last `mem_len` positions, which is how the paper evaluates: `cached=False` runs exactly that,
-        calling this model token by token with `memory=`
-        ([`generate_with_memory`](../lm.html#generate_with_memory)). By default (`cached=True`) the
-        [fast generation page](generation.html) computes the same: it keeps the keys and values of the
-        memory instead of recomputing them for every token, and runs each new position through each layer
-        in a few plain tensor operations.
-        """
-        if cached and self.positions == "relative":
-            from labml_nn.transformers.xl.generation import generate_cached
-            return generate_cached(self, prompt, length, temperature, top_k)
-        return generate_with_memory(self, prompt, length, temperature, top_k)
+        return h, new_memory

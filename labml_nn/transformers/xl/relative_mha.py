@@ -14,14 +14,14 @@ $i - j$ between a query and a key.
 
 Write the scores of plain attention with absolute embeddings $U$ and expand them into four terms; then
 replace the absolute $U_j$ by a relative encoding $R_{i-j}$, and the query's own position by two
-learned vectors $u$ and $v$ that are the same for every query:
+learned vectors $\mathbf{u}$ and $\mathbf{v}$ that are the same for every query:
 
 $$
-\mathbf{A}^{rel}_{i,j} =
+A^{rel}_{i,j} =
 \underbrace{q_i^\top k_j}_{(a)\ \text{content}}
 + \underbrace{q_i^\top r_{i-j}}_{(b)\ \text{content-dependent position}}
-+ \underbrace{u^\top k_j}_{(c)\ \text{global content bias}}
-+ \underbrace{v^\top r_{i-j}}_{(d)\ \text{global position bias}}
++ \underbrace{\mathbf{u}^\top k_j}_{(c)\ \text{global content bias}}
++ \underbrace{\mathbf{v}^\top r_{i-j}}_{(d)\ \text{global position bias}}
 $$
 
 where $q_i = W_q E_{x_i}$, $k_j = W_{k,E} E_{x_j}$ and $r_{i-j} = W_{k,R} R_{i-j}$. $R$ is the
@@ -29,11 +29,11 @@ sinusoidal encoding of Vaswani et al., not learned, and $W_{k,R}$ is a separate 
 content keys and position keys live in different spaces. Grouping the terms gives the two matrix
 products the code computes:
 
-$$\mathbf{A}^{rel}_{i,j} = (q_i + u)^\top k_j + (q_i + v)^\top r_{i-j}$$
+$$A^{rel}_{i,j} = (q_i + \mathbf{u})^\top k_j + (q_i + \mathbf{v})^\top r_{i-j}$$
 
 Everything else, the softmax, the values and the output projection, is
 [plain multi-head attention](../mha.html): this module replaces only how the scores are formed, through
-`content_queries` ($q_i + u$) and `score_bias` (the position terms).
+`content_queries` ($q_i + \mathbf{u}$) and `score_bias` (the position terms).
 
 | symbol | meaning | code | shape |
 |---|---|---|---|
@@ -42,7 +42,7 @@ Everything else, the softmax, the values and the output projection, is
 | $R_\delta$ | sinusoidal encoding of distance $\delta$ | `R` | `[key_len, dim]` |
 | $W_{k,R}$ | projection of the encodings to position keys | `to_r` | `[dim, heads * dim_head]` |
 | $r_\delta$ | position key of distance $\delta$ | `r` | `[heads, key_len, dim_head]` |
-| $u$, $v$ | global content and position biases | `u`, `v` | `[heads, dim_head]` |
+| $\mathbf{u}$, $\mathbf{v}$ | global content and position biases | `u`, `v` | `[heads, dim_head]` |
 | $L$ | memory positions in front of the segment (the model's `mem_len`) | | |
 
 With $L$ memory positions in front of a segment of length $n$, key position $j$ runs over
@@ -99,17 +99,17 @@ def relative_shift(x: torch.Tensor) -> torch.Tensor:
     r"""
     Turn scores against **distances** into scores against **keys**.
 
-    `x` is `[..., seq_len, key_len]` where column $t$ holds the score of query $i$ against the
-    distance $\delta = \text{key\_len} - 1 - t$ (distances in descending order, the same for every row).
+    `x` is `[..., seq_len, key_len]` whose columns hold the scores of query $i$ against the distances
+    $\delta = \text{key\_len} - 1, \dots, 1, 0$ (descending, the same for every row).
     The result is `[..., seq_len, key_len]` where column $j$ holds the score against key $j$, that is
     against distance $L + i - j$, with $L = \text{key\_len} - \text{seq\_len}$.
 
     Row $i$ of the result is row $i$ of `x` moved left by $n - 1 - i$ places, with $n$ = `seq_len`: the
     last query needs no move, the first moves furthest. Entries that move in from the right are
-    garbage, but they are exactly the future keys $j > m + i$ that the causal mask removes.
+    garbage, but they are exactly the future keys $j > L + i$ that the causal mask removes.
 
     A gather would build an index tensor as big as the scores. Instead, a zero column and two views
-    do it, with one copy. For $n = 3$, $m = 1$ (so `key_len` $= 4$, distances $3, 2, 1, 0$):
+    do it, with one copy. For $n = 3$, $L = 1$ (so `key_len` $= 4$, distances $3, 2, 1, 0$):
 
     ```
     x (distances 3 2 1 0)     1. pad a zero column
@@ -145,14 +145,18 @@ def relative_shift(x: torch.Tensor) -> torch.Tensor:
 class RelativeMultiHeadAttention(MultiHeadAttention):
     r"""
     Multi-head attention with Transformer-XL's relative scores
-    $\mathbf{A}^{rel}_{i,j} = (q_i + u)^\top k_j + (q_i + v)^\top r_{i-j}$.
+    $A^{rel}_{i,j} = (q_i + \mathbf{u})^\top k_j + (q_i + \mathbf{v})^\top r_{i-j}$.
 
     Like its parent, `forward(x, mem)` takes the segment `[batch_size, seq_len, dim]` and a memory
     `[batch_size, mem_len, dim]` and returns `[batch_size, seq_len, dim]`.
     """
 
-    def __init__(self, dim: int, heads: int, dim_head: int, dropout: float = 0.0, nearest_distance: int = 0):
-        # The paper's projections have no bias: the biases $u$ and $v$ below take that role.
+    # The score, the position score $q_i^\top r_\delta$ and the weighted value, per query and key.
+    products_per_key = 3
+
+    def __init__(self, dim: int, heads: int, dim_head: Optional[int] = None, dropout: float = 0.0,
+                 nearest_distance: int = 0):
+        # The paper's projections have no bias: the biases $\mathbf{u}$ and $\mathbf{v}$ below take that role.
         super().__init__(dim, heads, dim_head, dropout, bias=False)
         if dim % 2 != 0:
             raise ValueError(f"the sinusoidal encoding of distances needs an even dim, got {dim}")
@@ -162,14 +166,11 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         # uses 1.
         self.nearest_distance = nearest_distance
         # $W_{k,R}$, the projection of the sinusoidal encodings to position keys.
-        self.to_r = nn.Linear(dim, heads * dim_head, bias=False)
-        # $u$ and $v$, one vector per head. (The paper's $v$ is a bias; the values are `v` only inside
-        # `attend`.)
-        self.u = nn.Parameter(torch.zeros(heads, dim_head))
-        self.v = nn.Parameter(torch.zeros(heads, dim_head))
-        # The largest distance whose own encoding is used (`None`: every distance's); set for evaluation
-        # with a long memory (`lm.evaluation_memory`).
-        self.clamp_len: Optional[int] = None
+        self.to_r = nn.Linear(dim, heads * self.dim_head, bias=False)
+        # $\mathbf{u}$ and $\mathbf{v}$, one vector per head. (The bias is `self.v`; the values are `v` only
+        # inside `attend`.)
+        self.u = nn.Parameter(torch.zeros(heads, self.dim_head))
+        self.v = nn.Parameter(torch.zeros(heads, self.dim_head))
 
     def position_keys(self, key_len: int, device: torch.device) -> torch.Tensor:
         r"""
@@ -180,24 +181,24 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
         """
         R = descending_sinusoids(key_len, self.dim, device, self.nearest_distance,
                                  self.clamp_len).to(self.to_r.weight.dtype)
-        return rearrange(self.to_r(R), 'n (h d) -> h n d', h=self.heads)
+        return rearrange(self.to_r(R), 'n (heads d) -> heads n d', heads=self.heads)
 
     def content_queries(self, q: torch.Tensor) -> torch.Tensor:
         r"""
-        Terms (a) + (c) are one dot product, $(q_i + u)^\top k_j$: the content queries are $q_i + u$.
+        Terms (a) + (c) are one dot product, $(q_i + \mathbf{u})^\top k_j$: the content queries are $q_i + \mathbf{u}$.
         `u[:, None]` is `[heads, 1, dim_head]` and broadcasts over batch and queries.
         """
         return q + self.u[:, None]
 
     def score_bias(self, q: torch.Tensor, key_len: int) -> torch.Tensor:
         r"""
-        Terms (b) + (d), $(q_i + v)^\top r_{L+i-j}$, as `[batch_size, heads, seq_len, key_len]`, for
+        Terms (b) + (d), $(q_i + \mathbf{v})^\top r_{L+i-j}$, as `[batch_size, heads, seq_len, key_len]`, for
         `q`, `[batch_size, heads, seq_len, dim_head]`, and `key_len` keys of which the last `seq_len`
         are the queries' own positions.
         """
         # `[heads, key_len, dim_head]`, row $t$ for distance $\text{key\_len} - 1 - t$.
         r = self.position_keys(key_len, q.device)
-        # $(q_i + v)^\top r_\delta$ against every distance. The position keys are the same for the whole
+        # $(q_i + \mathbf{v})^\top r_\delta$ against every distance. The position keys are the same for the whole
         # batch, so the batch joins the queries and the product runs once per head:
         # `[heads, batch_size * seq_len, dim_head] @ [heads, dim_head, key_len]`, then back to
         # `[batch_size, heads, seq_len, key_len]`.
