@@ -57,13 +57,14 @@ a condition is drawn by the same rule, against the state it would run in, whethe
 ## Tokens and targets
 
 The words are the tokens: a program of $S$ statements is about $4.4\,S$ of them. The vocabulary is
-fixed, not read from the data: the ten words of the statements' syntax, the variables and the values.
-The target of a position is the id of a value word, or $-100$ (PyTorch's `ignore_index`) where
-nothing is asked. In the authors' data the targets are a second file of the same words with `_` for
-"no target" (`_ _ 8` under `print x ;`), read into the same vocabulary and masked out of the loss;
-here $-100$ does that directly, and the model's output still ranges over the whole vocabulary, as the
-authors' does. The target of a position belongs to that position, not to the next one as in language
-modelling: at the `;` the model has read the whole statement and must give its value.
+fixed, not read from the data: the ten words of the statements' syntax, the variables and the values,
+a [word vocabulary](data.html) (its tokens joined by spaces when decoded). The target of a position is
+the id of a value word, or `IGNORE` ($-100$, PyTorch's `ignore_index`) where nothing is asked. In the
+authors' data the targets are a second file of the same words with `_` for "no target" (`_ _ 8` under
+`print x ;`), read into the same vocabulary and masked out of the loss; here `IGNORE` does that directly,
+and the model's output still ranges over the whole vocabulary, as the authors' does. The target of a
+position belongs to that position, not to the next one as in language modelling: at the `;` the model
+has read the whole statement and must give its value.
 
 ## Streams
 
@@ -72,10 +73,11 @@ The authors treat a split as one text: the programs one after the other, separat
 starts and ends wherever it falls, mid-program included), which the model reads 64 tokens per step with
 its memory carried from step to step. A stream is a long computation whose programs start after each
 `END`; nothing tells the model where the memory of the last program stops mattering except the `END`.
-`load_algorithmic` returns each split as that concatenation, the tokens and the targets as two aligned
-1-D tensors, and the trainer's [stream batcher](data.html) cuts them into streams the same way as it
-does a text. (One difference: at the end of its streams the authors' trainer starts the next pass at a
-random offset below 64, the batcher at offset 0.)
+`load_algorithmic` returns the three splits as that concatenation, a [`TokenData`](data.html#TokenData)
+with the tokens and the targets of each split as two aligned 1-D tensors, and the trainer's
+[stream batcher](data.html) cuts them into streams the same way as it does a text. (One difference: at
+the end of its streams the authors' trainer starts the next pass at a random offset below 64, the
+batcher at offset 0.)
 
 ## Accuracy
 
@@ -85,15 +87,17 @@ scored token at position $t$,
 $$\text{accuracy} = \frac{1}{|\mathcal{P}|} \sum_{t \in \mathcal{P}} [\hat{y}_t = y_t].$$
 
 The positions without a target take no part: a model is not credited for predicting nothing where
-nothing is asked. A validation that reads its split in windows adds up the counts of each window
-(`count_correct`) and divides once at the end.
+nothing is asked. This is the accuracy the [training loop](trainer.html#evaluate_streams) reports for
+any task with targets: it reads the held-out streams window by window, with the memory carried, adds
+up the correct predictions and the counted targets of every window and divides once at the end; the
+training loss is the cross-entropy over the same positions.
 
 | symbol | meaning | code |
 |---|---|---|
 | $S$ | statements per program | `statements` |
 | $y_t$ | the target at position $t$: a value's id, or $-100$ | `targets` |
-| $\hat{y}_t$ | the model's prediction at position $t$ | `predictions` |
-| $\mathcal{P}$ | the positions with a target (the `;` of each `print`) | `targets != IGNORE_INDEX` |
+| $\hat{y}_t$ | the model's prediction at position $t$ | `logits.argmax(dim=-1)` |
+| $\mathcal{P}$ | the positions with a target (the `;` of each `print`) | `targets != IGNORE` |
 """
 
 import random
@@ -101,6 +105,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+
+from labml_nn.experiments.data import IGNORE, TokenData, Vocabulary
 
 # The variables, in the order they are offered: the paper's 3-variable task uses the first three,
 # its 5-variable task all five (the authors' names).
@@ -111,8 +117,6 @@ MIN_VALUE, MAX_VALUE = 1, 10
 KINDS = ("=", "++", "--", "if", "print")
 # The word that ends a program.
 END = "END"
-# The target of a position that has none: the loss and the accuracy skip it.
-IGNORE_INDEX = -100
 # The splits and their sizes in the paper: 10,000 training programs, 1,000 each for validation and test.
 SPLITS = ("train", "valid", "test")
 PAPER_PROGRAMS = {"train": 10_000, "valid": 1_000, "test": 1_000}
@@ -259,93 +263,50 @@ def generate_programs(count: int, split: str = "train", seed: int = 0, statement
 
 # ## The vocabulary
 
-def vocabulary(variables: int = 3) -> List[str]:
+def vocabulary(variables: int = 3) -> Vocabulary:
     """
     The words, in the order of their ids: `END`, the syntax, the variables, then the values `1` to
-    `10`. Fixed, so that a checkpoint's vocabulary is the task's, whatever programs were drawn; the
-    trainer decodes ids by joining these words with spaces.
+    `10`. Fixed, so that a checkpoint's vocabulary is the task's, whatever programs were drawn; decoding
+    joins the words with spaces.
     """
     check_task(1, variables)
     syntax = [END, ";", ":", "=", "++", "--", "<", ">", "if", "print"]
-    return syntax + list(VARIABLE_NAMES[:variables]) + [str(v) for v in range(MIN_VALUE, MAX_VALUE + 1)]
+    values = [str(v) for v in range(MIN_VALUE, MAX_VALUE + 1)]
+    return Vocabulary(syntax + list(VARIABLE_NAMES[:variables]) + values, separator=" ")
 
 
-def encode(programs: Sequence[Program], vocab: Sequence[str]) -> Tuple[torch.Tensor, torch.Tensor]:
+def encode(programs: Sequence[Program], vocab: Vocabulary) -> Tuple[torch.Tensor, torch.Tensor]:
     r"""
     The programs one after the other as two aligned `LongTensor`s, `[N]` each: the token ids, and the
-    target ids with $-100$ where there is no target.
+    target ids with `IGNORE` where there is no target.
     """
-    ids = {word: i for i, word in enumerate(vocab)}
     tokens: List[int] = []
     targets: List[int] = []
     for program in programs:
         for word, target in zip(program.words, program.targets):
-            if word not in ids or (target is not None and target not in ids):
-                missing = word if word not in ids else target
+            missing = word if word not in vocab.stoi else target if target is not None and target not in vocab.stoi else None
+            if missing is not None:
                 raise ValueError(f"the word {missing!r} is not in the vocabulary: was it built for fewer variables?")
-            tokens.append(ids[word])
-            targets.append(IGNORE_INDEX if target is None else ids[target])
+            tokens.append(vocab.stoi[word])
+            targets.append(IGNORE if target is None else vocab.stoi[target])
     return torch.tensor(tokens, dtype=torch.long), torch.tensor(targets, dtype=torch.long)
 
 
 # ## The data of a run
 
-@dataclass
-class AlgorithmicData:
-    r"""
-    The task as a run reads it: the vocabulary's words (id $i$ is `vocab[i]`), and for each split
-    the concatenated programs as `(tokens, targets)`, two aligned `LongTensor`s `[N]`.
-    """
-    vocab: List[str]
-    train: Tuple[torch.Tensor, torch.Tensor]
-    valid: Tuple[torch.Tensor, torch.Tensor]
-    test: Tuple[torch.Tensor, torch.Tensor]
-
-
 def load_algorithmic(seed: int = 0, statements: int = 100, variables: int = 3,
                      train_programs: int = PAPER_PROGRAMS["train"], valid_programs: int = PAPER_PROGRAMS["valid"],
-                     test_programs: int = PAPER_PROGRAMS["test"]) -> AlgorithmicData:
+                     test_programs: int = PAPER_PROGRAMS["test"]) -> TokenData:
     """
-    Generate the three splits (the paper's sizes by default; a few seconds) and encode them. The
-    task's `seed` is the data's alone: a run's seed (its initialisation, its dropout) can change
-    while the programs stay the same.
+    The task as the training loop reads it: the vocabulary, and for each split the concatenated programs'
+    token ids and targets, two aligned `LongTensor`s `[N]` (`train` and `train_targets`, ...). Generated
+    anew (the paper's sizes by default: a few seconds). The task's `seed` is the data's alone: a run's
+    seed (its initialisation, its dropout) can change while the programs stay the same.
     """
     vocab = vocabulary(variables)
     counts = {"train": train_programs, "valid": valid_programs, "test": test_programs}
-    splits = {split: encode(generate_programs(counts[split], split, seed, statements, variables), vocab)
-              for split in SPLITS}
-    return AlgorithmicData(vocab=vocab, **splits)
-
-
-# ## Accuracy
-
-def count_correct(scores: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> Tuple[int, int]:
-    r"""
-    `(correct, counted)`: how many of the positions with a target were predicted right, and how many
-    positions have a target. `scores` is either the logits, `[..., num_tokens]` with `targets` `[...]`,
-    whose highest entry is the prediction $\hat{y}_t$, or the predicted ids themselves, an integer
-    tensor of the shape of `targets`.
-    """
-    if targets.dtype.is_floating_point or targets.dtype == torch.bool:
-        raise TypeError(f"targets must be integer ids, got {targets.dtype}")
-    if scores.shape == targets.shape:
-        if scores.dtype.is_floating_point:
-            raise TypeError("scores of the shape of targets must be integer predictions; logits need a last "
-                            f"dimension over the vocabulary (got {tuple(scores.shape)} for both)")
-        predictions = scores
-    elif scores.dim() == targets.dim() + 1 and scores.shape[:-1] == targets.shape:
-        predictions = scores.argmax(dim=-1)
-    else:
-        raise ValueError(f"expected logits [..., num_tokens] or predictions of the targets' shape "
-                         f"{tuple(targets.shape)}, got {tuple(scores.shape)}")
-    counted = targets != ignore_index
-    correct = (predictions == targets) & counted
-    return int(correct.sum()), int(counted.sum())
-
-
-def accuracy(scores: torch.Tensor, targets: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> float:
-    r"""$\frac{1}{|\mathcal{P}|} \sum_{t \in \mathcal{P}} [\hat{y}_t = y_t]$; an error when no position has a target."""
-    correct, counted = count_correct(scores, targets, ignore_index)
-    if counted == 0:
-        raise ValueError(f"no position has a target (all targets are {ignore_index}): accuracy is undefined")
-    return correct / counted
+    parts = {}
+    for split in SPLITS:
+        parts[split], parts[f"{split}_targets"] = encode(
+            generate_programs(counts[split], split, seed, statements, variables), vocab)
+    return TokenData(vocab=vocab, **parts)
