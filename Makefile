@@ -17,7 +17,7 @@ ifneq ($(SHARED_DATA),)
 export TINY_SHAKESPEARE_PATH ?= $(SHARED_DATA)
 endif
 
-.PHONY: install test site serve bench bench-gpu notebooks pictures results results-long clean
+.PHONY: install test site serve bench bench-gpu notebooks pictures results results-long results-algorithmic clean
 
 $(VENV)/.installed: setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -84,6 +84,11 @@ results: $(BENCH_VENV)/.installed
 # 15 minutes of training per model, 2 seeds (about two hours on 2 cores); then `make pictures`.
 results-long: $(BENCH_VENV)/.installed
 	$(BENCH_PY) -m bench.results --budget long --seeds 0 1
+
+# The Feedback paper's code-execution task: both models, 3 seeds, the same steps, two runs at a time
+# (about an hour and a half on a shared 2-core machine); bench/reports/algorithmic.md and its picture.
+results-algorithmic: install
+	$(PY) -m bench.algorithmic
 
 clean:
 	rm -rf docs $(VENV) $(BENCH_VENV) $(NOTEBOOK_VENV) utils/node_modules

@@ -57,8 +57,9 @@ the paper reports. A sample is the prompt, a program, followed by the model's ne
 prompt ends with the `;` of a `print`, that word is the model's answer.
 
 The defaults are a small configuration for a CPU: programs of 10 statements, width 64, segments and
-memory of 32 tokens. The [Feedback Transformer's page](readme.html) measures both models there, over
-several seeds (`make results-algorithmic`), and says why that size.
+memory of 32 tokens. The [Feedback Transformer's page](readme.html) measures both models on programs
+a little longer, over several seeds (`make results-algorithmic`), and gives the command that runs both
+at the paper's size on a GPU.
 
 ## At the authors' sizes
 
