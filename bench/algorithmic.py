@@ -206,6 +206,15 @@ def reference_accuracies(split: str, count: int, statements: int, seed: int = 0)
     return {key: value / prints for key, value in right.items()}
 
 
+def level(accuracy: float, references: Dict[str, float]) -> str:
+    """Where a test accuracy stands against the two strategies that do not execute the programs."""
+    if accuracy < references["last_assignment"]:
+        return "below the last assignment"
+    if accuracy < references["unconditional_updates"]:
+        return "between the last assignment and the unconditional updates"
+    return "above the unconditional updates: it evaluates conditions"
+
+
 # ## Aggregating over seeds
 
 def spread_of(runs: List[dict], key: str) -> Spread:
@@ -249,7 +258,7 @@ def picture(results: List[dict], references: Dict[str, float], path: Path, meta:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7.0, 3.4), dpi=100)
+    fig, ax = plt.subplots(figsize=(9.0, 3.4), dpi=100)
     for model, color in zip(MODELS, ("#d62728", "#1f77b4")):
         by_step = curves(results, model.key)
         if not by_step:
@@ -267,7 +276,7 @@ def picture(results: List[dict], references: Dict[str, float], path: Path, meta:
     ax.set_ylim(0, 1)
     ax.set_title(f"Programs of {meta['statements']} statements, width {meta['dim']}: accuracy by step "
                  f"(band: lowest to highest seed)", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -302,6 +311,7 @@ def write_report(results: List[dict], meta: dict, out_dir: Path, picture_path: P
             continue
         test, valid = spread_of(done, "test_accuracy"), spread_of(done, "valid_accuracy")
         figures[f"{model.key}_test_accuracy"] = percent(test)
+        figures[f"{model.key}_level"] = level(test.mean, test_refs)
         figures[f"{model.key}_valid_accuracy"] = percent(valid)
         figures[f"{model.key}_parameters"] = f"{done[0]['parameters']:,}"
         figures[f"{model.key}_cpu_minutes"] = f"{statistics.fmean(r['cpu_seconds'] for r in done) / 60:.0f}"

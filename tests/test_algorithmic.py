@@ -264,8 +264,6 @@ def test_the_accuracy_is_one_for_the_values_an_independent_run_of_the_text_print
 
 # ## The experiment
 
-EXPERIMENT_PAGE = "labml_nn/transformers/feedback/algorithmic.py"
-
 
 def tiny_task_args(tmp_path, model: str, *extra: str) -> list:
     """A tiny run of the experiment: programs of 6 statements, width 16, 2 layers, 24 steps."""
@@ -276,7 +274,7 @@ def tiny_task_args(tmp_path, model: str, *extra: str) -> list:
             "--checkpoint-interval", "0", "--threads", "1", *extra]
 
 
-@pytest.mark.checks(EXPERIMENT_PAGE, "labml_nn/experiments/trainer.py")
+@pytest.mark.checks("labml_nn/transformers/feedback/algorithmic.py", "labml_nn/experiments/trainer.py")
 @pytest.mark.parametrize("model", ["feedback", "xl"])
 def test_each_model_trains_checkpoints_resumes_and_reports_its_accuracy(model, tmp_path):
     from labml_nn.experiments.checkpoint import latest_checkpoint, load_checkpoint
@@ -307,7 +305,7 @@ def test_each_model_trains_checkpoints_resumes_and_reports_its_accuracy(model, t
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 
-@pytest.mark.checks(EXPERIMENT_PAGE)
+@pytest.mark.checks("labml_nn/transformers/feedback/algorithmic.py")
 def test_a_resume_on_another_task_or_a_prompt_outside_the_task_is_a_clear_error(tmp_path, capsys):
     from labml_nn.transformers.feedback import algorithmic
     algorithmic.main(tiny_task_args(tmp_path, "xl", "--stop-at", "2"))
@@ -321,7 +319,7 @@ def test_a_resume_on_another_task_or_a_prompt_outside_the_task_is_a_clear_error(
     assert "--prompt 'ROMEO:'" in capsys.readouterr().err
 
 
-@pytest.mark.checks(EXPERIMENT_PAGE)
+@pytest.mark.checks("labml_nn/transformers/feedback/algorithmic.py")
 def test_the_sample_is_the_models_answer_to_the_prompt(tmp_path, capsys):
     from labml_nn.transformers.feedback import algorithmic
     algorithmic.main(tiny_task_args(tmp_path, "feedback", "--steps", "2", "--valid-interval", "0"))
@@ -346,7 +344,7 @@ def authors_parameters(num_tokens: int, dim: int, inner: int, depth: int, heads:
     return total + (depth + 1 if feedback else 0)
 
 
-@pytest.mark.checks(EXPERIMENT_PAGE, "labml_nn/experiments/presets.py")
+@pytest.mark.checks("labml_nn/transformers/feedback/algorithmic.py", "labml_nn/experiments/presets.py")
 def test_the_presets_are_the_authors_two_runs():
     """experiments/feedback/algorithmic_3var.sh: --nlayers 8 (baseline) / 4 (--feedback), --hid-sz 256,
     --inner-hid-sz 1024, --nheads 4, --attn-lim 100, --mem-sz 64 (the block), --dropout 0.2, --lr 0.0001,
@@ -384,7 +382,7 @@ def test_the_presets_are_the_authors_two_runs():
     assert feedback.window == 1 and not feedback.shared_kv and len(feedback.memory_kv) == 4
 
 
-@pytest.mark.checks(EXPERIMENT_PAGE)
+@pytest.mark.checks("labml_nn/transformers/feedback/algorithmic.py")
 def test_the_options_give_the_task_and_the_model(capsys):
     from labml_nn.experiments.config import UsageError, parse_config
     from labml_nn.transformers.feedback.algorithmic import EXPERIMENTS, Config, task_data

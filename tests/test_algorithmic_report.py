@@ -74,6 +74,13 @@ def test_the_report_tabulates_each_model_the_check_and_the_picture(tmp_path):
     figures = json.loads((tmp_path / "algorithmic.json").read_text())["figures"]
     assert figures["check_feedback_beats_xl"] == "holds" and figures["feedback_test_accuracy"] == "81.0% ± 1.0%"
     assert figures["steps"] == "200" and figures["seeds"] == "3"
+    # Where each model stands against the strategies that execute nothing (6-statement programs: the
+    # last assignment alone is right more often than 31% of the time, not 81%).
+    refs = reference_accuracies("test", META["test_programs"], META["statements"])
+    assert refs["last_assignment"] > 0.31 and figures["xl_level"] == "below the last assignment"
+    assert figures["feedback_level"] == ("above the unconditional updates: it evaluates conditions"
+                                         if refs["unconditional_updates"] <= 0.81 else
+                                         "between the last assignment and the unconditional updates")
     assert all(isinstance(v, str) for v in figures.values())  # the site takes figures already formatted
     assert (tmp_path / "picture.png").stat().st_size > 0
     # The report and the picture again from the JSON alone, without training.
