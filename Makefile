@@ -86,7 +86,7 @@ results-long: $(BENCH_VENV)/.installed
 	$(BENCH_PY) -m bench.results --budget long --seeds 0 1
 
 # The Feedback paper's code-execution task: both models, 3 seeds, the same steps, two runs at a time
-# (about an hour and a half on a shared 2-core machine); bench/reports/algorithmic.md and its picture.
+# (under an hour on a shared 2-core machine); bench/reports/algorithmic.md and its picture.
 results-algorithmic: install
 	$(PY) -m bench.algorithmic
 

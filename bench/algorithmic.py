@@ -28,14 +28,15 @@ of the results is ([`bench.results`](results.py)): on the means over seeds, and 
 is larger than twice its standard error; otherwise it is **not resolved**.
 
 Two strategies that do not execute the program give the accuracies to read the models against: *the
-last assignment* (print the value the variable was last assigned, ignoring every update) and *the last
+last assignment* (print the value of the variable's last assignment outside a condition, ignoring every
+update) and *the last
 assignment and every unconditional update* (add the `++` and `--` outside conditions, ignoring the
 conditions). A model above the second has learned to evaluate conditions.
 
-The default configuration is small enough for 3 seeds of both models in about an hour and a half on a
-shared 2-core CPU: programs of 30 statements (about 130 words, so that the memory and the segment, 32
-tokens each, reach about a quarter of a program, as the paper's 100 + 64 tokens reach a quarter of its
-programs of 100 statements), width 64, batch 32, lr $10^{-3}$ (at $3 \cdot 10^{-3}$ neither model
+The default configuration is small enough for 3 seeds of both models on a shared 2-core CPU (the
+report has the seconds): programs of 30 statements (about 130 words, so that a memory of 32 reaches
+about a quarter of a program, as the paper's attention limit of 100 reaches a quarter of its programs of
+100 statements, about 430 words), width 64, batch 32, lr $10^{-3}$ (at $3 \cdot 10^{-3}$ neither model
 trains), 1,200 steps; 100 validation programs at 6 points of the curve and 300 test programs, to keep
 the evaluation, which reads the programs token by token for the Feedback Transformer, a small part of
 the runs. The paper's gap needs its size and training: `--paper` runs the two presets
