@@ -17,7 +17,7 @@ ifneq ($(SHARED_DATA),)
 export TINY_SHAKESPEARE_PATH ?= $(SHARED_DATA)
 endif
 
-.PHONY: install test site serve bench bench-gpu notebooks pictures results results-long results-algorithmic clean
+.PHONY: install test site serve bench bench-gpu notebooks pictures results results-long results-eval-memory results-compressive-cost results-algorithmic clean
 
 $(VENV)/.installed: setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,8 +55,8 @@ notebooks:
 	$(NOTEBOOK_VENV)/bin/python scripts/run_notebooks.py
 
 # The pictures on the paper pages: the attention maps and layer weights of the long-budget models
-# (`make results-long` trains them; their checkpoints stay in checkpoints/results-long/), the loss
-# curves of small models trained here (a few minutes).
+# (`make results-long` trains them; their checkpoints stay in checkpoints/results-long/) and their loss
+# curves, from the history each checkpoint keeps.
 pictures: install
 	$(PY) -m scripts.pictures --long
 
@@ -84,6 +84,13 @@ results: $(BENCH_VENV)/.installed
 # 15 minutes of training per model, 2 seeds (about two hours on 2 cores); then `make pictures`.
 results-long: $(BENCH_VENV)/.installed
 	$(BENCH_PY) -m bench.results --budget long --seeds 0 1
+
+# The papers' headline results, one target each (`bench/eval_memory.py`, `bench/compressive_cost.py`).
+results-eval-memory: $(BENCH_VENV)/.installed
+	$(BENCH_PY) -m bench.eval_memory --train
+
+results-compressive-cost: $(BENCH_VENV)/.installed
+	$(BENCH_PY) -m bench.compressive_cost
 
 # The Feedback paper's code-execution task: both models, 3 seeds, the same steps, two runs at a time
 # (under an hour on a shared 2-core machine); bench/reports/algorithmic.md and its picture.

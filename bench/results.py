@@ -196,7 +196,7 @@ def budget_options(regime: str, args: argparse.Namespace) -> List[str]:
 
 
 def run_row(row: Row, regime: str, seed: int, args: argparse.Namespace, scratch: Path,
-            extra: Optional[List[str]] = None) -> dict:
+            extra: Optional[List[str]] = None, keep: Optional[Path] = None) -> dict:
     """Train one row with one seed in a fresh process; return its summary, the machine's load while it
     ran, and the command that reproduces it. `extra` options are passed on but not shown (an export path)."""
     name = f"bench-{row.key}-{regime}-{seed}"
@@ -207,9 +207,9 @@ def run_row(row: Row, regime: str, seed: int, args: argparse.Namespace, scratch:
         return dict(row=row.key, regime=regime, seed=seed, error=f"labml-nn 0.5.1 is not installed in "
                                                                  f"{release_dir()} (`make bench` installs it)",
                     command=shown)
-    # The long runs keep their checkpoints, for the pictures; the others' go to a scratch directory (where
-    # they go does not change the numbers).
-    checkpoints = (REPO / "checkpoints" / "results-long") if regime == "long" else (scratch / "checkpoints")
+    # The long runs keep their checkpoints, for the pictures (as do runs given a `keep` directory); the others'
+    # go to a scratch directory (where they go does not change the numbers).
+    checkpoints = keep or ((REPO / "checkpoints" / "results-long") if regime == "long" else (scratch / "checkpoints"))
     summary_path = scratch / f"{name}.json"
     shutil.rmtree(checkpoints / name, ignore_errors=True)
     started, load_before = time.time(), os.getloadavg()[0]

@@ -9,13 +9,15 @@ python -m scripts.pictures --papers xl         # only Transformer-XL
 python -m scripts.pictures --steps 600         # train the small models longer
 python -m scripts.pictures --long              # draw the long-budget models of bench.results (make pictures)
 python -m scripts.pictures --xl-checkpoint checkpoints/xl   # draw a model trained by its experiment
+python -m scripts.pictures --papers xl --xl-losses checkpoints/eval-memory/xl-mem32   # only its loss curve
 ```
 
 The attention maps and layer weights on the pages come from the models of the long budget of
 `bench.results` (`--long`: 15 minutes of training each; their checkpoints stay on the machine that
 trained them, in `checkpoints/results-long/`), and each title and caption names the validation bits per
-character of the model drawn. The loss curves are of small models trained here, since the long runs
-keep no history of their losses.
+character of the model drawn. The loss curves are those runs' own, from the history every checkpoint
+keeps (a small model's, trained here, for a run that kept none); `--xl-losses DIR` draws only the loss
+curve, from any run.
 """
 
 import argparse
@@ -108,13 +110,35 @@ def trained(paper: str, steps: int, checkpoint: Optional[str], bpc: Optional[flo
     return run.module, text_segments(run, n_segments), run.config.seq_len, words
 
 
+NAMES = {"xl": "Transformer-XL", "compressive": "Compressive Transformer", "feedback": "Feedback Transformer"}
+
+
 def losses_picture(paper: str, steps: int, **small: object):
     """Train a small model for `steps` steps and draw its training and validation curves; return its run."""
     run = train_small(paper, steps=steps, **small)
-    name = {"xl": "Transformer-XL", "compressive": "Compressive Transformer", "feedback": "Feedback Transformer"}[paper]
-    save(plot_losses(run.state.history, f"{name}, small model (width 64, 2 layers) on Tiny Shakespeare"), paper,
-         "losses")
+    save(plot_losses(run.state.history, f"{NAMES[paper]}, small model (width 64, 2 layers) on Tiny Shakespeare"),
+         paper, "losses")
+    write_figures(**{f"{paper}_losses_from": f"a small model (width 64, 2 layers) trained {steps:,} steps for the "
+                                             f"picture"})
     return run
+
+
+def losses_from_run(paper: str, run_dir: str) -> bool:
+    """Draw the training curve a run kept in its newest checkpoint (every step's loss); False when the
+    checkpoint holds no loss history (runs of older versions)."""
+    from labml_nn.experiments.checkpoint import load_checkpoint
+    from labml_nn.experiments.run import read_history
+    from labml_nn.experiments.sample import model_directory
+    saved = load_checkpoint(model_directory(run_dir)).trainer
+    history = read_history(saved.get("history"))
+    if not history["train"].get("loss.train"):
+        return False
+    config = saved["config"]
+    words = (f"the run `{Path(run_dir).name}` itself (width {config['dim']}, {config['depth']} layers, "
+             f"{saved['step']:,} steps), from its checkpoint")
+    save(plot_losses(history, f"{NAMES[paper]}: {saved['step']:,} steps, the run's own history"), paper, "losses")
+    write_figures(**{f"{paper}_losses_from": words})
+    return True
 
 
 # ## The pictures of each paper
@@ -198,6 +222,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--steps", type=int, default=200, help="training steps of each small model (without --long)")
     for paper in ("xl", "compressive", "feedback"):
         parser.add_argument(f"--{paper}-checkpoint", default="", help=f"draw this {paper} run directory")
+        parser.add_argument(f"--{paper}-losses", default="",
+                            help=f"draw only the loss curve of {paper}, from this run directory's own history")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     runs: Dict[str, Tuple[str, Optional[float]]] = {}
@@ -208,10 +234,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             runs[paper] = (getattr(args, f"{paper}_checkpoint"), None)
     draw = {"xl": xl_pictures, "compressive": compressive_pictures, "feedback": feedback_pictures}
     for paper in args.papers:
+        if getattr(args, f"{paper}_losses"):
+            if not losses_from_run(paper, getattr(args, f"{paper}_losses")):
+                parser.error(f"--{paper}-losses: the run's checkpoint keeps no loss history")
+            continue
         checkpoint, bpc = runs.get(paper, (None, None))
         draw[paper](args.steps, checkpoint, bpc)
-        if checkpoint:
-            # The run keeps no history of its losses: the curves are of a small model trained now.
+        # The curves of the drawn run itself, from its checkpoint; a small model's when it kept none.
+        if checkpoint and not losses_from_run(paper, checkpoint):
             losses_picture(paper, args.steps, **SMALL[paper])
 
 

@@ -183,3 +183,22 @@ def tiny_args(tmp_path, shakespeare):
                 "--valid-interval", "0", "--valid-windows", "4", "--sample-interval", "0",
                 "--sample-length", "10", "--checkpoint-interval", "0", "--threads", "1", *extra]
     return args
+
+
+def run_entry_point(main, argv, capsys):
+    """Call a command-line entry point in this process; returns (exit code, stderr)."""
+    capsys.readouterr()
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code
+    return code, capsys.readouterr().err
+
+
+def one_error_line(err: str) -> str:
+    """The one `error: ` line of a command's stderr, with no traceback."""
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    return errors[0]

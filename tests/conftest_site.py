@@ -351,3 +351,14 @@ def parse_html(text: str) -> Node:
 def read_page(site: Path, name: str) -> Node:
     """A built page of `site`, parsed."""
     return parse_html((site / name).read_text(encoding="utf-8"))
+
+
+def build_fails(tmp_path, extra: dict[str, str]):
+    """The `SiteError` a build of the fixture repository with `extra` files raises."""
+    from utils.build import build
+    from utils.errors import SiteError
+    need_katex()
+    root = fixture_repo(tmp_path / "repo", extra)
+    with pytest.raises(SiteError) as e:
+        build(root, tmp_path / "out")
+    return e.value

@@ -208,6 +208,26 @@ def test_generate_equals_token_by_token_with_memory_when_compressing(prompt_len,
     assert torch.equal(out, seq)
 
 
+@pytest.mark.checks("labml_nn/transformers/compressive/generation.py")
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_cached_generation_computes_the_logits_of_the_models_own_forward_calls(activation):
+    """The cached reader (the prompt through `step_cached`, then each token through Transformer-XL's
+    `CachedLayer` over a `CompressedKV`) gives the logits the model's forward calls give, at every token,
+    through evictions and compressions, with either activation of the feed-forward network."""
+    from conftest import randomise_biases
+    from labml_nn.transformers.compressive.generation import CachedReader
+    from labml_nn.transformers.lm import ForwardCalls
+    model = make_model(mem_len=4, cmem_len=3, compression_rate=2, activation=activation)
+    randomise_biases(model)
+    assert all(layer.ff.activation is getattr(torch.nn.functional, activation) for layer in model.layers)
+    tokens = torch.randint(0, VOCAB, (2, 19))
+    cached, reference = CachedReader(model), ForwardCalls(model)
+    with torch.no_grad():
+        for part in [tokens[:, :4], tokens[:, 4:7]] + list(tokens[:, 7:].split(1, dim=1)):
+            torch.testing.assert_close(cached(part), reference(part))
+    assert reference.memory.cmem[0].shape[1] == 3  # the compressed memory filled up
+
+
 def test_bad_memory_gets_clear_errors():
     model = make_model()
     x = torch.randint(0, VOCAB, (2, 4))
@@ -228,4 +248,6 @@ def test_constructor_errors():
         CompressiveTransformer(dim=8, heads=2, compression_rate=0, **kw)
     with pytest.raises(ValueError, match="cmem_len"):
         CompressiveTransformer(dim=8, heads=2, num_tokens=5, depth=1, mem_len=2, cmem_len=-1)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        CompressiveTransformer(dim=8, heads=2, activation="swish", **kw)
 

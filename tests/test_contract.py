@@ -29,8 +29,11 @@ COMMON = dict(num_tokens=NUM_TOKENS, dim=16, depth=2, heads=2)
 MODELS = {
     "xl": lambda: TransformerXL(mem_len=6, **COMMON),
     "xl, no memory": lambda: TransformerXL(mem_len=0, **COMMON),
+    "xl, relu": lambda: TransformerXL(mem_len=6, activation="relu", **COMMON),
     "compressive": lambda: CompressiveTransformer(mem_len=6, cmem_len=4, compression_rate=2, **COMMON),
     "compressive, no compressed memory": lambda: CompressiveTransformer(mem_len=6, cmem_len=0, **COMMON),
+    "compressive, relu": lambda: CompressiveTransformer(mem_len=6, cmem_len=4, compression_rate=2, activation="relu",
+                                                        **COMMON),
     "feedback": lambda: FeedbackTransformer(mem_len=6, **COMMON),
     "feedback, per-layer KV": lambda: FeedbackTransformer(mem_len=6, shared_kv=False, **COMMON),
     "feedback, autograd step": lambda: FeedbackTransformer(mem_len=6, step="autograd", **COMMON),
@@ -246,7 +249,8 @@ def test_a_model_file_of_another_class_or_with_missing_weights_is_refused(tmp_pa
 # Compressive Transformer's c - 1 positions waiting to be compressed and its compressed memory), plus a
 # segment as long as the memory (the whole prompt without memory); the Feedback Transformer attends to its
 # memory vectors only.
-REACH = {"xl": 6 + 6, "xl, no memory": 200, "compressive": 6 + 1 + 4 + 6, "compressive, no compressed memory": 6 + 6,
+REACH = {"xl": 6 + 6, "xl, no memory": 200, "xl, relu": 6 + 6, "compressive": 6 + 1 + 4 + 6,
+         "compressive, no compressed memory": 6 + 6, "compressive, relu": 6 + 1 + 4 + 6,
          "feedback": 6, "feedback, per-layer KV": 6, "feedback, autograd step": 6, "feedback, windows": 6 + 3 - 1}
 
 

@@ -23,6 +23,7 @@ import pytest
 import safetensors.torch
 import torch
 
+from conftest import one_error_line, run_entry_point
 from labml_nn.experiments import checkpoint as ckpt
 from labml_nn.experiments import evaluate, sample
 from labml_nn.experiments.corpora import Corpus, extracted
@@ -35,24 +36,6 @@ from labml_nn.transformers.xl import experiment as xl
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.checks("labml_nn/transformers/hub.py")
-
-
-def run(main, argv, capsys):
-    """Call an entry point; returns (exit code, stderr)."""
-    capsys.readouterr()
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code
-    return code, capsys.readouterr().err
-
-
-def one_error_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    errors = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, err
-    return errors[0]
 
 
 def env() -> dict:
@@ -86,7 +69,7 @@ def refused_everywhere(directory: Path, capsys, words: str) -> None:
         with pytest.raises(ModelFileError, match=words):
             load(directory)
     for main in (sample.main, evaluate.main):
-        code, err = run(main, ["--checkpoint", str(directory)], capsys)
+        code, err = run_entry_point(main, ["--checkpoint", str(directory)], capsys)
         assert code == 2 and re.search(words, one_error_line(err)), err
 
 
@@ -255,7 +238,7 @@ def test_a_tiny_temperature_is_greedy(trained):
 @pytest.mark.checks("labml_nn/experiments/sample.py")
 @pytest.mark.parametrize("seed", [str(10 ** 23), "-1"])
 def test_a_seed_outside_the_generators_range_is_one_error_line(seed, model_dir, capsys):
-    code, err = run(sample.main, ["--checkpoint", str(model_dir), "--seed", seed], capsys)
+    code, err = run_entry_point(sample.main, ["--checkpoint", str(model_dir), "--seed", seed], capsys)
     assert code == 2 and one_error_line(err).startswith(f"error: --seed {seed}: expected a number in [0, 4294967295]")
 
 
@@ -269,7 +252,7 @@ def test_evaluate_refuses_what_it_would_ignore_or_fail_on_after_the_evaluation(e
                                                                              capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "FILE").write_text("")
-    code, err = run(evaluate.main, ["--checkpoint", str(trained), "--split", "valid", *extra], capsys)
+    code, err = run_entry_point(evaluate.main, ["--checkpoint", str(trained), "--split", "valid", *extra], capsys)
     assert code == 2 and words in one_error_line(err), err
 
 
@@ -379,7 +362,7 @@ def test_an_archive_passed_as_text_names_the_dataset_option(tmp_path, tiny_args,
         z.writestr("enwik8", "hello " * 1000)
     args = tiny_args()
     args[args.index("--data") + 1] = str(tmp_path / "enwik8.zip")
-    code, err = run(xl.main, args, capsys)
+    code, err = run_entry_point(xl.main, args, capsys)
     line = one_error_line(err)
     assert code == 2 and "is a zip archive, not text; a byte corpus is read with --dataset enwik8" in line
 
@@ -389,7 +372,7 @@ def test_a_text_too_short_names_the_file(tmp_path, tiny_args, capsys):
     (tmp_path / "short.txt").write_text("ab\n")
     args = tiny_args("--prompt", "ab")
     args[args.index("--data") + 1] = str(tmp_path / "short.txt")
-    code, err = run(xl.main, args, capsys)
+    code, err = run_entry_point(xl.main, args, capsys)
     line = one_error_line(err)
     assert code == 2 and f"--data {tmp_path / 'short.txt'}: its training part (2 characters) is too short" in line
 
@@ -411,14 +394,14 @@ def test_output_paths_are_checked_before_training(option, make, words, tmp_path,
         target.write_text("")
     path = target / "summary.json" if make == "under a file" else target
     args = [*tiny_args(), option, str(path)]
-    code, err = run(xl.main, args, capsys)
+    code, err = run_entry_point(xl.main, args, capsys)
     assert code == 2 and words.format(path, target) in one_error_line(err)
     assert not (tmp_path / "checkpoints").exists(), "nothing ran"
 
 
 @pytest.mark.checks("labml_nn/experiments/config.py")
 def test_more_threads_than_cpus_is_one_error_line(tiny_args, capsys):
-    code, err = run(xl.main, [*tiny_args(), "--threads", "100000"], capsys)
+    code, err = run_entry_point(xl.main, [*tiny_args(), "--threads", "100000"], capsys)
     assert code == 2 and one_error_line(err).startswith(f"error: --threads 100000: expected a number in "
                                                         f"[0, {os.cpu_count()}]")
 
@@ -437,7 +420,7 @@ def test_resume_with_other_data_options_is_refused_with_the_old_and_new_value(be
     copy.write_text(Path(shakespeare).read_text())
     after = [str(copy) if a == "COPY" else a for a in after]
     xl.main([*tiny_args("--stop-at", "2"), *before])
-    code, err = run(xl.main, [*tiny_args("--resume"), *before, *after], capsys)
+    code, err = run_entry_point(xl.main, [*tiny_args("--resume"), *before, *after], capsys)
     assert code == 2 and words.format(repr(shakespeare), repr(str(copy))) in one_error_line(err), err
 
 
@@ -460,7 +443,7 @@ def test_a_diverged_run_stops_and_keeps_its_last_good_checkpoint(dtype, tmp_path
     weights and memory that are numbers. (float16: once its scaler has given up, after the skipped steps.)"""
     summary_path, export = tmp_path / "summary.json", tmp_path / "export"
     experiment = dataclasses.replace(xl.EXPERIMENT, loss=nan_from(5))
-    code, err = run(lambda argv: run_experiment(experiment, argv),
+    code, err = run_entry_point(lambda argv: run_experiment(experiment, argv),
                     tiny_args("--steps", "40", "--checkpoint-interval", "2", "--dtype", dtype,
                               "--summary", str(summary_path), "--export", str(export)), capsys)
     line = one_error_line(err)

@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from conftest import one_error_line, run_entry_point
 from labml_nn.experiments import checkpoint as ckpt
 from labml_nn.experiments import sample
 from labml_nn.transformers.xl import experiment as xl
@@ -32,25 +33,6 @@ class RunsACommand:
         return os.system, (f"touch {self.path}",)
 
 
-def run(main, argv, capsys):
-    """Call an entry point; returns (exit code, stderr)."""
-    capsys.readouterr()
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code
-    return code, capsys.readouterr().err
-
-
-def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert "Traceback" not in err, err
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1, err
-    return errors[0]
-
-
 # ## Loading never runs code
 
 @pytest.fixture
@@ -66,12 +48,12 @@ def test_a_pickle_that_runs_a_command_is_never_unpickled(tmp_path, shakespeare, 
     run_dir = tmp_path / "checkpoints" / "xl"
     with open(ckpt.latest_checkpoint(run_dir) / "trainer.pt", "wb") as f:
         pickle.dump({"step": RunsACommand(marker)}, f)
-    code, err = run(xl.main, tiny_args("--resume"), capsys)
+    code, err = run_entry_point(xl.main, tiny_args("--resume"), capsys)
     assert code == 2 and "not readable as plain data" in one_error_line(err)
     assert not marker.exists()
     with open(tmp_path / "model.pt", "wb") as f:
         pickle.dump({"model": RunsACommand(marker)}, f)
-    code, err = run(sample.main, ["--checkpoint", str(tmp_path / "model.pt")], capsys)
+    code, err = run_entry_point(sample.main, ["--checkpoint", str(tmp_path / "model.pt")], capsys)
     assert code == 2 and "is a file" in one_error_line(err)
     assert not marker.exists()
 
@@ -86,9 +68,9 @@ def test_a_file_of_plain_data_cannot_name_code_to_run(tmp_path, shakespeare, mar
     (new / "model.safetensors").write_bytes(b"")
     torch.save({"step": 10}, new / "trainer.pt")
     for directory in [new, new.parent]:
-        code, err = run(sample.main, ["--checkpoint", str(directory)], capsys)
+        code, err = run_entry_point(sample.main, ["--checkpoint", str(directory)], capsys)
         assert code == 2 and "unknown model class 'os:system'" in one_error_line(err)
-    code, err = run(xl.main, tiny_args("--resume"), capsys)
+    code, err = run_entry_point(xl.main, tiny_args("--resume"), capsys)
     assert code == 2 and "unknown model class 'os:system'" in one_error_line(err)
     assert not marker.exists()
     from labml_nn.transformers.hub import ModelFileError, load_pretrained
@@ -149,7 +131,7 @@ def test_a_new_run_in_another_runs_directory_stops_unless_told_to_overwrite(tmp_
     xl.main(tiny_args("--steps", "6"))
     run_dir = tmp_path / "checkpoints" / "xl"
     before = {p.name: (p / "model.safetensors").read_bytes() for p in ckpt.list_checkpoints(run_dir)}
-    code, err = run(xl.main, tiny_args("--steps", "3"), capsys)
+    code, err = run_entry_point(xl.main, tiny_args("--steps", "3"), capsys)
     line = one_error_line(err)
     assert code == 2 and "already holds the checkpoints of another run" in line
     assert "--resume" in line and "--overwrite" in line
@@ -167,7 +149,7 @@ def test_a_second_run_in_the_same_directory_at_the_same_time_stops(tmp_path, sha
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        code, err = run(xl.main, tiny_args("--steps", "2"), capsys)
+        code, err = run_entry_point(xl.main, tiny_args("--steps", "2"), capsys)
         assert code == 2 and f"process {holder.pid}" in one_error_line(err)
     finally:
         holder.kill()
@@ -188,7 +170,7 @@ def test_a_second_run_in_the_same_directory_at_the_same_time_stops(tmp_path, sha
 ])
 @pytest.mark.checks("labml_nn/experiments/config.py", "labml_nn/experiments/trainer.py")
 def test_a_bad_option_is_one_error_line_before_training(option, value, tmp_path, shakespeare, capsys, tiny_args):
-    code, err = run(xl.main, tiny_args(option, value), capsys)
+    code, err = run_entry_point(xl.main, tiny_args(option, value), capsys)
     line = one_error_line(err)
     assert code == 2
     assert option in line or "model options" in line, line
@@ -197,7 +179,7 @@ def test_a_bad_option_is_one_error_line_before_training(option, value, tmp_path,
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a torch without CUDA")
 def test_cuda_on_a_cpu_only_torch_is_one_error_line(tmp_path, shakespeare, capsys, tiny_args):
-    code, err = run(xl.main, tiny_args("--device", "cuda"), capsys)
+    code, err = run_entry_point(xl.main, tiny_args("--device", "cuda"), capsys)
     assert code == 2 and "--device 'cuda': this torch is built without CUDA" in one_error_line(err)
 
 
@@ -217,7 +199,7 @@ def test_bad_options_from_the_command_line_print_no_traceback(tmp_path, shakespe
 @pytest.mark.checks("labml_nn/experiments/sample.py")
 def test_sampling_options_are_checked(argv, words, tmp_path, shakespeare, capsys, tiny_args):
     xl.main(tiny_args("--steps", "2"))
-    code, err = run(sample.main, ["--checkpoint", str(tmp_path / "checkpoints" / "xl"), *argv], capsys)
+    code, err = run_entry_point(sample.main, ["--checkpoint", str(tmp_path / "checkpoints" / "xl"), *argv], capsys)
     assert code == 2 and words in one_error_line(err)
 
 

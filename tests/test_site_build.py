@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest_site import FIXTURE, REPO, fixture_repo, need_katex, parse_html, read_page
+from conftest_site import FIXTURE, REPO, build_fails, fixture_repo, need_katex, parse_html, read_page
 from utils.build import build
 from utils.errors import SiteError
 from utils.split import split_source
@@ -104,14 +104,6 @@ def test_no_page_loads_from_another_host(site):
              for path in site.rglob("*.html") for el in parse_html(path.read_text()).iter()
              if el.tag in ("script", "link", "img") and (el.attrs.get("src") or el.attrs.get("href"))]
     assert len(loads) > 20 and not [x for x in loads if re.match(r"(https?:)?//", x[1])]
-
-
-def build_fails(tmp_path, extra: dict[str, str]) -> SiteError:
-    need_katex()
-    root = fixture_repo(tmp_path / "repo", extra)
-    with pytest.raises(SiteError) as e:
-        build(root, tmp_path / "out")
-    return e.value
 
 
 def test_non_raw_docstring_fails_the_build(tmp_path):

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest_site import fixture_repo, need_katex
+from conftest_site import build_fails, fixture_repo, need_katex
 from utils.build import build
 from utils.check import PageReader, check_site
 from utils.errors import SiteError
-
-
-def build_fails(tmp_path, extra: dict[str, str]) -> SiteError:
-    need_katex()
-    root = fixture_repo(tmp_path / "repo", extra)
-    with pytest.raises(SiteError) as e:
-        build(root, tmp_path / "out")
-    return e.value
 
 
 def test_broken_link_fails_with_source_file_and_line(tmp_path):

@@ -80,6 +80,10 @@ def test_the_site_table_gives_one_code_name_one_letter():
                    "| $\\mathbf{v}$ | a bias | `v` |\n| $\\gamma$, $\\beta$ | gain, shift | `weight`, `bias` |\n",
                    SITE_TITLES)
     assert ambiguities(rows, "s.py") == [("s.py", 4, "notation: the site's table gives `v` to $v_j$ and to $\\mathbf{v}$")]
+    # An attribute written with its owner is another name than a bare variable, as in the code.
+    rows = rows_of("| symbol | meaning | in code |\n|---|---|---|\n| $v_j$ | a value | `v` |\n"
+                   "| $\\mathbf{v}$ | a bias | `attn.v` |\n", SITE_TITLES)
+    assert ambiguities(rows, "s.py") == []
 
 
 def test_the_build_warns_and_the_function_finds_the_same(tmp_path):

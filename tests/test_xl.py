@@ -157,12 +157,13 @@ def test_sampling_follows_the_softmax_and_top_k():
 
 
 @pytest.mark.checks("labml_nn/transformers/xl/generation.py", "labml_nn/transformers/one_token.py")
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
 @pytest.mark.parametrize("ff_glu", [False, True])
 @pytest.mark.parametrize("prompt_len", [1, 6])
-def test_cached_layer_equals_the_layer(ff_glu, prompt_len):
+def test_cached_layer_equals_the_layer(ff_glu, prompt_len, activation):
     from labml_nn.transformers.one_token import SlidingKV
     from labml_nn.transformers.xl.generation import CachedLayer
-    model = make_model(mem_len=4, ff_glu=ff_glu)
+    model = make_model(mem_len=4, ff_glu=ff_glu, activation=activation)
     layer = model.layers[1]
     randomise_biases(layer)
     with torch.no_grad():
@@ -205,3 +206,64 @@ def test_the_absolute_position_ablation_encodes_positions_within_each_segment():
     assert torch.equal(out, seq)
     with pytest.raises(ValueError, match="relative' or 'absolute"):
         make_model(positions="learned")
+
+
+def test_the_activation_is_the_feed_forward_of_every_layer_and_gelu_by_default(tmp_path):
+    """`activation="relu"` (the authors' code) reaches every layer's feed-forward network; a model file
+    written before the option existed (no `activation` in its config.json) loads as the GELU model it was."""
+    import json
+    import torch.nn.functional as F
+    relu, gelu = make_model(activation="relu"), make_model()
+    gelu.load_state_dict(relu.state_dict())  # the same weights, the parameters do not depend on the activation
+    z = torch.randn(2, 5, 32, dtype=torch.double)
+    for layer, activation in [(l, F.relu) for l in relu.layers] + [(l, F.gelu) for l in gelu.layers]:
+        ff = layer.ff
+        torch.testing.assert_close(ff(z), ff.w2(activation(ff.w1(z))))
+    x = torch.randint(0, 23, (2, 7))
+    assert not torch.allclose(relu(x), gelu(x))
+    gelu.float().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["activation"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    torch.testing.assert_close(TransformerXL.from_pretrained(tmp_path)(x), gelu(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        make_model(activation="swish")
+
+
+@pytest.mark.checks("labml_nn/transformers/xl/experiment.py", "labml_nn/transformers/compressive/experiment.py",
+                    "labml_nn/experiments/presets.py")
+def test_the_experiments_pass_activation_to_the_model_and_the_enwik8_presets_use_the_authors_relu():
+    import torch.nn.functional as F
+    from labml_nn.experiments.config import UsageError, parse_config
+    from labml_nn.experiments.presets import presets_of
+    from labml_nn.transformers.compressive import experiment as compressive
+    from labml_nn.transformers.xl import experiment as xl
+    small = ["--dim", "16", "--depth", "1", "--heads", "2", "--dim-head", "8"]
+    for page in (xl, compressive):
+        # The default, GELU, is left out of the stored arguments: a checkpoint saved before the option existed
+        # stores the same arguments, so `--resume` still accepts it.
+        assert "activation" not in page.model_kwargs(parse_config(page.Config, small), 10)
+        kwargs = page.model_kwargs(parse_config(page.Config, small + ["--activation", "relu"]), 10)
+        assert kwargs["activation"] == "relu"
+        assert page.EXPERIMENT.model_class(**kwargs).layers[0].ff.activation is F.relu
+        with pytest.raises(UsageError, match="expected gelu or relu"):
+            parse_config(page.Config, ["--activation", "tanh"])
+    for name in ("xl-enwik8-base", "xl-enwik8-large"):
+        assert parse_config(xl.Config, ["--preset", name], presets=presets_of("xl")).activation == "relu"
+
+
+@pytest.mark.parametrize("V,d,N,H,d_h,ff_mult", [(205, 512, 12, 8, 64, 4), (23, 32, 3, 4, 16, 3)])
+def test_the_table_of_differences_counts_the_parameters_beyond_the_authors_model(V, d, N, H, d_h, ff_mult):
+    """The page: at equal sizes this model has V d + N(d + 2 H d_h) - 2 H d_h + 2d more parameters than the
+    authors' (kimiyoung/transformer-xl's MemTransformerLM, tied read-out, no adaptive softmax). Theirs is
+    counted here layer by layer from what their code holds, ours from the model (the meta device: no memory)."""
+    d_ff = d * ff_mult
+    theirs_per_layer = (3 * H * d_h * d        # qkv_net, no bias
+                        + H * d_h * d          # r_net (W_kR), no bias
+                        + H * d_h * d          # o_net, no bias
+                        + 2 * 2 * d            # the two post-norms
+                        + d * d_ff + d_ff + d_ff * d + d)  # the feed-forward network, with biases
+    theirs = V * d + V + N * theirs_per_layer + 2 * H * d_h  # embedding = read-out weight, its bias; one u, v
+    with torch.device("meta"):
+        ours = TransformerXL(num_tokens=V, dim=d, depth=N, heads=H, dim_head=d_h, mem_len=4, ff_mult=ff_mult)
+    assert sum(p.numel() for p in ours.parameters()) - theirs == V * d + N * (d + 2 * H * d_h) - 2 * H * d_h + 2 * d

@@ -10,7 +10,10 @@ and agrees with the site's where they meet:
 * **one symbol per meaning**: code the site gives a symbol is not written with another one (a page
   whose `$m$` is `mem_len` conflicts with the site's `$L$`). An indexed form of the site's symbol is
   the same symbol (`$h^{l-1}_{\tau+1}$` for `$h^l$`: the same base), and a row that also writes the
-  site's symbol is an alias the page explains (the paper's `$n_m$` beside `$L$`).
+  site's symbol is an alias the page explains (the paper's `$n_m$` beside `$L$`);
+* **one code name per letter** in the site's table itself: two symbols of different letters never name
+  the same code. An attribute written with its owner (`attn.v`, the Transformer-XL bias $\mathbf{v}$) is
+  another name than a bare variable (`v`, a value $v_j$), as it is in the code.
 
 Symbols are compared as TeX atoms (`q_{i}` is `q_i`), names by the identifier the code uses
 (`memory[l]` is `memory`). Conflicts are warnings, shown by the build (`make site`);
@@ -38,6 +41,7 @@ class Entry:
     key: str  # its atoms, as compared
     base: str  # the base of its first atom: `h` for `h^{l-1}_{\tau+1}`
     names: set[str]
+    qualified: set[str]  # the names as the code writes them: `attn.v` for an attribute, `v` for a variable
     row: Row
 
 
@@ -47,8 +51,9 @@ def entries(rows: list[Row]) -> list[Entry]:
         for tex, exprs in row.pairs():
             atoms = symbol_atoms(tex)
             names = {n.key for n in map(name_of, exprs) if n.key}
+            qualified = {e.strip().split("[")[0] for e in exprs if name_of(e).key}
             if atoms:
-                found.append(Entry(tex, " ".join(a.key for a in atoms), atoms[0].base, names, row))
+                found.append(Entry(tex, " ".join(a.key for a in atoms), atoms[0].base, names, qualified, row))
     return found
 
 
@@ -88,7 +93,7 @@ def ambiguities(site_rows: list[Row], path: str) -> list[tuple[str, int, str]]:
     problems, site = [], entries(site_rows)
     for i, e in enumerate(site):
         for other in site[:i]:
-            shared = sorted(e.names & other.names)
+            shared = sorted(e.qualified & other.qualified)
             if shared and e.base != other.base and e.row is not other.row:
                 problems.append((path, e.row.line, f"notation: the site's table gives `{shared[0]}` to "
                                                    f"${other.tex}$ and to ${e.tex}$"))

@@ -60,23 +60,33 @@ PRESETS: Dict[str, Preset] = {p.name: p for p in [
         dict(dataset="enwik8", dim=512, depth=12, heads=8, dim_head=64, ff_mult=4, seq_len=512, mem_len=512,
              attn_dropout=0.0, ff_dropout=0.1, lr=2.5e-4, warmup_steps=0, min_lr_ratio=0.0, weight_decay=0.0,
              grad_clip=0.25, batch_size=22, steps=400_000, eval_seq_len=80, eval_mem_len=2100, clamp_len=820,
-             valid_interval=4000, checkpoint_interval=4000, sample_interval=20_000, valid_windows=200),
+             activation="relu", valid_interval=4000, checkpoint_interval=4000, sample_interval=20_000,
+             valid_windows=200),
         paper_bpc=1.06, paper_parameters=41e6,
         source="Dai et al. 2019 (arXiv:1901.02860), Table 2 (12L, 41M, 1.06); run_enwik8_base.sh of the authors' "
                "code (kimiyoung/transformer-xl): 12 layers, d 512, 8 heads of 64, inner 2048, dropout 0.1, dropatt 0, "
                "Adam lr 2.5e-4, no warm-up, cosine decay over 400k steps, segment and memory 512, batch 22; "
-               "evaluation with segment 80, memory 2100, clamp_len 820",
-        notes="The authors clip the gradient norm at 0.25 (train.py's default)."),
+               "evaluation with segment 80, memory 2100, clamp_len 820; ReLU in the feed-forward network "
+               "(mem_transformer.py's PositionwiseFF, the only activation the code has)",
+        notes="The authors clip the gradient norm at 0.25 (train.py's default). The activation is theirs, ReLU "
+              "(this project's default is GELU). Their other differences from this model (post-norm, no final "
+              "LayerNorm, no bias on W_o, the embedding scaled by √d, the output tied to the embedding, one u, v "
+              "for all layers, their dropout and initialisation, Adam's β₂ 0.999, same_length at evaluation) have "
+              "no option here: see the table of differences on the Transformer-XL page."),
     Preset(
         "xl-enwik8-large", "xl",
         dict(dataset="enwik8", dim=1024, depth=24, heads=8, dim_head=128, ff_mult=3, seq_len=768, mem_len=768,
              attn_dropout=0.15, ff_dropout=0.15, lr=2.5e-4, warmup_steps=4000, min_lr_ratio=0.0, weight_decay=0.0,
              grad_clip=0.25, batch_size=64, steps=400_000, eval_seq_len=128, eval_mem_len=3800, clamp_len=1000,
-             valid_interval=4000, checkpoint_interval=4000, sample_interval=20_000, valid_windows=200),
+             activation="relu", valid_interval=4000, checkpoint_interval=4000, sample_interval=20_000,
+             valid_windows=200),
         paper_bpc=0.99, paper_parameters=277e6,
         source="Dai et al. 2019, Table 2 (24L, 277M, 0.99); run_enwik8_large.sh: 24 layers, d 1024, 8 heads of 128, "
                "inner 3072, dropout and dropatt 0.15, lr 2.5e-4 with 4,000 warm-up steps, 400k steps, segment and "
-               "memory 768, batch 64; evaluation with segment 128, memory 3800, clamp_len 1000"),
+               "memory 768, batch 64; evaluation with segment 128, memory 3800, clamp_len 1000; ReLU in the "
+               "feed-forward network (mem_transformer.py)",
+        notes="As xl-enwik8-base: the authors' ReLU; their other differences have no option here (the Transformer-XL "
+              "page's table of differences)."),
     Preset(
         "compressive-enwik8", "compressive",
         dict(dataset="enwik8", dim=1024, depth=24, heads=8, dim_head=128, ff_mult=3, seq_len=768, mem_len=768,

@@ -59,7 +59,7 @@ the site's symbol.
 | $A_{i,j}$ | attention score, before the softmax | `scores` |
 | $a_{i,j}$ | attention weight, after the softmax | `a` |
 | $W_q$, $W_k$, $W_v$, $W_o$ | the query, key, value and output projections | `to_q`, `to_kv`, `to_out` |
-| $\mathbf{u}$, $\mathbf{v}$ | Transformer-XL's global content and position biases | `u`, `v` |
+| $\mathbf{u}$, $\mathbf{v}$ | Transformer-XL's global content and position biases (attributes of a layer's attention) | `attn.u`, `attn.v` |
 | $R_\delta$ | the sinusoidal encoding of distance $\delta$ | `R` |
 | $W_{k,R}$ | the projection of $R_\delta$ to a position key | `to_r` |
 | $r_\delta$ | the position key of distance $\delta$ | `r` |

@@ -49,7 +49,7 @@ every head's span contribute nothing. A layer needs only the newest
 
 $$P_{span} = \Big\lceil \frac{\lfloor \max_h z_h L + \rho \rfloor + 1}{s} \Big\rceil \cdot s$$
 
-keys per query, rounded up to a multiple of a trim step $s$ so that the shapes change rarely (and
+keys per query, rounded up to a multiple of a trim step $s_{trim}$ so that the shapes change rarely (and
 fewer if fewer are there); a segment of $n$ queries needs $P_{span} + n - 1$. The attention is computed
 over only those, and gives the same weights as masking the full window: the dropped keys' products
 $a_{i,j} \chi$ are exactly $0$ either way, and the softmax normaliser, the only thing the dropped keys
@@ -84,7 +84,7 @@ holds a head whose span the loss keeps pushing down.
 | $z$ | span ratio of each head: its span as a fraction of $L$ | `span_ratio` | `[heads]` |
 | $L$ | the window the span scales: the memory length, the authors' attention limit | `mem_len` | |
 | $\rho$ | length of the mask's ramp, in keys | `span_ramp` | |
-| $s$ | trim step: the kept keys are a multiple of it | `span_trim_step` | |
+| $s_{trim}$ | trim step: the kept keys are a multiple of it | `span_trim_step` | |
 | $\delta_0$ | the distance of the nearest key a query sees (1: Feedback, 0: Transformer-XL) | | |
 | $\chi_z(\delta)$ | the soft mask | `chi` | `[heads, seq_len, key_len]` |
 | $\partial \chi / \partial z$ | its slope: $L / \rho$ on the ramp, 0 elsewhere | `slope` | `[heads, seq_len, key_len]` |
@@ -171,7 +171,7 @@ def span_ratio_gradient(d_chi: torch.Tensor, slope: torch.Tensor) -> torch.Tenso
 class AdaptiveSpan:
     r"""
     The adaptive span of one attention's heads: the window $L$ (`mem_len`) its ratios scale, the ramp
-    $\rho$ (`span_ramp`) and the trim step $s$ (`span_trim_step`). It holds no tensor: the ratios $z$
+    $\rho$ (`span_ramp`) and the trim step $s_{trim}$ (`span_trim_step`). It holds no tensor: the ratios $z$
     are the attention's parameter `span_ratio`, `[heads]`, passed to each method, so that a hand-written
     step can pass the detached values it works with and return their gradient itself.
     """

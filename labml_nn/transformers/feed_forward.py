@@ -9,24 +9,24 @@ summary: The two-layer network each transformer layer applies to every position,
 After attention has mixed information *between* positions, every layer applies the same small
 network to each position on its own (Vaswani et al., [Attention Is All You Need](https://arxiv.org/abs/1706.03762)):
 
-$$\operatorname{FFN}(x) = f(x W_1 + b_1)\, W_2 + b_2$$
+$$\operatorname{FFN}(x) = \phi(x W_1 + b_1)\, W_2 + b_2$$
 
-with $W_1$ of shape $d_{model} \times d_{ff}$ (usually $d_{ff} = 4\, d_{model}$) and an activation $f$:
+with $W_1$ of shape $d \times d_{ff}$ (usually $d_{ff} = 4\, d$) and an activation $\phi$:
 ReLU in the original paper, GELU in most models since.
 
 Shazeer's [GLU variants](https://arxiv.org/abs/2002.05202) multiply the activated branch by a second,
 linear one:
 
-$$\operatorname{FFN}_{GLU}(x) = \big(f(x W_1) \otimes x V\big)\, W_2$$
+$$\operatorname{FFN}_{GLU}(x) = \big(\phi(x W_1) \otimes x V\big)\, W_2$$
 
-With $f$ = sigmoid this is GLU, with ReLU *ReGLU*, with GELU *GEGLU* and with SiLU (Swish) *SwiGLU*.
+With $\phi$ = sigmoid this is GLU, with ReLU *ReGLU*, with GELU *GEGLU* and with SiLU (Swish) *SwiGLU*.
 The gated forms train to lower perplexity at the same number of parameters; pass `glu=True`.
 
 | symbol | meaning | code | shape |
 |---|---|---|---|
 | $x$ | input | `x` | `[batch_size, seq_len, dim]` |
 | $d_{ff}$ | hidden size | `d_ff` | |
-| $f$ | activation | `activation` | |
+| $\phi$ | activation | `activation` | |
 | $W_1$, $V$ | first layer and gate | `w1`, `v` | `[dim, d_ff]` |
 | $W_2$ | second layer | `w2` | `[d_ff, dim]` |
 """
@@ -47,8 +47,8 @@ ACTIVATIONS = {
 
 class FeedForward(nn.Module):
     r"""
-    $\operatorname{FFN}(x) = f(x W_1 + b_1) W_2 + b_2$, or the gated
-    $\big(f(x W_1 + b_1) \otimes (x V + c)\big) W_2 + b_2$ with `glu=True`.
+    $\operatorname{FFN}(x) = \phi(x W_1 + b_1) W_2 + b_2$, or the gated
+    $\big(\phi(x W_1 + b_1) \otimes (x V + c)\big) W_2 + b_2$ with `glu=True`.
     Maps `[batch_size, seq_len, dim]` to the same shape.
     """
 

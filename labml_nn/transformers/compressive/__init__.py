@@ -25,14 +25,20 @@ $f_c$. The paper trains it with a local auxiliary loss instead, the **attention 
 the compressed memories should give the same attention output as the states they replace. Summed
 over the layers as in the paper's Algorithm 2, with each layer's term a mean squared error,
 
-$$\mathcal{L}^{attn} = \sum_{l} \frac{1}{N_l} \big\| \operatorname{attn}(h^{l}, old\_mem^{l})
- - \operatorname{attn}(h^{l}, f_c^{l}(old\_mem^{l})) \big\|_2^2$$
+$$\mathcal{L}^{attn} = \sum_{l} \frac{1}{E_l} \big\| \operatorname{attn}^l(h^{l-1}, old\_mem^{l-1})
+ - \operatorname{attn}^l(h^{l-1}, f_c^{l}(old\_mem^{l-1})) \big\|_2^2$$
 
-where $N_l$ is the number of elements of the attention output, so that the loss does not grow with the
-batch or the segment (the paper writes the plain norm; the mean of squares is what its released code and
-this page compute), $\operatorname{attn}(h, m) = \operatorname{softmax}\big((h W_q)(m W_k)^\top / \sqrt{d_h}\big)(m W_v)$
-is *content-based* attention with no position terms, and gradients are stopped everywhere except into
-$f_c$. The loss is lossy on purpose: what no query attends to may be forgotten.
+where $h^{l-1}$ is layer $l$'s input, $old\_mem^{l-1}$ the positions its memory evicted, $E_l$ the
+number of elements of the attention output, so that the loss does not grow with the batch or the
+segment, and
+
+$$\operatorname{attn}(h, m) = \operatorname{softmax}\big((\operatorname{LN}(h) W_q)(\operatorname{LN}(m) W_k)^\top / \sqrt{d_h}\big)(\operatorname{LN}(m) W_v)$$
+
+is the layer's *content-based* attention, with no position terms, through the layer's own pre-norm
+$\operatorname{LN}$, so that the loss compares what the layer really reads. Gradients are stopped
+everywhere except into $f_c$. The paper's Algorithm 2 writes the plain norm, no $\operatorname{LN}$ and no
+$1/\sqrt{d_h}$ (see [what differs from the paper](#what-differs-from-the-paper)). The loss is lossy on
+purpose: what no query attends to may be forgotten.
 
 This page shows what compression adds to Transformer-XL, in reading order: the compression function,
 the memory bookkeeping, the reconstruction loss, the layer (a Transformer-XL layer given
@@ -71,6 +77,33 @@ $0 \dots L_c + L + n - 1$, query $i$ sits at key position $L_c + L + i$ and the
 A slot stands for $c$ positions, so this understates how old it is; the network learns what the
 distance of a compressed slot means. The paper's Algorithm 1 likewise attends over the plain
 concatenation $[cm \circ m]$ as the layer's memory.
+
+## What differs from the paper
+
+No code by the authors is known to be public, so the reference is the paper: its Algorithm 1 (the model)
+and Algorithm 2 (the reconstruction loss). This page follows them except where the table says otherwise:
+
+| | the paper | here, by default | the option that gives the paper's |
+|---|---|---|---|
+| norm placement | post-norm: $\operatorname{LN}(h + \operatorname{block}(h))$ | pre-norm, $h + \operatorname{block}(\operatorname{LN}(h))$, and a final LayerNorm | none (1) |
+| first memories | $m_0 = 0$, $cm_0 = 0$: $L$ and $L_c$ zero vectors | empty | none (2) |
+| a segment longer than the memory, $n > L$ | $old\_mem = m[{:}n]$: the segment's oldest $n - L$ positions are dropped, not compressed | every evicted position is compressed ([`evict`](#evict)) | none |
+| evicted positions not a multiple of $c$ | $\lfloor n / c \rfloor$ slots: the remainder is not compressed | the remainder waits in the memory ([`evict`](#evict)) | none |
+| attention of $\mathcal{L}^{attn}$ | $\operatorname{softmax}\big((h W_q)(m W_k)^\top\big)(m W_v)$ | the layer's frozen $\operatorname{LN}$ on $h$ and $m$, and $1/\sqrt{d_h}$ | none (3) |
+| the loss of a layer | $\lVert \cdot \rVert_2$ | the mean of squares (4) | none |
+| feed-forward activation | not stated (Transformer-XL's code: ReLU) | GELU | `activation="relu"` |
+| bias of $W_o$; $\mathbf{u}$, $\mathbf{v}$ | not stated (Transformer-XL's code: no bias; one pair for all layers) | a bias; a pair per layer | none |
+| positions of compressed slots | not stated | one position each, in front of the memory (above) | — |
+
+(1) The layer is the [Transformer-XL layer](../xl/index.html#TransformerXLLayer), with the differences
+[its page lists](../xl/index.html#what-differs-from-the-authors-code). (2) The first segments' outputs differ:
+the paper's queries also attend to the zero vectors until they are pushed out. (3) With post-norm, the
+paper's $h$ and $m$ are (above the first layer) outputs of a LayerNorm; with pre-norm they are not, and the
+layer normalises them before it attends, so the loss does too. (4) As in lucidrains'
+[compressive-transformer-pytorch](https://github.com/lucidrains/compressive-transformer-pytorch), which is
+not the authors' code, and whose attention also scales by $1/\sqrt{d_h}$; the Compressive model of
+Facebook's [transformer-sequential](https://github.com/facebookresearch/transformer-sequential) (the
+Feedback authors' baseline) mean-pools and has no reconstruction loss.
 """
 
 from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
@@ -196,8 +229,8 @@ class CompressiveLayer(TransformerXLLayer):
     """
 
     def __init__(self, dim: int, heads: int, dim_head: Optional[int], d_ff: int, compression_rate: int,
-                 attn_dropout: float = 0.0, ff_dropout: float = 0.0):
-        super().__init__(dim, heads, dim_head, d_ff, attn_dropout, ff_dropout)
+                 attn_dropout: float = 0.0, ff_dropout: float = 0.0, activation: str = "gelu"):
+        super().__init__(dim, heads, dim_head, d_ff, attn_dropout, ff_dropout, activation=activation)
         self.compress = ConvCompression(dim, compression_rate)
 
     def forward(self, h: torch.Tensor, mem: Optional[torch.Tensor] = None,
@@ -256,13 +289,15 @@ class CompressiveTransformer(MemoryLM, paper_url="https://arxiv.org/abs/1911.055
     [Transformer-XL](../xl/index.html#TransformerXL):
 
     * `model(x, memory=m, return_memory=True)` → `(logits, new_memory)`, a detached
-      [`CompressiveMemory`](#CompressiveMemory); `memory=None` starts with both memories empty;
+      [`CompressiveMemory`](#CompressiveMemory); `memory=None` starts with both memories empty (the
+      paper's start from zeros: see [what differs from the paper](#what-differs-from-the-paper));
     * `model(x, memory=m, return_memory=True, return_aux_loss=True)` → `(logits, new_memory, aux_loss)`
       where `aux_loss` is $\mathcal{L}^{attn}$, **summed** over the layers as in the paper's
       Algorithm 2, each layer's term a mean over its elements. It is a zero when this segment evicted
       nothing, and its gradient reaches only `compression_parameters()`.
 
-    `cmem_len=0` gives back Transformer-XL with the same weights (nothing is compressed).
+    `cmem_len=0` gives back Transformer-XL with the same weights (nothing is compressed), and
+    `activation="relu"` the feed-forward network of the Transformer-XL code the paper builds on.
     """
 
     memory_lengths = ("mem_len", "cmem_len")
@@ -270,13 +305,13 @@ class CompressiveTransformer(MemoryLM, paper_url="https://arxiv.org/abs/1911.055
 
     def __init__(self, *, num_tokens: int, dim: int, depth: int, heads: int, dim_head: Optional[int] = None,
                  mem_len: int, cmem_len: int, compression_rate: int = 4, ff_mult: int = 4,
-                 attn_dropout: float = 0.0, ff_dropout: float = 0.0):
+                 attn_dropout: float = 0.0, ff_dropout: float = 0.0, activation: str = "gelu"):
         if cmem_len < 0:
             raise ValueError(f"cmem_len must be >= 0, got {cmem_len}")
         if not isinstance(compression_rate, int) or compression_rate < 1:
             raise ValueError(f"compression_rate (c) must be a positive int, got {compression_rate!r}")
-        layers = [CompressiveLayer(dim, heads, dim_head, dim * ff_mult, compression_rate, attn_dropout, ff_dropout)
-                  for _ in range(depth)]
+        layers = [CompressiveLayer(dim, heads, dim_head, dim * ff_mult, compression_rate, attn_dropout, ff_dropout,
+                                   activation) for _ in range(depth)]
         super().__init__(num_tokens, dim, mem_len, layers)
         self.cmem_len, self.compression_rate = cmem_len, compression_rate
 

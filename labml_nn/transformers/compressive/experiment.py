@@ -26,10 +26,10 @@ The model has two jobs, and the paper trains them apart
 
 * the language model minimises the cross-entropy $\mathcal{L}_\text{LM}$;
 * the compression function $f_c$ minimises the *attention-reconstruction loss*
-  $$\mathcal{L}^{attn} = \sum_{l} \frac{1}{N_l} \big\| \operatorname{attn}(h^{l}, old\_mem^{l}) - \operatorname{attn}(h^{l}, f_c^{l}(old\_mem^{l})) \big\|_2^2,$$
-  how much the layer's attention output changes when it reads the compressed memories instead of
-  the old memories they replace. The compression is judged by what the attention needs, not by how
-  well it could rebuild the memories themselves.
+  $$\mathcal{L}^{attn} = \sum_{l} \frac{1}{E_l} \big\| \operatorname{attn}^l(h^{l-1}, old\_mem^{l-1}) - \operatorname{attn}^l(h^{l-1}, f_c^{l}(old\_mem^{l-1})) \big\|_2^2,$$
+  how much the layer's attention output changes (content terms only, through the layer's pre-norm)
+  when it reads the compressed memories instead of the old memories they replace. The compression
+  is judged by what the attention needs, not by how well it could rebuild the memories themselves.
 
 The reconstruction loss's gradient reaches only the compression parameters, and the language-model
 loss does not reach them (the memories are stored detached). So a single `backward()` of
@@ -64,6 +64,7 @@ from labml_nn.experiments.config import TrainConfig, above, at_least, option, pr
 from labml_nn.experiments.presets import presets_of
 from labml_nn.experiments.trainer import Experiment, ParamGroup, run_experiment, token_loss
 from labml_nn.transformers.compressive import CompressiveTransformer
+from labml_nn.transformers.xl.experiment import activation_kwargs
 
 
 @dataclass
@@ -81,6 +82,9 @@ class Config(TrainConfig):
                                    aliases=["--cmem-ratio"])
     attn_dropout: float = option(0.0, "dropout on the attention weights", probability)
     ff_dropout: float = option(0.0, "dropout in the feed-forward blocks", probability)
+    activation: str = option("gelu", "the feed-forward network's activation: 'gelu', or 'relu' (that of the "
+                                     "Transformer-XL code the paper builds on)",
+                             lambda value: None if value in ("gelu", "relu") else "expected gelu or relu")
     compile_shapes: str = option("static", "how --compile treats shapes that change: the two memories settle "
                                            "after a few segments, and one graph per shape ('static') measured faster "
                                            "here than torch's default ('auto')",
@@ -96,7 +100,7 @@ def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
     """The constructor arguments of `CompressiveTransformer`; the checkpoint stores them."""
     return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, heads=c.heads, dim_head=c.dim_head, ff_mult=c.ff_mult,
                 mem_len=c.mem_len, cmem_len=c.cmem_len, compression_rate=c.compression_rate,
-                attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout)
+                attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout, **activation_kwargs(c.activation))
 
 
 def param_groups(model: CompressiveTransformer, c: Config) -> List[ParamGroup]:

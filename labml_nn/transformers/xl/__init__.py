@@ -42,6 +42,39 @@ text = model.generate(prompt, length=100, top_k=1)
 | $h^{l-1}_{\tau+1}$ | input of layer $l$ for the current segment | `h` | `[batch_size, seq_len, dim]` |
 | $m^{l-1}_\tau$ | memory of layer $l$ (layers count from 1, lists from 0) | `memory[l - 1]` | `[batch_size, mem_len, dim]` |
 | $L$ | memory length | `mem_len` | |
+
+## What differs from the authors' code
+
+The authors' PyTorch code ([kimiyoung/transformer-xl](https://github.com/kimiyoung/transformer-xl):
+`mem_transformer.py`, `train.py` and, for the enwik8 model, `run_enwik8_base.sh`) computes the same memory
+and the same relative attention as this page. Around them, the two differ in these points:
+
+| | their code | here, by default | the option that gives theirs |
+|---|---|---|---|
+| feed-forward activation | ReLU | GELU | `activation="relu"` |
+| norm placement | post-norm: $\operatorname{LN}(h + \operatorname{block}(h))$ | pre-norm: $h + \operatorname{block}(\operatorname{LN}(h))$ | none (1) |
+| final LayerNorm | none | before the read-out | none (1) |
+| bias of $W_o$ | none | yes | none (2) |
+| embedding | scaled by $\sqrt{d}$ | not scaled | none (3) |
+| read-out | tied to the embedding | its own weights | none (3) |
+| $\mathbf{u}$, $\mathbf{v}$ | one pair for all layers | a pair per layer | none (4) |
+| dropout | one rate on the embeddings, position encodings, attention and feed-forward outputs, feed-forward hidden layer and last output; `dropatt` on the attention weights | on the attention weights (`attn_dropout`) and the feed-forward hidden layer (`ff_dropout`) | `attn_dropout` for `dropatt`; the rest: none |
+| initialisation | weights, $\mathbf{u}$, $\mathbf{v}$ from N(0, 0.02); LayerNorm gains N(1, 0.02) | PyTorch's defaults; $\mathbf{u} = \mathbf{v} = 0$ | none |
+| first memory | empty | empty | (the same) |
+| evaluation | `same_length`: every query sees $L$ keys | each query sees the memory and the segment up to itself | none (5) |
+| optimiser | Adam, $\beta_2 = 0.999$, no weight decay | AdamW, $\beta_2 = 0.99$ | `--weight-decay 0`; $\beta_2$: none |
+
+Why there is no option for the rest: (1) every layer of this site is pre-norm, and the
+[fast generation](generation.html) folds the pre-norm into the projections after it; a pre-norm stack's
+output is not normalised, hence the final LayerNorm. (2) The bias belongs to the
+[multi-head attention](../mha.html) all three models share ($d$ numbers per layer). (3) The embedding and
+read-out are the [memory language model](../lm.html)'s, shared by the three models (untied and unscaled, as
+in the Feedback Transformer's released code). (4) Per-layer biases are what the authors' TensorFlow code
+gives with its `untie_r` flag. (5) Not implemented; `--eval-seq-len`, `--eval-mem-len` and `--clamp-len` of
+the [evaluation](../../experiments/evaluate.html) give the rest of their evaluation. The
+[enwik8 presets](../../experiments/presets.html) use their ReLU. At equal sizes this model has
+$V d + N(d + 2 H d_h) - 2 H d_h + 2d$ more parameters than theirs, for a vocabulary of $V$: the untied
+read-out, the biases of $W_o$, the per-layer $\mathbf{u}$, $\mathbf{v}$ and the final LayerNorm.
 """
 
 from typing import Optional, Tuple
@@ -75,14 +108,14 @@ class TransformerXLLayer(nn.Module):
     """
 
     def __init__(self, dim: int, heads: int, dim_head: Optional[int], d_ff: int, attn_dropout: float = 0.0,
-                 ff_dropout: float = 0.0, ff_glu: bool = False, relative: bool = True):
+                 ff_dropout: float = 0.0, ff_glu: bool = False, relative: bool = True, activation: str = "gelu"):
         super().__init__()
         self.attn_norm = nn.LayerNorm(dim)
         # `relative=False` is the absolute-position ablation (see `TransformerXL`): plain attention.
         self.attn = (RelativeMultiHeadAttention(dim, heads, dim_head, attn_dropout) if relative
                      else MultiHeadAttention(dim, heads, dim_head, attn_dropout, bias=False))
         self.ff_norm = nn.LayerNorm(dim)
-        self.ff = FeedForward(dim, d_ff, ff_dropout, glu=ff_glu)
+        self.ff = FeedForward(dim, d_ff, ff_dropout, activation, glu=ff_glu)
 
     def forward(self, h: torch.Tensor, mem: Optional[torch.Tensor] = None) -> torch.Tensor:
         r"""
@@ -132,6 +165,8 @@ class TransformerXL(MemoryLM, paper_url="https://arxiv.org/abs/1901.02860"):
       `depth` detached tensors `[batch_size, mem_len, dim]` (fewer positions until `mem_len` have
       been seen). `memory=None` starts from an empty memory.
     * `mem_len=0` gives the same model without memory: a baseline of the same size.
+    * `activation="relu"` is the feed-forward network of the authors' code; GELU is the default (the
+      [differences](#what-differs-from-the-authors-code) from their code).
     * `positions="absolute"` is the **ablation the paper argues against** (its section 3.3): the sinusoidal
       encoding of each position *within its segment* added to the embeddings, and plain attention. With
       memory, the remembered positions and the segment's share the same encodings, $0 \dots n - 1$, so a
@@ -141,14 +176,14 @@ class TransformerXL(MemoryLM, paper_url="https://arxiv.org/abs/1901.02860"):
 
     def __init__(self, *, num_tokens: int, dim: int, depth: int, heads: int, dim_head: Optional[int] = None,
                  mem_len: int, ff_mult: int = 4, attn_dropout: float = 0.0, ff_dropout: float = 0.0,
-                 ff_glu: bool = False, positions: str = "relative"):
+                 ff_glu: bool = False, positions: str = "relative", activation: str = "gelu"):
         if positions not in ("relative", "absolute"):
             raise ValueError(f"positions must be 'relative' or 'absolute', got {positions!r}")
         if positions == "absolute" and dim % 2 != 0:
             raise ValueError(f"the sinusoidal encoding of positions needs an even dim, got {dim}")
         relative = positions == "relative"
-        layers = [TransformerXLLayer(dim, heads, dim_head, dim * ff_mult, attn_dropout, ff_dropout, ff_glu, relative)
-                  for _ in range(depth)]
+        layers = [TransformerXLLayer(dim, heads, dim_head, dim * ff_mult, attn_dropout, ff_dropout, ff_glu, relative,
+                                     activation) for _ in range(depth)]
         super().__init__(num_tokens, dim, mem_len, layers)
         self.positions = positions
         self.generation_page = "labml_nn.transformers.xl.generation" if relative else None

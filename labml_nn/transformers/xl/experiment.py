@@ -71,13 +71,23 @@ class Config(TrainConfig):
                             lambda value: None if value in ("relative", "absolute") else "expected relative or absolute")
     attn_dropout: float = option(0.0, "dropout on the attention weights", probability)
     ff_dropout: float = option(0.0, "dropout in the feed-forward blocks", probability)
+    activation: str = option("gelu", "the feed-forward network's activation: 'gelu', or 'relu' (the authors' code)",
+                             lambda value: None if value in ("gelu", "relu") else "expected gelu or relu")
 
 
 def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
     """The constructor arguments of `TransformerXL`; the checkpoint stores them."""
     return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, heads=c.heads, dim_head=c.dim_head, ff_mult=c.ff_mult,
                 mem_len=c.mem_len, attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout,
-                positions=c.positions)
+                positions=c.positions, **activation_kwargs(c.activation))
+
+
+def activation_kwargs(activation: str) -> Dict[str, str]:
+    """
+    `activation` as a constructor argument, left out when it is the default, GELU: a checkpoint saved before
+    the option existed stores no activation, and `--resume` compares the stored arguments with these.
+    """
+    return {} if activation == "gelu" else {"activation": activation}
 
 
 # Transformer-XL trains as every language model here: no hook is changed.

@@ -40,7 +40,7 @@ generation: {report:xl.generate_vs_x_transformers} as many tokens per second at 
 | $\hat{h}$ | $h$ normalised, without the affine | `z` | `[batch_size, dim]` |
 | $q + \mathbf{u}$, $q + \mathbf{v}$ | the content and the position query, scaled | `q_u`, `q_v` | `[batch_size, heads, 1, dim_head]`, `[heads, batch_size, dim_head]` |
 | $k_j, v_j$ | keys and values of the cached positions | `k`, `v` | `[batch_size, heads, P, dim_head]` |
-| $r_\delta$ | position keys, distances `max_keys` $- 1 \dots 0$ | `r_t` | `[heads, dim_head, max_keys]` |
+| $r_\delta^\top$ | position keys, stacked as columns, distances `max_keys` $- 1 \dots 0$ | `r_t` | `[heads, dim_head, max_keys]` |
 """
 
 from typing import List, Optional, Tuple
