@@ -17,7 +17,7 @@ ifneq ($(SHARED_DATA),)
 export TINY_SHAKESPEARE_PATH ?= $(SHARED_DATA)
 endif
 
-.PHONY: install test site serve bench bench-gpu notebooks pictures results results-long results-eval-memory results-compressive-cost clean
+.PHONY: install test site serve bench bench-gpu notebooks pictures results results-long results-eval-memory results-compressive-cost results-algorithmic clean
 
 $(VENV)/.installed: setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -91,6 +91,11 @@ results-eval-memory: $(BENCH_VENV)/.installed
 
 results-compressive-cost: $(BENCH_VENV)/.installed
 	$(BENCH_PY) -m bench.compressive_cost
+
+# The Feedback paper's code-execution task: both models, 3 seeds, the same steps, two runs at a time
+# (under an hour on a shared 2-core machine); bench/reports/algorithmic.md and its picture.
+results-algorithmic: install
+	$(PY) -m bench.algorithmic
 
 clean:
 	rm -rf docs $(VENV) $(BENCH_VENV) $(NOTEBOOK_VENV) utils/node_modules

@@ -131,3 +131,48 @@ PRESETS: Dict[str, Preset] = {p.name: p for p in [
 def presets_of(experiment: str) -> Dict[str, Preset]:
     """The presets of one experiment."""
     return {name: preset for name, preset in PRESETS.items() if preset.experiment == experiment}
+
+
+# ## The Feedback paper's code-execution task
+#
+# The [algorithmic task](algorithmic.html) is measured by the accuracy of the printed values, not by bits
+# per character: its presets carry the accuracy the authors report (`paper_bpc` is `nan` for them).
+
+@dataclass(frozen=True)
+class AccuracyPreset(Preset):
+    r"""A preset of a task scored by accuracy: `paper_accuracy` is the paper's test accuracy, a fraction."""
+    paper_accuracy: float = 0.0
+
+
+# What the authors' experiments/feedback/algorithmic_3var.sh gives both of its models: the task, the width,
+# the attention limit, the blocks and the training (50 epochs of 1,000 batches).
+_ALGORITHMIC = dict(
+    statements=100, variables=3, train_programs=10_000, valid_programs=1_000, test_programs=1_000,
+    dim=256, heads=4, dim_head=64, ff_mult=4, mem_len=100, seq_len=64, attn_dropout=0.2, ff_dropout=0.2,
+    lr=1e-4, warmup_steps=1000, min_lr_ratio=1.0, weight_decay=0.0, grad_clip=0.1, batch_size=512, steps=50_000,
+    valid_interval=1000, checkpoint_interval=1000)
+_ALGORITHMIC_SOURCE = (
+    "Fan et al. 2020 (arXiv:2002.09402), the algorithmic task with 3 variables; the authors' "
+    "facebookresearch/transformer-sequential, data/gen_data_algo_seq.py (programs of 100 statements, 10,000 / "
+    "1,000 / 1,000 programs) and experiments/feedback/algorithmic_3var.sh: width 256, inner 1024, 4 heads, "
+    "pre-norm, attention limit 100, blocks of 64 tokens, dropout 0.2, Adam lr 1e-4 with 1,000 warm-up steps then "
+    "constant, gradient norm clipped at 0.1, batch 512, 50,000 steps; README: test accuracy {accuracy}%")
+
+PRESETS.update({p.name: p for p in [
+    AccuracyPreset(
+        "feedback-algorithmic", "algorithmic",
+        dict(_ALGORITHMIC, model="feedback", depth=4, window=1, shared_kv=False),
+        paper_bpc=float("nan"), paper_parameters=0.0, paper_accuracy=0.991,
+        source=_ALGORITHMIC_SOURCE.format(accuracy=99.1) + " for the 4-layer Feedback Transformer",
+        notes="Each layer projects the memory with its own keys and values (the script does not share them). "
+              "The paper quotes no parameter count."),
+    AccuracyPreset(
+        "xl-algorithmic", "algorithmic",
+        dict(_ALGORITHMIC, model="xl", depth=8),
+        paper_bpc=float("nan"), paper_parameters=0.0, paper_accuracy=0.337,
+        source=_ALGORITHMIC_SOURCE.format(accuracy=33.7) + " for the 8-layer Transformer",
+        notes="The authors' Transformer keeps the last 100 inputs of each layer and attends to exactly the 100 "
+              "positions before a query; here that is Transformer-XL with a memory of 100, whose query also sees "
+              "the earlier positions of its block and itself: 101 to 164 positions. The baseline sees more, not "
+              "less. The paper quotes no parameter count."),
+]})
