@@ -17,7 +17,7 @@ ifneq ($(SHARED_DATA),)
 export TINY_SHAKESPEARE_PATH ?= $(SHARED_DATA)
 endif
 
-.PHONY: install test site serve bench bench-gpu notebooks pictures results results-long results-eval-memory results-compressive-cost results-algorithmic clean
+.PHONY: install test site serve bench bench-gpu notebooks pictures results results-long results-eval-memory results-compressive-cost results-algorithmic results-feedback-options clean
 
 $(VENV)/.installed: setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -91,6 +91,9 @@ results-eval-memory: $(BENCH_VENV)/.installed
 
 results-compressive-cost: $(BENCH_VENV)/.installed
 	$(BENCH_PY) -m bench.compressive_cost
+
+results-feedback-options: $(BENCH_VENV)/.installed
+	$(BENCH_PY) -m bench.feedback_options
 
 # The Feedback paper's code-execution task: both models, 3 seeds, the same steps, two runs at a time
 # (under an hour on a shared 2-core machine); bench/reports/algorithmic.md and its picture.

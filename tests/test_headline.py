@@ -85,3 +85,17 @@ def test_the_attention_by_region_refuses_memories_not_yet_full():
                                    compression_rate=2).eval()
     with pytest.raises(ValueError, match="not full after 1 segment"):
         attention_by_region(model, streams(batch=2, length=16), seq_len=8, segments=2)
+
+
+def test_the_feedback_options_rows_are_the_models_they_say():
+    """`bench.feedback_options`: each row's options build the model its label names (the default, learned
+    position keys, an adaptive span), and each claim compares two of its rows."""
+    from bench.feedback_options import CLAIMS, ROWS
+    from labml_nn.experiments.config import parse_config
+    from labml_nn.transformers.feedback.experiment import Config, model_kwargs
+    built = {row.key: model_kwargs(parse_config(Config, row.options), VOCAB) for row in ROWS}
+    assert built["sinusoid"]["position_keys"] == "sinusoid" and not built["sinusoid"].get("span_ramp")
+    assert built["learned"]["position_keys"] == "learned"
+    assert built["span"]["span_ramp"] == 8.0 and built["span"]["position_keys"] == "sinusoid"
+    assert all(kwargs["mem_len"] == 32 for kwargs in built.values())
+    assert {side for _, _, a, b in CLAIMS for side in (a, b)} <= set(built)
