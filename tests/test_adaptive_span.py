@@ -280,3 +280,127 @@ def test_bad_options_and_shapes_are_named():
         span.mask(torch.zeros(2, 4), 10)
     with pytest.raises(ValueError, match=r"heads=4"):
         span(random_weights(2, 3, 1, 10), torch.zeros(4))
+
+
+# -- Transformer-XL with an adaptive span -------------------------------------------------------
+
+def xl_with_span(trim_step: int = 1, **kw):
+    """A float64 Transformer-XL whose heads have spans of 0, 1/4, 1/2 and 1 of its memory of 8 (ramp 1.5)."""
+    from labml_nn.transformers.xl import TransformerXL
+    torch.manual_seed(0)
+    args = dict(num_tokens=13, dim=16, depth=2, heads=4, dim_head=4, mem_len=8, span_ramp=1.5, span_trim_step=trim_step)
+    args.update(kw)
+    model = TransformerXL(**args).double()
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.attn.span_ratio.copy_(torch.tensor([0.0, 0.25, 0.5, 1.0]))
+    return model
+
+
+def weights_seen(model):
+    """Record the attention weights each layer uses (the input of its dropout), `[batch_size, heads, n, keys]`."""
+    seen = []
+    for layer in model.layers:
+        layer.attn.dropout.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    return seen
+
+
+@pytest.mark.checks("labml_nn/transformers/xl/__init__.py")
+def test_transformer_xl_masks_every_head_beyond_its_span_counting_from_the_query_itself():
+    model = xl_with_span(trim_step=100)  # nothing trimmed: every key's weight is seen
+    seen = weights_seen(model)
+    x = torch.randint(0, 13, (2, 5))
+    memory = [torch.randn(2, 8, 16, dtype=torch.double) for _ in range(2)]
+    model(x, memory=memory)
+    for a in seen:
+        # Query i sits at key position 8 + i; head h's weight on a key `offset` behind it is 0 exactly where
+        # the page's mask is, and the rest is renormalised.
+        for h, z in enumerate([0.0, 0.25, 0.5, 1.0]):
+            for i in range(5):
+                for j in range(8 + i + 1):
+                    chi = expected_mask(z, 8, 1.5, 8 + i - j)
+                    assert (a[:, h, i, j] == 0).all() == (chi == 0), (h, i, j)
+        torch.testing.assert_close(a.sum(-1), torch.ones_like(a.sum(-1)))
+
+
+@pytest.mark.checks("labml_nn/transformers/xl/__init__.py")
+def test_transformer_xl_trimmed_equals_untrimmed_outputs_memory_and_gradients():
+    x = torch.randint(0, 13, (2, 5))
+    memory = [torch.randn(2, 8, 16, dtype=torch.double) for _ in range(2)]
+    results, keys = [], []
+    for trim_step in (1, 100):
+        model = xl_with_span(trim_step)
+        seen = weights_seen(model)
+        out, new_memory = model(x, memory=memory, return_memory=True)
+        (out.sin().sum() + sum(m.cos().sum() for m in new_memory)).backward()
+        results.append([out, *new_memory] + [p.grad for p in model.parameters()])
+        keys.append([a.shape[-1] for a in seen])
+    # Trimmed, each layer reads P_span - 1 = floor(8 * 1 + 1.5) memory positions of 8 (all of them) ...
+    assert keys == [[13, 13], [13, 13]]
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
+    # ... and with shorter spans, fewer: the longest head at z = 1/4 reaches 2 + 1.5 keys back.
+    model = xl_with_span(1)
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.attn.span_ratio.clamp_(max=0.25)
+    seen = weights_seen(model)
+    trimmed = model(x, memory=memory)
+    assert [a.shape[-1] for a in seen] == [3 + 5, 3 + 5]
+    model.layers[0].attn.span = model.layers[1].attn.span = AdaptiveSpan(8, 1.5, 100)
+    torch.testing.assert_close(trimmed, model(x, memory=memory))
+
+
+@pytest.mark.checks("labml_nn/transformers/xl/generation.py")
+def test_transformer_xl_with_a_span_generates_the_same_tokens_fast_and_through_forward_calls():
+    model = xl_with_span().eval()
+    prompt = torch.randint(0, 13, (3, 11))
+    fast = model.generate(prompt, length=20, top_k=1)
+    torch.testing.assert_close(fast, model.generate(prompt, length=20, top_k=1, cached=False), rtol=0, atol=0)
+    # The span changes what the model says: the same weights without it generate something else.
+    for layer in model.layers:
+        layer.attn.span = None
+    assert not torch.equal(fast, model.generate(prompt, length=20, top_k=1))
+
+
+@pytest.mark.checks("labml_nn/transformers/xl/__init__.py", "labml_nn/transformers/lm.py")
+def test_transformer_xl_span_loss_clamp_model_file_and_bad_options(tmp_path):
+    from labml_nn.transformers.xl import TransformerXL
+    model = xl_with_span()
+    # L * mean_h z per layer, summed over the 2 layers: 2 * 8 * (0 + 0.25 + 0.5 + 1) / 4
+    assert model.span_loss().item() == pytest.approx(7.0)
+    with torch.no_grad():
+        model.layers[1].attn.span_ratio.copy_(torch.tensor([-1.0, 0.5, 2.0, 0.25]))
+    model.clamp_spans_()
+    assert model.layers[1].attn.span_ratio.tolist() == [0.0, 0.5, 1.0, 0.25]
+    # The model file keeps the span's options and ratios.
+    model.save_pretrained(tmp_path / "xl-span")
+    with pytest.warns(UserWarning, match="cast to float32"):
+        loaded = TransformerXL.from_pretrained(tmp_path / "xl-span").double()
+    assert (loaded.layers[0].attn.span.span_ramp, loaded.layers[0].attn.span.span_trim_step) == (1.5, 1)
+    x = torch.randint(0, 13, (2, 6))
+    torch.testing.assert_close(loaded(x), model(x))
+    assert TransformerXL(num_tokens=5, dim=8, depth=1, heads=2, mem_len=4).span_loss().item() == 0.0
+    with pytest.raises(ValueError, match="mem_len >= 1"):
+        TransformerXL(num_tokens=5, dim=8, depth=1, heads=2, mem_len=0, span_ramp=2.0)
+
+
+@pytest.mark.checks("labml_nn/transformers/xl/experiment.py", "labml_nn/experiments/trainer.py")
+def test_the_xl_experiment_trains_a_span_and_leaves_the_default_model_unchanged(tiny_args):
+    from labml_nn.experiments.config import parse_config
+    from labml_nn.experiments.run import Run
+    from labml_nn.experiments.trainer import train
+    from labml_nn.transformers.xl.experiment import EXPERIMENT, Config, model_kwargs
+    # Without --span-ramp the constructor arguments are those of a checkpoint saved before the option existed.
+    assert not any(key.startswith("span") for key in model_kwargs(parse_config(Config, tiny_args()), 65))
+    # A span loss heavy enough to push every ratio below 0 in the first step: only the clamp keeps it at 0.
+    args = tiny_args("--steps", "3", "--span-ramp", "4", "--span-init", "0.005", "--span-trim-step", "4",
+                     "--span-loss", "100", "--lr", "1e-2", "--warmup-steps", "0")
+    with Run(parse_config(Config, args), EXPERIMENT) as run:
+        span_loss = run.module.span_loss().item()
+        summary = train(run)
+    history = run.state.history["train"]
+    assert history["loss.span"][0] == pytest.approx(span_loss) and span_loss == pytest.approx(2 * 16 * 0.005)
+    assert all(0 < loss < 6 for loss in history["loss.train"])
+    assert all((layer.attn.span_ratio == 0).all() for layer in run.module.layers)
+    assert summary["valid_bpc"] < 7

@@ -265,6 +265,21 @@ class TrainConfig:
                                        "stops with an error (a hung or stopped peer)", above(0.0))
 
 
+@dataclass
+class SpanConfig(TrainConfig):
+    """The settings shared by every experiment, and the [adaptive span](../transformers/adaptive_span.html)'s, for
+    a model that offers one (Transformer-XL, the Feedback Transformer)."""
+
+    # ### Adaptive span
+    span_ramp: float = option(0.0, "adaptive attention span: the length of the mask's ramp, in keys (0: no adaptive "
+                                   "span; the Feedback Transformer authors' enwik8 model: 32)", at_least(0.0))
+    span_loss: float = option(0.0, "adaptive span: the coefficient of the span loss added to the training loss (the "
+                                   "Feedback Transformer authors': 5e-7)", at_least(0.0))
+    span_trim_step: int = option(64, "adaptive span: the keys each layer keeps are a multiple of this", at_least(1))
+    span_init: float = option(0.0, "adaptive span: the span ratio z every head starts from, in [0, 1]",
+                              between(0.0, 1.0))
+
+
 Config = TypeVar("Config", bound=TrainConfig)
 
 

@@ -103,9 +103,9 @@ constructor arguments, and six hooks, each with the default that trains a charac
 |---|---|---|
 | `data(config, vocab)` | the `--dataset` (Tiny Shakespeare, enwik8, text8), [read here](corpora.html) | a task with its own tokens and targets |
 | `param_groups(model, config)` | one group, at `--lr` | the [Compressive Transformer](../transformers/compressive/experiment.html): the compression network apart |
-| `loss(model, x, y, memory, config)` | [`token_loss`](#token_loss) of the logits | the Compressive Transformer: plus the attention-reconstruction loss; the Feedback Transformer with an adaptive span: plus `--span-loss` times its span loss |
+| `loss(model, x, y, memory, config)` | [`token_loss`](#token_loss) of the logits | the Compressive Transformer: plus the attention-reconstruction loss; Transformer-XL and the Feedback Transformer with an adaptive span: plus `--span-loss` times its span loss ([`span_language_model_loss`](#span_language_model_loss)) |
 | `seq_len_at(step, config)` | `--seq-len` | the [Feedback Transformer](../transformers/feedback/experiment.html): a curriculum |
-| `after_step(model, config)` | nothing | the Feedback Transformer with an adaptive span: its span ratios clamped back into $[0, 1]$ |
+| `after_step(model, config)` | nothing | a model with an adaptive span: its span ratios clamped back into $[0, 1]$ ([`clamp_spans_after_step`](#clamp_spans_after_step)) |
 | `find_unused_parameters` | `False` | a model whose parameters may get no gradient in a step (DDP must know) |
 
 The `data` hook returns a [`TokenData`](data.html#TokenData): a vocabulary and the token ids of each
@@ -140,7 +140,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from labml_nn.experiments.config import TrainConfig, parse_config
+from labml_nn.experiments.config import SpanConfig, TrainConfig, parse_config
 from labml_nn.experiments.corpora import load_dataset
 from labml_nn.experiments.data import IGNORE, DataError, StreamBatcher, TokenData, Vocabulary
 from labml_nn.experiments.checkpoint import checkpoint_path, latest_checkpoint
@@ -186,6 +186,28 @@ def language_model_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, memo
     logits, memory = model(x, memory=memory, return_memory=True)
     loss = token_loss(logits, y)
     return loss, memory, {"loss.train": loss.item()}
+
+
+def span_language_model_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, memory: Any,
+                             config: SpanConfig) -> Tuple[torch.Tensor, Any, Dict[str, float]]:
+    r"""
+    The `loss` hook of a model with an [adaptive span](../transformers/adaptive_span.html) (a
+    [`SpanConfig`](config.html#SpanConfig) experiment): the language model's loss, plus, when `--span-ramp` turns
+    the span on, `--span-loss` times the model's span loss $\mathcal{L}^{span}$ (its `span_loss()`), which
+    validation does not count; `loss.span` reports it.
+    """
+    loss, memory, numbers = language_model_loss(model, x, y, memory, config)
+    if not config.span_ramp:
+        return loss, memory, numbers
+    # The model itself: under several processes `model` is its `DistributedDataParallel` wrapper.
+    span = getattr(model, "module", model).span_loss()
+    return loss + config.span_loss * span, memory, {**numbers, "loss.span": span.item()}
+
+
+def clamp_spans_after_step(model: nn.Module, config: SpanConfig) -> None:
+    """The `after_step` hook of a model with an adaptive span: its span ratios back into $[0, 1]$."""
+    if config.span_ramp:
+        model.clamp_spans_()
 
 
 def constant_seq_len(step: int, config: TrainConfig) -> int:

@@ -11,7 +11,9 @@ A memory transformer gives every head of every layer the same window of $L$ keys
 ([Adaptive Attention Span in Transformers](https://arxiv.org/abs/1905.07799), 2019; one of them is an
 author of the [Feedback Transformer](feedback/index.html)) observed that in a character-level language
 model most heads look only a few dozen characters back, while a few use thousands. If each head
-*learned* its span, the long window would cost only what the long-range heads use.
+*learned* its span, the long window would cost only what the long-range heads use. Both
+[Transformer-XL](xl/index.html#adaptive-span) and the [Feedback Transformer](feedback/index.html) offer it
+here, as `span_ramp=` (off by default).
 
 A span must be learned by gradient descent, so it cannot be a hard cut-off. Each head $h$ has a
 **span ratio** $z_h \in [0, 1]$, its span as a fraction of $L$, and multiplies its attention weights by a

@@ -47,6 +47,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from labml_nn.transformers import adaptive_span
 from labml_nn.transformers.hub import Pretrained
 from labml_nn.transformers.mha import MultiHeadAttention
 
@@ -277,6 +278,22 @@ class MemoryLM(nn.Module, Pretrained):
             self.set_memory_lengths(**saved)
             for attention, clamp in zip(attentions, saved_clamps):
                 attention.clamp_len = clamp
+
+    # ### Adaptive span
+
+    def attentions(self) -> List[MultiHeadAttention]:
+        """The model's attentions, in the order of its layers."""
+        return [m for m in self.modules() if isinstance(m, MultiHeadAttention)]
+
+    def span_loss(self) -> torch.Tensor:
+        r"""$\mathcal{L}^{span} = \sum_l L \cdot \operatorname{mean}_h z^l_h$ over the attentions with an
+        [adaptive span](adaptive_span.html) (0 without one), which the trainer weighs with `--span-loss` and adds to
+        the training loss."""
+        return adaptive_span.span_loss(self.attentions())
+
+    def clamp_spans_(self) -> None:
+        r"""Every span ratio back into $[0, 1]$: the trainer calls it after each optimiser step."""
+        adaptive_span.clamp_spans_(self.attentions())
 
     # ### The FLOP count
 

@@ -165,7 +165,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labml_nn.transformers import adaptive_span
 from labml_nn.transformers.adaptive_span import AdaptiveSpan
 from labml_nn.transformers.feed_forward import FeedForward
 from labml_nn.transformers.feedback.kv_buffer import KVHistory
@@ -490,15 +489,6 @@ class FeedbackTransformer(MemoryLM, paper_url="https://arxiv.org/abs/2002.09402"
         of the layers that read it."""
         readers = [[reach[l] for l in range(self.depth) if self.projection_of(l) == p] for p in range(len(self.memory_kv))]
         return [self.mem_len if None in r else min(self.mem_len, max(r)) for r in readers]
-
-    def span_loss(self) -> torch.Tensor:
-        r"""$\mathcal{L}^{span} = \sum_l L \cdot \operatorname{mean}_h z^l_h$ (0 without a span), which the trainer
-        weighs with `--span-loss` and adds to the training loss."""
-        return adaptive_span.span_loss(layer.attn for layer in self.layers)
-
-    def clamp_spans_(self) -> None:
-        r"""Every span ratio back into $[0, 1]$: the trainer calls it after each optimiser step."""
-        adaptive_span.clamp_spans_(layer.attn for layer in self.layers)
 
     def set_memory_lengths(self, mem_len: int) -> None:
         """A memory of `mem_len` steps, and attention that reaches $L + n_w - 1$ steps back."""

@@ -61,18 +61,16 @@ tokens per second; hours to the preset's steps: {report:gpu.feedback-enwik8_hour
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence
 
-import torch
-
-from labml_nn.experiments.config import TrainConfig, at_least, between, option, probability
+from labml_nn.experiments.config import SpanConfig, at_least, option, probability
 from labml_nn.experiments.presets import presets_of
-from labml_nn.experiments.trainer import Experiment, run_experiment, token_loss
+from labml_nn.experiments.trainer import Experiment, clamp_spans_after_step, run_experiment, span_language_model_loss
 from labml_nn.transformers.feedback import POSITION_KEYS, STEPS, FeedbackTransformer
 
 
 @dataclass
-class Config(TrainConfig):
+class Config(SpanConfig):
     """Train a character-level Feedback Transformer on Tiny Shakespeare."""
     name: str = option("feedback", "name of the run; checkpoints go to CHECKPOINT_DIR/NAME")
     seq_len: int = option(32, "characters per segment (the longest, once the curriculum is over)", at_least(1))
@@ -97,13 +95,6 @@ class Config(TrainConfig):
                                             "shared by all layers and heads)",
                                 lambda value: None if value in POSITION_KEYS else
                                 f"expected one of {', '.join(POSITION_KEYS)}")
-    span_ramp: float = option(0.0, "adaptive attention span: the length of the mask's ramp, in keys (0: no adaptive "
-                                   "span; the authors' enwik8 model: 32)", at_least(0.0))
-    span_loss: float = option(0.0, "adaptive span: the coefficient of the span loss added to the training loss (the "
-                                   "authors': 5e-7)", at_least(0.0))
-    span_trim_step: int = option(64, "adaptive span: the keys each layer keeps are a multiple of this", at_least(1))
-    span_init: float = option(0.0, "adaptive span: the span ratio z every head starts from, in [0, 1]",
-                              between(0.0, 1.0))
     curriculum_steps: int = option(300, "steps over which segments grow to seq_len (0: no curriculum)", at_least(0))
     curriculum_start_len: int = option(8, "segment length at the start of the curriculum", at_least(1))
 
@@ -130,28 +121,9 @@ def seq_len_at(step: int, c: Config) -> int:
     return curriculum_seq_len(step, c.seq_len, c.curriculum_start_len, c.curriculum_steps)
 
 
-def loss(model: FeedbackTransformer, x: torch.Tensor, y: torch.Tensor, memory: Any,
-         c: Config) -> Tuple[torch.Tensor, Any, Dict[str, float]]:
-    r"""
-    The training loop's `loss` hook: $\mathcal{L}_\text{LM}$, plus, with an adaptive span, `--span-loss` times
-    the [span loss](../adaptive_span.html) $\mathcal{L}^{span}$ (which validation does not count).
-    """
-    logits, memory = model(x, memory=memory, return_memory=True)
-    lm_loss = token_loss(logits, y)
-    if not c.span_ramp:
-        return lm_loss, memory, {"loss.train": lm_loss.item()}
-    # The model itself: under several processes `model` is its `DistributedDataParallel` wrapper.
-    span = getattr(model, "module", model).span_loss()
-    return lm_loss + c.span_loss * span, memory, {"loss.train": lm_loss.item(), "loss.span": span.item()}
-
-
-def after_step(model: FeedbackTransformer, c: Config) -> None:
-    """The training loop's `after_step` hook: the span ratios back into $[0, 1]$, after every optimiser step."""
-    model.clamp_spans_()
-
-
-EXPERIMENT = Experiment(Config, FeedbackTransformer, model_kwargs, loss=loss, seq_len_at=seq_len_at,
-                        after_step=after_step, presets=presets_of("feedback"))
+# With an adaptive span, the span loss joins the training loss and the span ratios are clamped after each step.
+EXPERIMENT = Experiment(Config, FeedbackTransformer, model_kwargs, loss=span_language_model_loss,
+                        seq_len_at=seq_len_at, after_step=clamp_spans_after_step, presets=presets_of("feedback"))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

@@ -43,6 +43,17 @@ text = model.generate(prompt, length=100, top_k=1)
 | $m^{l-1}_\tau$ | memory of layer $l$ (layers count from 1, lists from 0) | `memory[l - 1]` | `[batch_size, mem_len, dim]` |
 | $L$ | memory length | `mem_len` | |
 
+## Adaptive span
+
+`span_ramp` $= \rho$ gives every head of every layer the [adaptive attention span](../adaptive_span.html) of
+Sukhbaatar et al., which is not part of this paper: a learned span $zL$ over the memory of $L$ positions, each
+head's weights masked beyond it and renormalised. A Transformer-XL query sees its own position, so the mask
+counts distances from there ($\delta_0 = 0$). The memory still keeps $L$ positions, so that a span may grow
+again, but each layer reads only the newest $P_{span} - 1$ of them (`TransformerXLLayer.forward`): the
+older ones would get no weight. The span loss and the clamp are the [shell's](../lm.html#MemoryLM.span_loss),
+`--span-ramp`, `--span-loss` the [experiment's](experiment.html); the [fast generation](generation.html)
+applies the same mask.
+
 ## What differs from the authors' code
 
 The authors' PyTorch code ([kimiyoung/transformer-xl](https://github.com/kimiyoung/transformer-xl):
@@ -82,6 +93,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
+from labml_nn.transformers.adaptive_span import AdaptiveSpan
 from labml_nn.transformers.feed_forward import FeedForward
 from labml_nn.transformers.lm import MemoryLM
 from labml_nn.transformers.mha import MultiHeadAttention
@@ -122,6 +134,12 @@ class TransformerXLLayer(nn.Module):
         `h` is this layer's input for the segment, `[batch_size, seq_len, dim]`; `mem` is the memory,
         `[batch_size, mem_len, dim]`, of this layer's input for earlier positions (already detached).
         """
+        if mem is not None and self.attn.span is not None:
+            # [Adaptive span](../adaptive_span.html) trimming: the segment's first query needs the newest
+            # $P_{span} - 1$ memory positions and itself; the older ones would all get $\chi = 0$.
+            seq_len = h.shape[1]
+            keep = self.attn.span.trimmed_key_len(self.attn.span_ratio, mem.shape[1] + seq_len, seq_len) - seq_len
+            mem = mem[:, mem.shape[1] - keep:]
         return self.forward_cached(h, None if mem is None else self.memory_keys_values(mem))[0]
 
     def memory_keys_values(self, mem: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -172,11 +190,14 @@ class TransformerXL(MemoryLM, paper_url="https://arxiv.org/abs/1901.02860"):
       memory, the remembered positions and the segment's share the same encodings, $0 \dots n - 1$, so a
       layer cannot tell them apart by position. It exists to measure that ([results](readme.html)), and
       generates through its own forward pass only.
+    * `span_ramp` turns on an [adaptive span](#adaptive-span) with a ramp of that many keys (`None`: off),
+      `span_trim_step` is its trim step $s_{trim}$ and `span_init` the span ratio every head starts from.
     """
 
     def __init__(self, *, num_tokens: int, dim: int, depth: int, heads: int, dim_head: Optional[int] = None,
                  mem_len: int, ff_mult: int = 4, attn_dropout: float = 0.0, ff_dropout: float = 0.0,
-                 ff_glu: bool = False, positions: str = "relative", activation: str = "gelu"):
+                 ff_glu: bool = False, positions: str = "relative", activation: str = "gelu",
+                 span_ramp: Optional[float] = None, span_trim_step: int = 64, span_init: float = 0.0):
         if positions not in ("relative", "absolute"):
             raise ValueError(f"positions must be 'relative' or 'absolute', got {positions!r}")
         if positions == "absolute" and dim % 2 != 0:
@@ -184,6 +205,13 @@ class TransformerXL(MemoryLM, paper_url="https://arxiv.org/abs/1901.02860"):
         relative = positions == "relative"
         layers = [TransformerXLLayer(dim, heads, dim_head, dim * ff_mult, attn_dropout, ff_dropout, ff_glu, relative,
                                      activation) for _ in range(depth)]
+        if span_ramp is not None:
+            if mem_len < 1:
+                raise ValueError(f"an adaptive span is a share of the memory: span_ramp needs mem_len >= 1, got {mem_len}")
+            # The span's $L$, $\rho$ and $s_{trim}$, the same for every layer; each layer has its own ratios $z$.
+            span = AdaptiveSpan(mem_len, span_ramp, span_trim_step)
+            for layer in layers:
+                layer.attn.span, layer.attn.span_ratio = span, span.new_span_ratio(heads, span_init)
         super().__init__(num_tokens, dim, mem_len, layers)
         self.positions = positions
         self.generation_page = "labml_nn.transformers.xl.generation" if relative else None

@@ -50,14 +50,14 @@ One GPU, as the GPU benchmark (`make bench-gpu`) measures it, bfloat16, the bett
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence
 
-from labml_nn.experiments.config import TrainConfig, at_least, option, probability
+from labml_nn.experiments.config import SpanConfig, at_least, option, probability
 from labml_nn.experiments.presets import presets_of
-from labml_nn.experiments.trainer import Experiment, run_experiment
+from labml_nn.experiments.trainer import Experiment, clamp_spans_after_step, run_experiment, span_language_model_loss
 from labml_nn.transformers.xl import TransformerXL
 
 
 @dataclass
-class Config(TrainConfig):
+class Config(SpanConfig):
     """Train a character-level Transformer-XL on Tiny Shakespeare."""
     name: str = option("xl", "name of the run; checkpoints go to CHECKPOINT_DIR/NAME")
     dim: int = option(128, "model width", at_least(1))
@@ -79,7 +79,7 @@ def model_kwargs(c: Config, num_tokens: int) -> Dict[str, Any]:
     """The constructor arguments of `TransformerXL`; the checkpoint stores them."""
     return dict(num_tokens=num_tokens, dim=c.dim, depth=c.depth, heads=c.heads, dim_head=c.dim_head, ff_mult=c.ff_mult,
                 mem_len=c.mem_len, attn_dropout=c.attn_dropout, ff_dropout=c.ff_dropout,
-                positions=c.positions, **activation_kwargs(c.activation))
+                positions=c.positions, **activation_kwargs(c.activation), **span_kwargs(c))
 
 
 def activation_kwargs(activation: str) -> Dict[str, str]:
@@ -90,8 +90,16 @@ def activation_kwargs(activation: str) -> Dict[str, str]:
     return {} if activation == "gelu" else {"activation": activation}
 
 
-# Transformer-XL trains as every language model here: no hook is changed.
-EXPERIMENT = Experiment(Config, TransformerXL, model_kwargs, presets=presets_of("xl"))
+def span_kwargs(c: Config) -> Dict[str, Any]:
+    """The [adaptive span](../adaptive_span.html)'s constructor arguments, left out without one (`--span-ramp 0`),
+    for the same reason."""
+    return dict(span_ramp=c.span_ramp, span_trim_step=c.span_trim_step, span_init=c.span_init) if c.span_ramp else {}
+
+
+# Transformer-XL trains as every language model here; with an adaptive span, the span loss joins the training
+# loss and the span ratios are clamped after each step.
+EXPERIMENT = Experiment(Config, TransformerXL, model_kwargs, loss=span_language_model_loss,
+                        after_step=clamp_spans_after_step, presets=presets_of("xl"))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:

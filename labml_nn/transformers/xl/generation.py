@@ -24,7 +24,8 @@ most of the time.
 * the new query sits at the last position: it may see every key, so there is no mask, and its
   distances to the keys, $P - 1, \dots, 1, 0$ in key order, are already the order of the position
   keys, so there is no relative shift: the position term is one batched product, given to PyTorch's
-  fused attention kernel as an additive mask.
+  fused attention kernel as an additive mask. With an [adaptive span](../adaptive_span.html) the weights
+  must be masked and renormalised after the softmax, so that layer writes the attention out instead.
 
 The prompt's segments run through the layers themselves (`forward_cached`), in parallel, and leave the
 keys and values of their newest $L$ positions in each layer's cache. `model.generate` uses this page by
@@ -41,6 +42,7 @@ generation: {report:xl.generate_vs_x_transformers} as many tokens per second at 
 | $q + \mathbf{u}$, $q + \mathbf{v}$ | the content and the position query, scaled | `q_u`, `q_v` | `[batch_size, heads, 1, dim_head]`, `[heads, batch_size, dim_head]` |
 | $k_j, v_j$ | keys and values of the cached positions | `k`, `v` | `[batch_size, heads, P, dim_head]` |
 | $r_\delta^\top$ | position keys, stacked as columns, distances `max_keys` $- 1 \dots 0$ | `r_t` | `[heads, dim_head, max_keys]` |
+| $a$ | attention weights, written out with an adaptive span | `a` | `[batch_size, heads, 1, P]` |
 """
 
 from typing import List, Optional, Tuple
@@ -83,6 +85,8 @@ class CachedLayer:
         # $r_\delta^\top$ for the distances `max_keys` $- 1, \dots, 1, 0$, `[heads, dim_head, max_keys]`
         self.r_t = attn.position_keys(max_keys, attn.u.device).transpose(1, 2)
         self.W_o, self.b_o = attn.to_out.weight.t(), attn.to_out.bias
+        # An [adaptive span](../adaptive_span.html), if the layer has one, and its ratios $z$, `[heads]`.
+        self.span, self.span_ratio = attn.span, getattr(attn, "span_ratio", None)
         # The feed-forward network, its pre-norm folded into $W_1$ (and the gate's $V$).
         self.W_1, self.b_1 = fold_norm(layer.ff_norm, ff.w1.weight.t(), ff.w1.bias)
         self.gate = None if ff.v is None else fold_norm(layer.ff_norm, ff.v.weight.t(), ff.v.bias)
@@ -109,8 +113,14 @@ class CachedLayer:
         # Terms (b) + (d): `[heads, batch_size, dim_head] @ [heads, dim_head, P]` against distances $P - 1 \dots 0$,
         # read as `[batch_size, heads, 1, P]`, the additive mask of the fused attention.
         position = torch.bmm(q_v, self.r_t[:, :, self.r_t.shape[2] - P:]).transpose(0, 1).unsqueeze(2)
-        # Terms (a) + (c) inside the kernel; the scale is already applied. `[batch_size, heads, 1, dim_head]`
-        o = F.scaled_dot_product_attention(q_u, k, v, attn_mask=position, scale=1.0)
+        if self.span is None:
+            # Terms (a) + (c) inside the kernel; the scale is already applied. `[batch_size, heads, 1, dim_head]`
+            o = F.scaled_dot_product_attention(q_u, k, v, attn_mask=position, scale=1.0)
+        else:
+            # The span masks the weights themselves, so they are written out: $a$, `[batch_size, heads, 1, P]`,
+            # masked and renormalised over the $P$ keys whose newest is this position ($\delta_0 = 0$).
+            a = (q_u @ k.transpose(2, 3) + position).softmax(dim=-1)
+            o = self.span(a, self.span_ratio) @ v
         h = h + affine(o.view(batch_size, heads * dim_head), self.W_o, self.b_o)
         # ### Feed-forward block: $h + \operatorname{FFN}(\operatorname{LN}(h))$
         z = F.layer_norm(h, (dim,), eps=self.eps[1])
