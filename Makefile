@@ -56,9 +56,11 @@ notebooks:
 
 # The pictures on the paper pages: the attention maps and layer weights of the long-budget models
 # (`make results-long` trains them; their checkpoints stay in checkpoints/results-long/) and their loss
-# curves, from the history each checkpoint keeps.
+# curves, from the history each checkpoint keeps; and the spans of the adaptive span page, from the seed-0
+# run of bench.feedback_options' row `span` (trained again once, into checkpoints/feedback-options/).
 pictures: install
 	$(PY) -m scripts.pictures --long
+	$(PY) -m scripts.pictures --spans
 
 $(BENCH_VENV)/.installed: bench/requirements.txt constraints.txt setup.py
 	test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)

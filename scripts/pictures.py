@@ -10,6 +10,8 @@ python -m scripts.pictures --steps 600         # train the small models longer
 python -m scripts.pictures --long              # draw the long-budget models of bench.results (make pictures)
 python -m scripts.pictures --xl-checkpoint checkpoints/xl   # draw a model trained by its experiment
 python -m scripts.pictures --papers xl --xl-losses checkpoints/eval-memory/xl-mem32   # only its loss curve
+python -m scripts.pictures --spans             # only the adaptive span's picture (trains its model once)
+python -m scripts.pictures --spans --papers xl # both
 ```
 
 The attention maps and layer weights on the pages come from the models of the long budget of
@@ -18,11 +20,23 @@ trained them, in `checkpoints/results-long/`), and each title and caption names 
 character of the model drawn. The loss curves are those runs' own, from the history every checkpoint
 keeps (a small model's, trained here, for a run that kept none); `--xl-losses DIR` draws only the loss
 curve, from any run.
+
+`--spans` draws the spans each head learned on the adaptive span page
+(`labml_nn/transformers/adaptive_span.py`, into its `pictures/`), from the seed-0 run of the row `span` of
+`bench.feedback_options` (a Feedback Transformer, width 128, 4 layers, 800 steps). That bench keeps no
+checkpoints, but its runs are deterministic for a seed and one thread: the first `--spans` trains the run
+again with the command its report stores (into `checkpoints/feedback-options/`, about three minutes on one
+core), stops with an error unless its validation bits per character are the report's, and later ones draw from
+its checkpoint.
 """
 
 import argparse
 import json
 import os
+import shlex
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -34,10 +48,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from labml_nn.experiments.pictures import (DPI, compressive_diagram, feedback_diagram, feedback_layer_weights,  # noqa: E402
-                                           feedback_timing, memory_timeline, plot_attention_distance,
-                                           plot_attention_heads, plot_layer_weights, plot_losses,
-                                           plot_memory_attention_mass, plot_memory_timeline, plot_timing,
-                                           segment_attention, text_segments, train_small, xl_diagram)
+                                           feedback_timing, learned_spans, memory_timeline,
+                                           plot_attention_distance, plot_attention_heads, plot_layer_weights,
+                                           plot_losses, plot_memory_attention_mass, plot_memory_timeline,
+                                           plot_spans, plot_timing, segment_attention, text_segments,
+                                           train_small, xl_diagram)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -202,6 +217,93 @@ def feedback_pictures(steps: int, checkpoint: Optional[str] = None, bpc: Optiona
                   feedback_generate_ratio=f"{min(generate):.1f}–{max(generate):.1f}×")
 
 
+# ## The spans an adaptive span learns
+
+SPAN_REPORT = ROOT / "bench" / "reports" / "feedback_options.json"
+SPAN_CHECKPOINTS = "checkpoints/feedback-options"
+
+
+def span_run(report: Path = SPAN_REPORT) -> dict:
+    """The result of the seed-0 run of the row `span` in the report of `bench.feedback_options`: its command,
+    name, step and validation bits per character."""
+    if not report.is_file():
+        raise SystemExit(f"error: {report} does not exist: run `python -m bench.feedback_options` first")
+    for r in json.loads(report.read_text())["results"]:
+        if r.get("row") == "span" and r.get("seed") == 0 and "error" not in r:
+            return r
+    raise SystemExit(f"error: {report} has no finished seed-0 run of the row `span`")
+
+
+def span_command(command: str, summary: str) -> List[str]:
+    """The report's command with this Python, the checkpoints in `checkpoints/feedback-options/` instead of
+    the bench's temporary `checkpoints/`, and the final metrics written to `summary`."""
+    args = shlex.split(command)
+    if args[:2] != ["python", "-m"] or "--checkpoint-dir" not in args:
+        raise SystemExit(f"error: the report's command is not `python -m ... --checkpoint-dir DIR`: {command}")
+    at = args.index("--checkpoint-dir") + 1
+    args[at] = SPAN_CHECKPOINTS
+    return [sys.executable] + args[1:] + ["--summary", summary]
+
+
+def span_model(report: Path = SPAN_REPORT) -> Tuple[torch.nn.Module, float, dict]:
+    """
+    The model of the seed-0 run of the row `span`, its validation bits per character, and the report's result.
+    Trained now with the report's command when `checkpoints/feedback-options/<name>` holds no checkpoint; either
+    way its validation bpc must be the report's (to 1e-6), or the run did not reproduce the report.
+    """
+    from labml_nn.experiments.checkpoint import latest_checkpoint, load_checkpoint
+    from labml_nn.experiments.run import read_history
+    from labml_nn.experiments.sample import load_model, model_directory
+    result = span_run(report)
+    run_dir = ROOT / SPAN_CHECKPOINTS / result["name"]
+    if latest_checkpoint(run_dir) is None:
+        with tempfile.TemporaryDirectory(prefix="labml_nn_spans_") as tmp:
+            summary = Path(tmp) / "summary.json"
+            command = span_command(result["command"], str(summary))
+            print("training the seed-0 run of the row `span` of bench.feedback_options again:\n  "
+                  + " ".join(shlex.quote(a) for a in command), flush=True)
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH"))
+                                                              if p))
+            done = subprocess.run(command, cwd=ROOT, env=env)
+            if done.returncode != 0:
+                raise SystemExit(f"error: the run failed (exit status {done.returncode}); its command is above")
+            final = json.loads(summary.read_text())
+        step, bpc = final["step"], final["valid_bpc"]
+    else:
+        saved = load_checkpoint(model_directory(str(run_dir))).trainer
+        valid = read_history(saved.get("history"))["valid"]
+        step, bpc = saved["step"], (valid[-1]["bpc"] if valid else None)
+    if step != result["step"] or bpc is None or abs(bpc - result["valid_bpc"]) > 1e-6:
+        raise SystemExit(f"error: the run in {run_dir} did not reproduce the report: step {step}, validation bpc "
+                         f"{bpc}, where {report.name} has step {result['step']}, validation bpc "
+                         f"{result['valid_bpc']:.9f} (a different machine, torch or thread count; delete the "
+                         f"directory to train it again)")
+    model, _ = load_model(str(run_dir))
+    return model, bpc, result
+
+
+def spans_pictures(report: Path = SPAN_REPORT) -> None:
+    """The spans each head of the seed-0 run of the row `span` learned, and the numbers its caption quotes."""
+    model, bpc, result = span_model(report)
+    span = model.layers[0].attn.span
+    spans = learned_spans(model)
+    words = f"the seed-0 run of the span row, {bpc:.2f} validation bits per character"
+    path = ROOT / "labml_nn" / "transformers" / "pictures" / "adaptive_spans.png"
+    fig = plot_spans(spans, span.mem_len, span.span_ramp,
+                     f"The span $zL$ of each head of a Feedback Transformer after {result['step']} steps "
+                     f"({bpc:.2f} bits per character)")
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    print(f"wrote {path.relative_to(ROOT)} ({path.stat().st_size / 1024:.0f} KB)")
+    print("spans zL (keys), a row per layer:\n" + "\n".join("  " + " ".join(f"{s:6.2f}" for s in row)
+                                                         for row in spans))
+    # A head with $zL < 1$ keeps full weight on the nearest key only, as at $z = 0$: the same mask moved by
+    # less than a key. The clamp holds some exactly at $z = 0$.
+    write_figures(adaptive_span_model=words, adaptive_span_mean=f"{spans.mean():.2f}",
+                  adaptive_span_max=f"{spans.max():.2f}", adaptive_span_heads=f"{spans.size}",
+                  adaptive_span_short=f"{int((spans < 1).sum())}", adaptive_span_zero=f"{int((spans == 0).sum())}")
+
+
 def write_figures(**figures: str) -> None:
     """Add `figures` to `bench/reports/pictures.json`, which the pages' captions quote."""
     path = ROOT / "bench" / "reports" / "pictures.json"
@@ -214,8 +316,12 @@ def write_figures(**figures: str) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="Draw the pictures of the paper pages.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--papers", nargs="+", default=["xl", "compressive", "feedback"],
-                        choices=["xl", "compressive", "feedback"])
+    parser.add_argument("--papers", nargs="+", default=None, choices=["xl", "compressive", "feedback"],
+                        help="the papers whose pictures to draw (default: all three, or none with --spans)")
+    parser.add_argument("--spans", action="store_true",
+                        help="draw the spans each head learned on the adaptive span page, from the seed-0 run of "
+                             "the row `span` of bench/reports/feedback_options.json (trained again if its "
+                             "checkpoint is not in checkpoints/feedback-options/)")
     parser.add_argument("--long", action="store_true",
                         help="draw the models of the long budget of bench.results (their run directories and "
                              "validation bpc from bench/reports/results-long.json)")
@@ -225,7 +331,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         parser.add_argument(f"--{paper}-losses", default="",
                             help=f"draw only the loss curve of {paper}, from this run directory's own history")
     args = parser.parse_args(argv)
+    if args.papers is None:
+        args.papers = [] if args.spans else ["xl", "compressive", "feedback"]
     torch.set_num_threads(2)
+    if args.spans:
+        spans_pictures()
     runs: Dict[str, Tuple[str, Optional[float]]] = {}
     if args.long:
         runs.update(long_runs(ROOT / "bench" / "reports" / "results-long.json"))

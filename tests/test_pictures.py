@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from labml_nn.experiments.pictures import attention_by_distance, record_attention, segment_attention
+from labml_nn.experiments.pictures import (attention_by_distance, learned_spans, plot_spans, record_attention,
+                                           segment_attention)
+from labml_nn.transformers.feedback import FeedbackTransformer
 from labml_nn.transformers.mha import causal_mask
 from labml_nn.transformers.xl import TransformerXL
 
@@ -41,3 +43,65 @@ def test_attention_by_distance_puts_each_weight_at_its_distance():
         attn[0, 0, i, mem_len + i - 2] = 1.0
     profile = attention_by_distance(attn)
     assert profile.argmax() == 2 and profile[2] == pytest.approx(1.0)
+
+
+def small_span_model(span_ratios):
+    r"""A Feedback Transformer with an adaptive span ($L$ = 8, $\rho$ = 4) whose ratios $z$ are `span_ratios`,
+    `[depth, heads]`."""
+    model = FeedbackTransformer(num_tokens=11, dim=16, depth=len(span_ratios), heads=len(span_ratios[0]),
+                                dim_head=4, mem_len=8, span_ramp=4)
+    with torch.no_grad():
+        for layer, z in zip(model.layers, span_ratios):
+            layer.attn.span_ratio.copy_(torch.tensor(z))
+    return model
+
+
+def test_learned_spans_are_z_times_L_per_layer_and_head():
+    ratios = [[0.0, 0.25, 1.0], [0.5, 0.0, 0.125]]
+    spans = learned_spans(small_span_model(ratios))
+    assert spans.shape == (2, 3)
+    # $zL$ with $L$ = 8, layer by layer, head by head: the layers are not reordered or averaged.
+    assert spans.tolist() == [[0.0, 2.0, 8.0], [4.0, 0.0, 1.0]]
+
+
+def test_learned_spans_refuses_a_model_without_a_span():
+    model = FeedbackTransformer(num_tokens=11, dim=16, depth=2, heads=2, mem_len=8)
+    with pytest.raises(ValueError, match="layer 0 .* no adaptive span"):
+        learned_spans(model)
+
+
+def test_plot_spans_draws_a_bar_and_a_ramp_per_head_and_writes_a_png(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    spans = learned_spans(small_span_model([[0.0, 0.25], [0.5, 1.0], [0.0, 0.0]]))
+    fig = plot_spans(spans, mem_len=8, span_ramp=4, title="spans")
+    ax = fig.axes[0]
+    bars = ax.patches
+    # Six spans, then six ramps stacked on them from $zL$ to $zL + \rho$.
+    assert len(bars) == 12
+    assert [b.get_height() for b in bars[:6]] == spans.ravel().tolist()
+    assert [(b.get_y(), b.get_height()) for b in bars[6:]] == [(s, 4.0) for s in spans.ravel().tolist()]
+    # The window $L$ as a horizontal line, and the layers named 1..3.
+    assert any(line.get_ydata()[0] == 8 for line in ax.get_lines())
+    assert {t.get_text() for t in ax.texts} >= {"layer 1", "layer 2", "layer 3"}
+    path = tmp_path / "spans.png"
+    fig.savefig(path)
+    plt.close(fig)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_spans_picture_reruns_the_reports_command_into_its_own_checkpoints():
+    import sys
+    from scripts.pictures import SPAN_CHECKPOINTS, span_command, span_run
+    result = span_run()
+    # The run the page draws is the deterministic one: a fixed seed, one thread.
+    assert result["seed"] == 0 and "--seed 0" in result["command"] and "--threads 1" in result["command"]
+    command = span_command(result["command"], "/tmp/summary.json")
+    assert command[0] == sys.executable and command[1:3] == ["-m", "labml_nn.transformers.feedback.experiment"]
+    assert command[command.index("--checkpoint-dir") + 1] == SPAN_CHECKPOINTS
+    assert command[-2:] == ["--summary", "/tmp/summary.json"]
+    # Every other option is the report's, in its order.
+    original = result["command"].split()[1:]
+    at = original.index("--checkpoint-dir") + 1
+    assert command[1:-2] == original[:at] + [SPAN_CHECKPOINTS] + original[at + 1:]

@@ -1,7 +1,7 @@
 r"""
 ---
 title: Pictures of trained models
-summary: The matplotlib drawings on the paper pages and in the notebooks: training curves, attention maps recorded with forward hooks, memory timelines, the feedback memory's layer weights and timings.
+summary: The matplotlib drawings on the paper pages and in the notebooks: training curves, attention maps recorded with forward hooks, memory timelines, the feedback memory's layer weights, the spans an adaptive span learned, and timings.
 ---
 
 # Pictures of trained models
@@ -422,6 +422,60 @@ def plot_layer_weights(weights: np.ndarray, title: str) -> plt.Figure:
     ax.set_ylabel("softmax(w) in the memory")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# ## Adaptive span
+
+def learned_spans(model: nn.Module) -> np.ndarray:
+    r"""
+    The span $zL$ in keys of every head of every layer of a model whose attentions have an
+    [adaptive span](../transformers/adaptive_span.html), `[depth, heads]`, read from each layer's
+    `attn.span` and `attn.span_ratio` (the model's `layers`, first to last).
+    """
+    layers = getattr(model, "layers", None)
+    if layers is None or len(layers) == 0:
+        raise ValueError(f"expected a model with a list of `layers`, got {type(model).__name__}")
+    spans = []
+    for l, layer in enumerate(layers):
+        attn = getattr(layer, "attn", None)
+        if getattr(attn, "span", None) is None:
+            raise ValueError(f"layer {l} of {type(model).__name__} has no adaptive span (`layer.attn.span` is "
+                             f"None): build the model with `span_ramp`")
+        spans.append(attn.span.spans(attn.span_ratio).cpu().numpy())
+    return np.stack(spans)
+
+
+def plot_spans(spans: np.ndarray, mem_len: int, span_ramp: float, title: str) -> plt.Figure:
+    r"""
+    One bar per head, grouped by layer (`spans` is `[depth, heads]`, in keys): the span $zL$, the ramp
+    $\rho$ on top of it in a lighter colour up to the reach $zL + \rho$ where the mask falls to 0, the
+    window $L$ as a line, and each span's value above its bar. Layers and heads (h1, h2, ...) are numbered
+    from 1.
+    """
+    if spans.ndim != 2:
+        raise ValueError(f"spans must be [depth, heads], got shape {spans.shape}")
+    depth, heads = spans.shape
+    fig, ax = plt.subplots(figsize=(6.5, 3.2), dpi=DPI)
+    # A gap of one bar between layers.
+    x = np.array([[l * (heads + 1) + h for h in range(heads)] for l in range(depth)], dtype=float)
+    ax.bar(x.ravel(), spans.ravel(), width=0.8, color="#2171b5", label=r"span $zL$")
+    ax.bar(x.ravel(), np.full(spans.size, span_ramp), bottom=spans.ravel(), width=0.8, color="#c6dbef",
+           label=rf"ramp $\rho$ = {span_ramp:g}: the mask falls to 0 at $zL + \rho$")
+    ax.axhline(mem_len, color="0.3", linestyle="--", linewidth=1, label=f"window $L$ = {mem_len}")
+    for xi, s in zip(x.ravel(), spans.ravel()):
+        ax.text(xi, s + span_ramp, f"{s:.2f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x.ravel())
+    ax.set_xticklabels([f"h{h + 1}" for _ in range(depth) for h in range(heads)], fontsize=7)
+    # The layer names under the heads' numbers, centred on each group.
+    for l in range(depth):
+        ax.text(x[l].mean(), -0.11, f"layer {l + 1}", transform=ax.get_xaxis_transform(), ha="center",
+                va="top", fontsize=8)
+    ax.set_ylabel("keys behind the newest")
+    ax.set_ylim(0, 1.3 * max(mem_len, float(spans.max()) + span_ramp))
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", ncol=1)
     fig.tight_layout()
     return fig
 
