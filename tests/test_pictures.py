@@ -105,3 +105,15 @@ def test_the_spans_picture_reruns_the_reports_command_into_its_own_checkpoints()
     original = result["command"].split()[1:]
     at = original.index("--checkpoint-dir") + 1
     assert command[1:-2] == original[:at] + [SPAN_CHECKPOINTS] + original[at + 1:]
+
+
+@pytest.mark.checks("labml_nn/transformers/adaptive_span.py")
+def test_the_adaptive_span_pages_reading_of_its_picture_is_the_reports():
+    """The page says every head's span stayed within a fraction of a key of z = 0, whatever its layer: the
+    numbers its caption quotes must say so (a picture drawn again from another run must rewrite the prose)."""
+    import json
+    from pathlib import Path
+    figures = json.loads((Path(__file__).resolve().parent.parent / "bench" / "reports" / "pictures.json")
+                         .read_text())["figures"]
+    assert figures["adaptive_span_short"] == figures["adaptive_span_heads"]
+    assert float(figures["adaptive_span_max"]) < 1.0

@@ -96,7 +96,7 @@ training loss is the cross-entropy over the same positions.
 |---|---|---|
 | $S$ | statements per program | `statements` |
 | $y_t$ | the target at position $t$: a value's id, or $-100$ | `targets` |
-| $\hat{y}_t$ | the model's prediction at position $t$ | `logits.argmax(dim=-1)` |
+| $\hat{y}_t$ | the model's prediction at position $t$: its largest logit ([the trainer's validation](trainer.html) computes it) | |
 | $\mathcal{P}$ | the positions with a target (the `;` of each `print`) | `targets != IGNORE` |
 """
 
