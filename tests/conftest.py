@@ -202,3 +202,19 @@ def one_error_line(err: str) -> str:
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, err
     return errors[0]
+
+
+def run_experiment_quietly(experiment, args: list, **options) -> tuple:
+    """Run `experiment` with `args` in this process, its stderr captured: `(exit code, stderr)`, what each
+    worker of the multi-process tests reports back."""
+    import io
+    from contextlib import redirect_stderr
+    from labml_nn.experiments.trainer import run_experiment
+    err = io.StringIO()
+    with redirect_stderr(err):
+        try:
+            run_experiment(experiment, args, **options)
+            code = 0
+        except SystemExit as exit_info:
+            code = exit_info.code
+    return code, err.getvalue()

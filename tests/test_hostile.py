@@ -23,7 +23,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from conftest import one_error_line, run_entry_point
+from conftest import one_error_line, run_entry_point, run_experiment_quietly
 from labml_nn.experiments import checkpoint as ckpt
 from labml_nn.experiments import evaluate, sample
 from labml_nn.experiments.corpora import Corpus, extracted
@@ -525,8 +525,6 @@ def test_a_signal_saves_a_checkpoint_and_the_run_resumes_exactly(number, tmp_pat
 def _signalled_peer_worker(rank: int, init_method: str, args: list, out: str) -> None:
     """Process `rank` of a two-process run; process 1 sends itself SIGTERM as its third step starts."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2")
-    import io
-    from contextlib import redirect_stderr
     experiment = xl.EXPERIMENT
     if rank == 1:
         def signals_itself(step, config):
@@ -534,14 +532,8 @@ def _signalled_peer_worker(rank: int, init_method: str, args: list, out: str) ->
                 os.kill(os.getpid(), signal.SIGTERM)
             return config.seq_len
         experiment = dataclasses.replace(experiment, seq_len_at=signals_itself)
-    err = io.StringIO()
-    with redirect_stderr(err):
-        try:
-            run_experiment(experiment, args, init_method=init_method)
-            code = 0
-        except SystemExit as exit_info:
-            code = exit_info.code
-    Path(out, f"rank{rank}.json").write_text(json.dumps(dict(code=code, err=err.getvalue())))
+    code, err = run_experiment_quietly(experiment, args, init_method=init_method)
+    Path(out, f"rank{rank}.json").write_text(json.dumps(dict(code=code, err=err)))
 
 
 @pytest.mark.checks("labml_nn/experiments/run.py")

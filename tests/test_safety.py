@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from conftest import one_error_line, run_entry_point
+from conftest import one_error_line, run_entry_point, run_experiment_quietly
 from labml_nn.experiments import checkpoint as ckpt
 from labml_nn.experiments import sample
 from labml_nn.transformers.xl import experiment as xl
@@ -222,9 +222,6 @@ def _hanging_peer_worker(rank: int, init_method: str, released, args: list, out:
     `released` is set, which process 0 does only once it has ended on its own."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2")
     import dataclasses
-    import io
-    from contextlib import redirect_stderr
-    from labml_nn.experiments.trainer import run_experiment
     experiment = xl.EXPERIMENT
     woke = []
     if rank == 1:
@@ -234,14 +231,8 @@ def _hanging_peer_worker(rank: int, init_method: str, released, args: list, out:
                 woke.append("released" if released.wait(timeout=300) else "timed out")
             return config.seq_len
         experiment = dataclasses.replace(experiment, seq_len_at=stalls)
-    err = io.StringIO()
-    with redirect_stderr(err):
-        try:
-            run_experiment(experiment, args, init_method=init_method)
-            code = 0
-        except SystemExit as exit_info:
-            code = exit_info.code
-    Path(out, f"rank{rank}.json").write_text(json.dumps(dict(code=code, err=err.getvalue(), woke=woke)))
+    code, err = run_experiment_quietly(experiment, args, init_method=init_method)
+    Path(out, f"rank{rank}.json").write_text(json.dumps(dict(code=code, err=err, woke=woke)))
     if rank == 0:
         released.set()
 
